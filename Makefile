@@ -1,0 +1,40 @@
+# routerwatch: `make demo` runs the service on the embedded store, `make test` runs the suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo stop test test-unit venv kafka-jars schemas clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+kafka-jars:
+	@deploy/kafka/fetch.sh >/dev/null
+
+## demo: install, start Kafka (unless ROUTERWATCH_KAFKA_BOOTSTRAP is set) and serve, simulate, report
+demo: venv kafka-jars
+	@deploy/demo.sh
+
+## stop: stop what `make demo` started
+stop:
+	@deploy/demo-stop.sh
+
+## test: the whole suite, on a real Kafka broker and the embedded ClickHouse engine
+test: venv kafka-jars
+	$(BIN)/pytest -q
+
+test-unit: venv
+	$(BIN)/pytest -q tests/unit
+
+schemas: venv
+	$(BIN)/routerwatch schemas export
+
+clean: stop
+	rm -rf .run

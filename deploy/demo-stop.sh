@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# `make stop`: stop the demo's serve and local Kafka broker. Safe when nothing runs, safe twice.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+RUN="${ROUTERWATCH_RUN_DIR:-.run}"
+if [[ -f $RUN/serve.pid ]]; then
+  pid="$(cat $RUN/serve.pid)"
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid"
+    for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+    echo "stopped routerwatch serve (pid $pid)"
+  fi
+  rm -f "$RUN/serve.pid"
+fi
+# A broker given by ROUTERWATCH_KAFKA_BOOTSTRAP is not ours to stop.
+[[ -n "${ROUTERWATCH_KAFKA_BOOTSTRAP:-}" ]] || deploy/kafka/stop.sh

@@ -1,0 +1,236 @@
+"""The ``routerwatch`` command.
+
+Subcommands: ``migrate``, ``serve``, ``simulate``, ``wait``, ``sql``, ``report``,
+``schemas``. Settings come from ``ROUTERWATCH_*`` environment variables (see
+:mod:`routerwatch.config`), built once here and passed down. Exit codes: 0 ok,
+1 the command ran and found a problem, 2 bad usage or configuration,
+3 a dependency (Kafka, ClickHouse) is unavailable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from routerwatch.errors import ConfigError, PermanentError, RetryableError, RouterwatchError
+
+
+def _settings() -> Any:
+    from routerwatch.config import load_settings
+
+    return load_settings()
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from routerwatch.storage import migrations
+    from routerwatch.storage.client import Store
+
+    settings = _settings()
+    directory = settings.migrations_dir()
+    with Store(settings.clickhouse_url, settings.database) as store:
+        if args.status:
+            done = migrations.applied(store)
+            for m in migrations.load(directory):
+                print(f"{m.version:04d}_{m.name}: {'applied' if m.version in done else 'pending'}")
+            return 0
+        if args.down_to is not None:
+            reverted = migrations.migrate_down(store, directory, args.down_to)
+            for m in reverted:
+                print(f"reverted {m.version:04d}_{m.name}")
+            print(f"{len(reverted)} migration(s) reverted on {store.target.describe()} database {store.database}")
+            return 0
+        ran = migrations.migrate_up(store, directory, args.to)
+        for m in ran:
+            print(f"applied {m.version:04d}_{m.name}")
+        print(f"{len(ran)} migration(s) applied on {store.target.describe()} database {store.database}; schema is current")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from routerwatch.ingest.service import serve
+
+    settings = _settings()
+    serve(settings, settings.migrations_dir())
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from routerwatch.ingest.topics import ensure_topics
+    from routerwatch.sdk import RouterWatch, SdkConfig
+    from routerwatch.simulate import Profile, emit
+
+    settings = _settings()
+    profile = Profile.model_validate_json(Path(args.profile).read_text()) if args.profile else Profile()
+    asyncio.run(ensure_topics(settings))
+    config = SdkConfig(
+        bootstrap_servers=settings.kafka_bootstrap,
+        router_id=profile.router_id,
+        router_version="sim-1",
+        strategy="cascade",
+        policy_version="sim-policy-1",
+        decisions_topic=settings.topics.decisions,
+        feedback_topic=settings.topics.feedback,
+        max_queue=max(10_000, args.requests * 3 + args.invalid + args.duplicates),
+        close_timeout_s=60,
+    )
+    rw = RouterWatch(config).start()
+    summary = emit(rw, profile, args.requests, args.seed, invalid=args.invalid, duplicates=args.duplicates)
+    stats = rw.close()
+    summary["sdk"] = {k: stats.get(k, 0) for k in ("enqueued", "sent", "dropped")}
+    print(json.dumps(summary, indent=2))
+    if stats.get("dropped"):
+        print(f"routerwatch simulate: the SDK dropped {stats['dropped']} event(s); see the log above", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_wait(args: argparse.Namespace) -> int:
+    from routerwatch.ingest.lag import wait_caught_up
+
+    settings = _settings()
+    lag = asyncio.run(wait_caught_up(settings, args.timeout))
+    if any(lag.values()):
+        print(f"ingest still behind after {args.timeout:.0f}s: {lag}", file=sys.stderr)
+        return 1
+    print("ingest caught up: every message on the input topics is stored or dead-lettered")
+    return 0
+
+
+def cmd_dlq(args: argparse.Namespace) -> int:
+    from routerwatch.ingest.dlq import count_dead_letters, read_dead_letters
+
+    settings = _settings()
+    if args.count:
+        print(asyncio.run(count_dead_letters(settings.kafka_bootstrap, settings.topics.dlq)))
+        return 0
+    records = asyncio.run(read_dead_letters(settings.kafka_bootstrap, settings.topics.dlq, args.limit))
+    for r in records:
+        h = r.headers
+        source = f"{h.get('routerwatch.topic', '?')}[{h.get('routerwatch.partition', '?')}]@{h.get('routerwatch.offset', '?')}"
+        print(f"{source}\t{r.reason}\t{h.get('routerwatch.detail', '')}\t{len(r.value or b'')} bytes")
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from routerwatch.storage.reader import Reader
+
+    reader = Reader(_settings())
+    try:
+        result = reader.query(args.query)
+    finally:
+        reader.close()
+    if args.format == "json":
+        print(json.dumps(result.as_dicts(), default=str, indent=2))
+    else:
+        if args.header:
+            print("\t".join(result.columns))
+        for row in result.rows:
+            print("\t".join("\\N" if v is None else str(v) for v in row))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from routerwatch.report import scoreboard
+    from routerwatch.storage.reader import Reader
+
+    settings = _settings()
+    reader = Reader(settings)
+    try:
+        results = scoreboard.build(reader, settings.migrations_dir().parent / "queries")
+    finally:
+        reader.close()
+    print(scoreboard.render_json(results) if args.format == "json" else scoreboard.render_text(results))
+    return 0
+
+
+def cmd_schemas(args: argparse.Namespace) -> int:
+    from routerwatch.events import schema_export
+
+    directory = Path(args.dir)
+    if args.action == "export":
+        for path in schema_export.export(directory):
+            print(f"wrote {path}")
+        return 0
+    stale = schema_export.drift(directory)
+    if stale:
+        print(f"schemas out of date for {', '.join(stale)}: run `routerwatch schemas export`", file=sys.stderr)
+        return 1
+    print("schemas match the models")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="routerwatch", description="Telemetry and drift alerting for LLM routers.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    m = sub.add_parser("migrate", help="apply (or revert) ClickHouse migrations")
+    m.add_argument("--to", type=int, help="apply up to this version only")
+    m.add_argument("--down-to", type=int, help="revert every applied migration above this version")
+    m.add_argument("--status", action="store_true", help="list migrations and whether they are applied")
+    m.set_defaults(func=cmd_migrate)
+
+    s = sub.add_parser("serve", help="run the ingest service until SIGTERM")
+    s.set_defaults(func=cmd_serve)
+
+    sim = sub.add_parser("simulate", help="emit synthetic cascade traffic through the SDK")
+    sim.add_argument("--requests", type=int, default=1000)
+    sim.add_argument("--seed", type=int, default=7)
+    sim.add_argument("--invalid", type=int, default=0, help="also send this many contract-breaking messages")
+    sim.add_argument("--duplicates", type=int, default=0, help="also re-send this many already-sent decisions")
+    sim.add_argument("--profile", help="JSON file with a simulate.Profile (tiers, rates, prices)")
+    sim.set_defaults(func=cmd_simulate)
+
+    w = sub.add_parser("wait", help="wait until ingest has consumed everything on its topics")
+    w.add_argument("--timeout", type=float, default=120.0)
+    w.set_defaults(func=cmd_wait)
+
+    d = sub.add_parser("dlq", help="list dead-lettered messages with their reasons")
+    d.add_argument("--count", action="store_true", help="print only how many messages the DLQ holds")
+    d.add_argument("--limit", type=int, default=None)
+    d.set_defaults(func=cmd_dlq)
+
+    q = sub.add_parser("sql", help="run read-only SQL against the configured ClickHouse")
+    q.add_argument("query")
+    q.add_argument("--format", choices=["tsv", "json"], default="tsv")
+    q.add_argument("--header", action="store_true", help="print column names first (tsv)")
+    q.set_defaults(func=cmd_sql)
+
+    r = sub.add_parser("report", help="per-tier scoreboard")
+    r.add_argument("--format", choices=["text", "json"], default="text")
+    r.set_defaults(func=cmd_report)
+
+    sc = sub.add_parser("schemas", help="export or check the events' JSON Schema files")
+    sc.add_argument("action", choices=["export", "check"])
+    sc.add_argument("--dir", default="schemas")
+    sc.set_defaults(func=cmd_schemas)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The Kafka client's INFO lines (subscriptions, coordinators) drown the command's own output.
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"routerwatch: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except RetryableError as exc:
+        print(f"routerwatch: unavailable: {exc}", file=sys.stderr)
+        return 3
+    except PermanentError as exc:
+        print(f"routerwatch: {exc}", file=sys.stderr)
+        return 1
+    except RouterwatchError as exc:
+        print(f"routerwatch: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

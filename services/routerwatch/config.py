@@ -1,0 +1,94 @@
+"""Service settings: one ``ROUTERWATCH_`` prefix, nested sections with ``__``.
+
+Examples: ``ROUTERWATCH_CLICKHOUSE_URL=chdb:///var/lib/routerwatch/store``,
+``ROUTERWATCH_KAFKA_BOOTSTRAP=kafka:9092``, ``ROUTERWATCH_INGEST__BATCH_SIZE=20000``,
+``ROUTERWATCH_HTTP__PORT=9464``.
+
+Settings are built once in ``main()`` (see :func:`load_settings`) and passed
+down; nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from routerwatch.errors import ConfigError
+from routerwatch.sdk.client import DECISIONS_TOPIC, FEEDBACK_TOPIC, CANARY_TOPIC
+
+ENV_PREFIX = "ROUTERWATCH_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TopicSettings(_Section):
+    decisions: str = DECISIONS_TOPIC
+    feedback: str = FEEDBACK_TOPIC
+    canary: str = CANARY_TOPIC
+    dlq: str = "routerwatch.decisions.dlq"
+    partitions: int = Field(default=4, ge=1, description="Used when routerwatch creates the topics.")
+
+
+class IngestSettings(_Section):
+    app_id: str = Field(default="routerwatch-ingest", description="Kafka consumer group of the ingest service.")
+    batch_size: int = Field(default=5_000, ge=1, description="Events per ClickHouse insert, at most.")
+    batch_seconds: float = Field(default=1.0, gt=0, description="Longest wait before a partial batch is stored.")
+    retry_initial_s: float = Field(default=0.5, gt=0)
+    retry_max_s: float = Field(default=30.0, gt=0)
+    dedup_window_hours: int = Field(
+        default=168, ge=1, description="How far back a redelivered event_id is recognised before insert."
+    )
+    session_timeout_s: float = Field(default=30.0, ge=1)
+
+
+class HttpSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=9464, ge=0, le=65535, description="/metrics, /health and /query of `serve`.")
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from its environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    clickhouse_url: str = Field(
+        default="chdb://.run/store", description="chdb:///path (embedded) or http(s)://user:pass@host:8123"
+    )
+    database: str = Field(default="routerwatch", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    topics: TopicSettings = TopicSettings()
+    ingest: IngestSettings = IngestSettings()
+    http: HttpSettings = HttpSettings()
+    log_level: str = "INFO"
+    sql_dir: Path | None = Field(default=None, description="Where sql/migrations lives; default: the source tree's sql/.")
+
+    def migrations_dir(self) -> Path:
+        """The migrations folder: ``sql_dir/migrations``, by default the one shipped in the source tree."""
+        from routerwatch.storage.migrations import default_sql_dir
+
+        return (self.sql_dir or default_sql_dir()) / "migrations"
+
+    @field_validator("clickhouse_url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith(("chdb:", "http://", "https://")):
+            raise ValueError("must start with chdb:// (embedded) or http:// / https:// (ClickHouse server)")
+        return value
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings from the environment, raising :class:`ConfigError` naming the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for item in exc.errors(include_url=False):
+            variable = ENV_PREFIX + "__".join(str(p) for p in item["loc"]).upper()
+            problems.append(f"{variable}: {item['msg']}")
+        raise ConfigError("invalid routerwatch settings: " + "; ".join(problems)) from exc

@@ -1,0 +1,291 @@
+"""Event contract v1: RoutingDecision, QualityFeedback, CanaryResult.
+
+These pydantic models are the source of truth; ``routerwatch schemas export``
+writes their JSON Schema to ``schemas/`` and a test fails when the committed
+files drift from them.  Every model forbids unknown fields, so a typo in a
+router's payload is a clear validation error instead of silently lost data.
+
+Field meanings that overlap OpenTelemetry's ``gen_ai`` semantic conventions
+reuse them (see ``docs/events.md`` for the full mapping):
+``Attempt.provider`` = ``gen_ai.provider.name``, ``Attempt.model`` =
+``gen_ai.request.model``, ``input_tokens`` / ``output_tokens`` =
+``gen_ai.usage.input_tokens`` / ``gen_ai.usage.output_tokens``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+from routerwatch.events.vocabulary import (
+    CheckKind,
+    EscalationReason,
+    FailureMode,
+    FeedbackSource,
+    FeedbackTarget,
+    GateKind,
+    Outcome,
+    Strategy,
+)
+
+SCHEMA_VERSION = 1
+
+# Names that become ClickHouse keys and Prometheus label values: short, no spaces.
+Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/@+-]*$", max_length=128)]
+# Free identifiers chosen by the router (request ids, tenants): any non-blank text, bounded.
+Ident = Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=False)]
+NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+NonNegInt = Annotated[int, Field(ge=0)]
+Score = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+
+
+def _to_utc_ms(value: datetime) -> datetime:
+    # ClickHouse stores DateTime64(3, 'UTC'): normalise here so that the model
+    # and the stored row agree to the millisecond.
+    value = value.astimezone(UTC)
+    return value.replace(microsecond=(value.microsecond // 1000) * 1000)
+
+
+UtcTime = Annotated[AwareDatetime, AfterValidator(_to_utc_ms)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+
+
+class Router(_Model):
+    """Which router made the decision."""
+
+    id: Name = Field(description="Stable name of the router deployment.")
+    version: Ident | None = Field(default=None, description="Router build or release.")
+    strategy: Strategy = Field(description="How the router chooses a tier.")
+    policy_version: Ident | None = Field(
+        default=None, description="Version of the routing policy (thresholds, rules) in force."
+    )
+
+
+class Experiment(_Model):
+    """The A/B test this request belongs to, if any."""
+
+    id: Name
+    variant: Name
+
+
+class Route(_Model):
+    """What the router saw when it chose the entry tier."""
+
+    confidence: Score | None = Field(default=None, description="Classifier confidence of the chosen route.")
+    rule: Ident | None = Field(default=None, description="Name of the rule that matched, for rule routers.")
+    features: dict[Name, float | int | bool | str] = Field(
+        default_factory=dict, max_length=32, description="Small, non-sensitive routing features."
+    )
+
+
+class Gate(_Model):
+    """The check that accepted or rejected an attempt's answer."""
+
+    kind: GateKind
+    score: float | None = Field(default=None, allow_inf_nan=False)
+    threshold: float | None = Field(default=None, allow_inf_nan=False)
+    passed: bool
+
+
+class Attempt(_Model):
+    """One call of one model at one tier inside a request."""
+
+    index: NonNegInt = Field(description="Position in the request, 0-based, in order.")
+    tier: Name = Field(description="Tier name, e.g. cache, small, large.")
+    tier_rank: NonNegInt = Field(description="0 = cheapest tier.")
+    model: Name = Field(description="gen_ai.request.model")
+    provider: Name = Field(description="gen_ai.provider.name")
+    offset_ms: NonNegFloat = Field(default=0.0, description="Start of the attempt after the request began.")
+    latency_ms: NonNegFloat = Field(description="Wall time of the model call, verifier excluded.")
+    ttft_ms: NonNegFloat | None = Field(default=None, description="Time to first token, when streamed.")
+    input_tokens: NonNegInt = Field(default=0, description="gen_ai.usage.input_tokens")
+    output_tokens: NonNegInt = Field(default=0, description="gen_ai.usage.output_tokens")
+    cost_usd: NonNegFloat = Field(default=0.0, description="Price of the model call.")
+    outcome: Outcome
+    gate: Gate | None = None
+    escalation_reason: EscalationReason | None = Field(
+        default=None, description="Required when outcome is escalated, forbidden otherwise."
+    )
+    failure_mode: FailureMode | None = Field(
+        default=None, description="Required when outcome is failed; optional on escalated and shadow."
+    )
+    verify_latency_ms: NonNegFloat = Field(default=0.0, description="Time spent in the gate or verifier.")
+    verify_cost_usd: NonNegFloat = Field(default=0.0, description="Price of the gate or verifier.")
+    cache_hit: bool = False
+
+    @model_validator(mode="after")
+    def _outcome_rules(self) -> Attempt:
+        where = f"attempt {self.index} (tier {self.tier!r})"
+        if self.outcome is Outcome.ESCALATED and self.escalation_reason is None:
+            raise ValueError(f"{where}: outcome 'escalated' needs an escalation_reason")
+        if self.outcome is not Outcome.ESCALATED and self.escalation_reason is not None:
+            raise ValueError(f"{where}: escalation_reason is only allowed when outcome is 'escalated'")
+        if self.outcome is Outcome.FAILED and self.failure_mode is None:
+            raise ValueError(f"{where}: outcome 'failed' needs a failure_mode")
+        if self.outcome is Outcome.ACCEPTED and self.failure_mode is not None:
+            raise ValueError(f"{where}: an accepted attempt cannot carry a failure_mode")
+        if self.ttft_ms is not None and self.ttft_ms > self.latency_ms:
+            raise ValueError(f"{where}: ttft_ms {self.ttft_ms} exceeds latency_ms {self.latency_ms}")
+        return self
+
+
+class Final(_Model):
+    """What the user got."""
+
+    served: bool = Field(description="False when every attempt failed or was rejected.")
+    tier: Name | None = Field(default=None, description="Tier of the accepted attempt; null when not served.")
+    model: Name | None = None
+    latency_ms: NonNegFloat = Field(description="End-to-end request latency.")
+    cost_usd: NonNegFloat = Field(description="Total spend: every non-shadow attempt plus its verifier.")
+
+
+class Quality(_Model):
+    """An inline grade of the served answer, when the router has one at decision time."""
+
+    score: Score
+    passed: bool | None = None
+
+
+class Prompt(_Model):
+    """A fingerprint of the prompt; never its text."""
+
+    hash: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    length: NonNegInt
+
+
+class RoutingDecision(_Model):
+    """One routing decision: exactly one per user request."""
+
+    event_id: uuid.UUID = Field(description="Idempotency key: a replayed event with this id is stored once.")
+    schema_version: Literal[1] = SCHEMA_VERSION
+    request_id: Ident
+    occurred_at: UtcTime = Field(description="When the request arrived, UTC, millisecond precision.")
+    router: Router
+    environment: Name = "production"
+    category: Name = Field(default="default", description="Request category or intent.")
+    tenant: Ident | None = Field(default=None, description="Opaque tenant id.")
+    source: Name | None = Field(default=None, description="Feature or product surface that sent the request.")
+    experiment: Experiment | None = None
+    shadow: bool = Field(default=False, description="The request is in the shadow slice.")
+    canary_id: Name | None = Field(default=None, description="Set on canary probes; excluded from production figures.")
+    route: Route | None = None
+    attempts: list[Attempt] = Field(min_length=1, max_length=32)
+    final: Final
+    quality: Quality | None = None
+    prompt: Prompt | None = None
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> RoutingDecision:
+        for position, attempt in enumerate(self.attempts):
+            if attempt.index != position:
+                raise ValueError(
+                    f"attempts[{position}] has index {attempt.index}: indexes must be 0..n-1 in order"
+                )
+        served_attempts = [a for a in self.attempts if a.outcome is not Outcome.SHADOW]
+        if not served_attempts:
+            raise ValueError("a request needs at least one non-shadow attempt")
+        if not self.shadow and len(served_attempts) != len(self.attempts):
+            raise ValueError("shadow attempts are only allowed when the request's shadow flag is true")
+        accepted = [a for a in self.attempts if a.outcome is Outcome.ACCEPTED]
+        if self.final.served:
+            if len(accepted) != 1:
+                raise ValueError(
+                    f"a served request needs exactly one accepted attempt, found {len(accepted)}"
+                )
+            winner = accepted[0]
+            if served_attempts[-1] is not winner:
+                raise ValueError(
+                    f"attempt {winner.index} was accepted but a later non-shadow attempt follows it"
+                )
+            if self.final.tier != winner.tier or self.final.model != winner.model:
+                raise ValueError(
+                    f"final tier/model {self.final.tier!r}/{self.final.model!r} do not match the accepted "
+                    f"attempt {winner.index} ({winner.tier!r}/{winner.model!r})"
+                )
+            # A tolerance of 1 ms absorbs clock rounding in the router.
+            if self.final.latency_ms + 1.0 < winner.offset_ms + winner.latency_ms:
+                raise ValueError(
+                    f"final latency_ms {self.final.latency_ms} is shorter than the accepted attempt ends "
+                    f"({winner.offset_ms} + {winner.latency_ms})"
+                )
+        else:
+            if accepted:
+                raise ValueError("a request that was not served cannot have an accepted attempt")
+            if self.final.tier is not None or self.final.model is not None:
+                raise ValueError("final tier and model must be null when the request was not served")
+        return self
+
+    # Convenience views used by the storage row builder and the simulator.
+    @property
+    def entry_attempt(self) -> Attempt:
+        """The first non-shadow attempt: the tier the router chose first."""
+        return next(a for a in self.attempts if a.outcome is not Outcome.SHADOW)
+
+
+class QualityFeedback(_Model):
+    """A late grade of a served or shadow answer, joined to its decision by request_id."""
+
+    event_id: uuid.UUID
+    schema_version: Literal[1] = SCHEMA_VERSION
+    request_id: Ident
+    occurred_at: UtcTime = Field(description="When the grade was given.")
+    router_id: Name | None = None
+    target: FeedbackTarget = FeedbackTarget.SERVED
+    attempt_index: NonNegInt | None = Field(
+        default=None, description="The graded attempt; required for shadow grades."
+    )
+    tier: Name | None = None
+    score: Score
+    passed: bool
+    source: FeedbackSource
+    grader: Ident | None = Field(default=None, description="Grader model or rubric version.")
+
+    @model_validator(mode="after")
+    def _shadow_needs_attempt(self) -> QualityFeedback:
+        if self.target is FeedbackTarget.SHADOW and self.attempt_index is None:
+            raise ValueError("a shadow grade needs attempt_index: which shadow attempt was graded")
+        return self
+
+
+class CanaryResult(_Model):
+    """One probe of one canary query against the router."""
+
+    event_id: uuid.UUID
+    schema_version: Literal[1] = SCHEMA_VERSION
+    canary_id: Name
+    run_id: Ident
+    occurred_at: UtcTime
+    router_id: Name
+    category: Name | None = None
+    expected_tier: Name
+    observed_tier: Name | None = Field(default=None, description="Null when the router did not answer.")
+    check_kind: CheckKind
+    answer_passed: bool | None = Field(default=None, description="Null when there was no answer to check.")
+    latency_ms: NonNegFloat | None = None
+    error: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    request_id: Ident | None = None
+
+    @model_validator(mode="after")
+    def _error_or_answer(self) -> CanaryResult:
+        if self.error is None and (self.observed_tier is None or self.answer_passed is None):
+            raise ValueError("a canary result without an error needs observed_tier and answer_passed")
+        return self
+
+
+def now_utc() -> datetime:
+    """The current time as the contract wants it: aware, UTC, millisecond precision."""
+    return _to_utc_ms(datetime.now(UTC))

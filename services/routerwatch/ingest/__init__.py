@@ -1,0 +1,1 @@
+"""The ingest service: Kafka -> validate -> dead-letter or store in ClickHouse, exactly once per event_id."""

@@ -1,0 +1,167 @@
+"""The faust-streaming application of ``routerwatch serve``.
+
+One agent per input topic (decisions, feedback, canary results). Each agent
+takes batches with ``noack_take`` (size- and time-bound) and acknowledges the
+batch's messages only after :class:`BatchProcessor` has stored or
+dead-lettered all of them, so faust commits no offset for a row ClickHouse
+does not have. A crash or ``kill -9`` at any point means redelivery, which the
+sink turns into no-ops by event_id.
+
+The same web server (faust's) serves ``/metrics`` (Prometheus), ``/health`` and
+``/query`` (read-only SQL, which lets ``routerwatch sql`` work while this
+process holds the embedded chDB store).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import faust
+from prometheus_client import generate_latest
+
+from routerwatch.config import Settings
+from routerwatch.ingest.processor import BatchProcessor, DeadLetter, RawMessage
+from routerwatch.ingest.sink import ClickHouseSink
+from routerwatch.storage.client import Store
+from routerwatch.storage.errors import QueryError, StoreUnavailable
+
+log = logging.getLogger("routerwatch.ingest")
+
+
+def broker_urls(bootstrap: str) -> list[str]:
+    """``host1:9092,host2:9092`` -> faust's ``kafka://`` URL list."""
+    return [f"kafka://{part.strip()}" for part in bootstrap.split(",") if part.strip()]
+
+
+def to_jsonable(value: Any) -> Any:
+    """Values ClickHouse returns, made JSON-safe for the /query endpoint."""
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, (UUID, Decimal)):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    return value
+
+
+def build_app(settings: Settings, store: Store) -> tuple[faust.App, dict[str, BatchProcessor]]:
+    """Create the faust app and its agents, bound to ``store``. Nothing connects until the worker starts."""
+    ingest = settings.ingest
+    topics = settings.topics
+    app = faust.App(
+        ingest.app_id,
+        broker=broker_urls(settings.kafka_bootstrap),
+        store="memory://",
+        value_serializer="raw",
+        key_serializer="raw",
+        topic_partitions=topics.partitions,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=ingest.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, ingest.session_timeout_s / 3),
+        broker_commit_interval=1.0,
+        web_enabled=True,
+        web_bind=settings.http.host,
+        web_host=settings.http.host,
+        web_port=settings.http.port,
+        web_in_thread=False,
+        producer_compression_type="lz4",
+        stream_buffer_maxsize=max(4096, ingest.batch_size * 2),
+    )
+    dlq_topic = app.topic(topics.dlq, value_serializer="raw", key_serializer="raw")
+
+    async def send_dead_letter(letter: DeadLetter) -> None:
+        fut = await dlq_topic.send(key=letter.message.key, value=letter.message.value, headers=letter.headers())
+        # Wait for the broker's acknowledgement: the source offset is committed only after this.
+        await fut
+
+    sink = ClickHouseSink(store, ingest.dedup_window_hours)
+    processors: dict[str, BatchProcessor] = {}
+    for kind, topic_name in (("decision", topics.decisions), ("feedback", topics.feedback), ("canary", topics.canary)):
+        processor = BatchProcessor(
+            kind,
+            sink,
+            send_dead_letter,
+            retry_initial_s=ingest.retry_initial_s,
+            retry_max_s=ingest.retry_max_s,
+        )
+        processors[kind] = processor
+        source = app.topic(topic_name, value_serializer="raw", key_serializer="raw", partitions=topics.partitions)
+        app.agent(source, name=f"ingest-{kind}")(_make_agent(processor, ingest.batch_size, ingest.batch_seconds))
+
+    _add_web_views(app, store, processors)
+    return app, processors
+
+
+def _make_agent(processor: BatchProcessor, batch_size: int, batch_seconds: float) -> Any:
+    async def agent(stream: faust.StreamT) -> None:
+        async for events in stream.noack_take(batch_size, within=batch_seconds):
+            messages = [
+                RawMessage(
+                    topic=event.message.topic,
+                    partition=event.message.partition,
+                    offset=event.message.offset,
+                    key=event.message.key,
+                    value=event.message.value,
+                    timestamp_ms=int(event.message.timestamp * 1000) if event.message.timestamp else None,
+                )
+                for event in events
+            ]
+            await processor.process(messages)
+            for event in events:
+                await stream.ack(event)
+
+    agent.__name__ = f"ingest_{processor.kind}"
+    return agent
+
+
+def _add_web_views(app: faust.App, store: Store, processors: dict[str, BatchProcessor]) -> None:
+    @app.page("/metrics")
+    async def metrics_view(web: Any, request: Any) -> Any:
+        # aiohttp rejects a charset inside content_type, so the exposition type is spelled out.
+        return web.bytes(generate_latest(), content_type="text/plain; version=0.0.4")
+
+    @app.page("/health")
+    async def health_view(web: Any, request: Any) -> Any:
+        errors = {kind: p.last_error for kind, p in processors.items() if p.last_error}
+        body = {
+            "status": "degraded" if errors else "ok",
+            "store": store.target.describe(),
+            "database": store.database,
+            "errors": errors,
+        }
+        return web.json(body, status=503 if errors else 200)
+
+    @app.page("/query")
+    class QueryView(faust.web.View):
+        """POST {"sql": "..."}: run it read-only (ClickHouse readonly=1) and return columns and rows."""
+
+        async def post(self, request: Any) -> Any:
+            try:
+                payload = await request.json()
+                sql = payload["sql"]
+            except Exception:  # noqa: BLE001 - any malformed body is the caller's error
+                return self.json({"error": 'POST a JSON body {"sql": "..."}'}, status=400)
+            try:
+                result = await asyncio.to_thread(store.query, sql, readonly=True)
+            except QueryError as exc:
+                return self.json({"error": str(exc), "store": store.target.describe()}, status=400)
+            except StoreUnavailable as exc:
+                return self.json({"error": str(exc), "store": store.target.describe()}, status=503)
+            body = {
+                "store": store.target.describe(),
+                "database": store.database,
+                "columns": result.columns,
+                "rows": [to_jsonable(list(row)) for row in result.rows],
+            }
+            return self.bytes(json.dumps(body).encode(), content_type="application/json")

@@ -1,0 +1,53 @@
+"""Create routerwatch's Kafka topics before anything produces to them.
+
+Relying on broker auto-creation races the first producer against topic
+metadata and gives the broker's default partition count; creating them up
+front makes partitioning a setting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+
+from routerwatch.config import Settings
+from routerwatch.errors import RetryableError
+
+log = logging.getLogger("routerwatch.ingest")
+
+
+async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
+    """Create the input and dead-letter topics that do not exist yet; return the names created."""
+    t = settings.topics
+    wanted = [t.decisions, t.feedback, t.canary, t.dlq]
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10_000)
+        try:
+            await admin.start()
+            break
+        except KafkaConnectionError as exc:
+            await admin.close()
+            if asyncio.get_running_loop().time() > deadline:
+                raise RetryableError(
+                    f"Kafka at {settings.kafka_bootstrap} did not answer within {timeout_s:.0f}s "
+                    "(set ROUTERWATCH_KAFKA_BOOTSTRAP, or start the local broker with deploy/kafka/start.sh)"
+                ) from exc
+            await asyncio.sleep(1.0)
+    try:
+        existing = set(await admin.list_topics())
+        missing = [name for name in wanted if name not in existing]
+        if missing:
+            try:
+                await admin.create_topics(
+                    [NewTopic(name, num_partitions=t.partitions, replication_factor=1) for name in missing]
+                )
+            except TopicAlreadyExistsError:
+                pass  # another process created it between list and create: the goal is met
+            log.info("created Kafka topics %s with %d partitions", missing, t.partitions)
+        return missing
+    finally:
+        await admin.close()

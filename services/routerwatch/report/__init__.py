@@ -1,0 +1,1 @@
+"""Reports people read: the per-tier scoreboard as text or JSON."""

@@ -1,0 +1,1 @@
+"""ClickHouse storage: one DSN for the embedded engine (chDB) or a server, migrations, row building."""

@@ -1,0 +1,4 @@
+DROP TABLE IF EXISTS canary_results;
+DROP TABLE IF EXISTS feedback;
+DROP TABLE IF EXISTS attempts;
+DROP TABLE IF EXISTS decisions;

@@ -1,0 +1,2 @@
+DROP VIEW IF EXISTS request_attempts;
+DROP VIEW IF EXISTS requests;
