@@ -1,0 +1,166 @@
+"""Test helpers that run the real CLI and the real `routerwatch serve` as subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def docker_available() -> bool:
+    """True when a Docker engine answers (not just the client binary)."""
+    if not shutil.which("docker"):
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+CLI = [sys.executable, "-m", "routerwatch.cli"]
+
+
+@dataclass
+class Env:
+    """The ROUTERWATCH_* environment of one test's service."""
+
+    kafka: str
+    names: dict[str, str]
+    store_path: Path
+    port: int = field(default_factory=free_port)
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def vars(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTERWATCH_")}
+        env.update(
+            ROUTERWATCH_CLICKHOUSE_URL=f"chdb://{self.store_path}",
+            ROUTERWATCH_DATABASE=self.names["database"],
+            ROUTERWATCH_KAFKA_BOOTSTRAP=self.kafka,
+            ROUTERWATCH_TOPICS__DECISIONS=self.names["decisions"],
+            ROUTERWATCH_TOPICS__FEEDBACK=self.names["feedback"],
+            ROUTERWATCH_TOPICS__CANARY=self.names["canary"],
+            ROUTERWATCH_TOPICS__DLQ=self.names["dlq"],
+            ROUTERWATCH_TOPICS__PARTITIONS="2",
+            ROUTERWATCH_INGEST__APP_ID=self.names["group"],
+            ROUTERWATCH_INGEST__SESSION_TIMEOUT_S="6",
+            ROUTERWATCH_INGEST__BATCH_SECONDS="0.3",
+            ROUTERWATCH_INGEST__RETRY_INITIAL_S="0.2",
+            ROUTERWATCH_HTTP__PORT=str(self.port),
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(self.extra)
+        return env
+
+    def settings(self) -> Any:
+        from routerwatch.config import Settings
+
+        saved = dict(os.environ)
+        try:
+            os.environ.clear()
+            os.environ.update(self.vars())
+            return Settings()
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [*CLI, *args], env=self.vars(), capture_output=True, text=True, timeout=timeout, cwd=REPO
+        )
+        if check and done.returncode != 0:
+            raise AssertionError(f"routerwatch {' '.join(args)} exited {done.returncode}:\n{done.stderr[-4000:]}")
+        return done
+
+
+class Serve:
+    """`routerwatch serve` in a subprocess, with its log kept for failure messages."""
+
+    def __init__(self, env: Env, log_path: Path) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 90) -> Serve:
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([*CLI, "serve"], env=self.env.vars(), stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"serve exited {self.proc.returncode}:\n{self.log()}")
+            if self.health() is not None and "Worker ready" in self.log_text():
+                return self
+            time.sleep(0.3)
+        raise AssertionError(f"serve did not become ready in {timeout}s:\n{self.log()}")
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log(self) -> str:
+        return self.log_text()[-6000:]
+
+    def health(self) -> dict[str, Any] | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.env.port}/health", timeout=2) as r:
+                return json.loads(r.read())
+        except urllib.error.HTTPError as exc:
+            return json.loads(exc.read())
+        except OSError:
+            return None
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.env.port}/metrics", timeout=5) as r:
+            return r.read().decode()
+
+    def query(self, sql: str) -> list[list[Any]]:
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.env.port}/query",
+            data=json.dumps({"sql": sql}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return json.loads(r.read())["rows"]
+
+    def scalar(self, sql: str) -> Any:
+        return self.query(sql)[0][0]
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int | None:
+        """Stop the process (SIGTERM: graceful; SIGKILL: crash). Safe twice."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+        self._log.close()
+        return self.proc.returncode
+
+    def wait_for(self, sql: str, expected: Any, timeout: float = 90) -> Any:
+        """Poll ``sql`` until it returns ``expected``; fail with the last value and the log."""
+        deadline = time.monotonic() + timeout
+        value = None
+        while time.monotonic() < deadline:
+            value = self.scalar(sql)
+            if value == expected:
+                return value
+            time.sleep(0.3)
+        raise AssertionError(f"{sql!r} returned {value!r}, expected {expected!r}\n{self.log()}")
