@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import to_json
 
 from routerwatch.sdk.client import RouterWatch
+from routerwatch.sdk.recorder import DecisionRecorder
 
 
 class TierProfile(BaseModel):
@@ -276,6 +277,41 @@ def invalid_payload(kind: str, base: dict[str, Any]) -> bytes:
     return json.dumps(doc).encode()
 
 
+def record(rw: RouterWatch, profile: Profile, p: RequestPlan) -> DecisionRecorder:
+    """Record one plan through the SDK's recorder API; the caller finishes (emits) it."""
+    experiment = (profile.experiment_id, p.variant) if profile.experiment_id and p.variant else None
+    d = rw.decision(
+        request_id=p.request_id,
+        category=p.category,
+        tenant=p.tenant,
+        experiment=experiment,
+        shadow=p.shadow,
+        event_id=p.event_id,
+        occurred_at=p.occurred_at,
+        source="support-chat",
+    )
+    for a in p.attempts:
+        rec = d.attempt(a.tier.name, tier_rank=a.tier.rank, model=a.tier.model, provider=a.provider, offset_ms=a.offset_ms)
+        common = {"latency_ms": a.latency_ms, "input_tokens": a.input_tokens, "output_tokens": a.output_tokens, "cost_usd": a.cost_usd}
+        verify = {"verify_latency_ms": a.verify_latency_ms or None, "verify_cost_usd": a.verify_cost_usd or None}
+        if a.outcome == "accepted":
+            rec.accept(gate=a.gate, **verify, **common)
+        elif a.outcome == "escalated":
+            rec.escalate(a.reason or "low_confidence", gate=a.gate, **verify, **common)
+        elif a.outcome == "failed":
+            rec.fail(a.failure_mode or "other", **common)
+        else:
+            rec.shadow(**common)
+    d.latency_ms = p.latency_ms
+    return d
+
+
+def events(profile: Profile, requests: int, seed: int, now: float | None = None) -> list[dict[str, Any]]:
+    """The RoutingDecision events :func:`emit` would send, as dicts, without sending anything."""
+    offline = RouterWatch(bootstrap_servers="127.0.0.1:1", router_id=profile.router_id)
+    return [record(offline, profile, p).to_event() for p in plan(profile, requests, seed, now)]
+
+
 def emit(
     rw: RouterWatch,
     profile: Profile,
@@ -295,30 +331,10 @@ def emit(
     by_outcome: Counter[str] = Counter()
     emitted: list[tuple[str, bytes]] = []
     for p in plans:
-        experiment = (profile.experiment_id, p.variant) if profile.experiment_id and p.variant else None
-        with rw.decision(
-            request_id=p.request_id,
-            category=p.category,
-            tenant=p.tenant,
-            experiment=experiment,
-            shadow=p.shadow,
-            event_id=p.event_id,
-            occurred_at=p.occurred_at,
-            source="support-chat",
-        ) as d:
-            for a in p.attempts:
-                rec = d.attempt(a.tier.name, tier_rank=a.tier.rank, model=a.tier.model, provider=a.provider, offset_ms=a.offset_ms)
-                common = {"latency_ms": a.latency_ms, "input_tokens": a.input_tokens, "output_tokens": a.output_tokens, "cost_usd": a.cost_usd}
-                if a.outcome == "accepted":
-                    rec.accept(gate=a.gate, verify_latency_ms=a.verify_latency_ms or None, verify_cost_usd=a.verify_cost_usd or None, **common)
-                elif a.outcome == "escalated":
-                    rec.escalate(a.reason or "low_confidence", gate=a.gate, verify_latency_ms=a.verify_latency_ms or None, verify_cost_usd=a.verify_cost_usd or None, **common)
-                elif a.outcome == "failed":
-                    rec.fail(a.failure_mode or "other", **common)
-                else:
-                    rec.shadow(**common)
-                by_outcome[a.outcome] += 1
-            d.finish(latency_ms=p.latency_ms)
+        d = record(rw, profile, p)
+        d.finish(latency_ms=p.latency_ms)
+        for a in p.attempts:
+            by_outcome[a.outcome] += 1
         emitted.append((p.request_id, to_json(d.to_event())))
         by_final[p.final_tier or "not_served"] += 1
         summary["attempts"] += len(p.attempts)

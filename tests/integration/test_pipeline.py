@@ -183,10 +183,13 @@ def test_sql_and_report_work_while_serve_holds_the_embedded_store(env, serve):
     assert denied.returncode == 1
     assert "readonly" in denied.stderr.lower()
     assert serve.scalar("SELECT count() FROM decisions") == 200
+    # A rejected read-only query must leave the ingest writer able to write.
+    simulate(env, 50, seed=55)
+    serve.wait_for("SELECT count() FROM decisions", 250)
     report = env.cli("report").stdout
     assert "Attempts by tier and outcome" in report and "small" in report
     report_json = json.loads(env.cli("report", "--format", "json").stdout)
-    assert sum(r["requests"] for r in report_json["requests_by_final_tier"]) == 200
+    assert sum(r["requests"] for r in report_json["requests_by_final_tier"]) == 250
 
 
 def test_sql_opens_the_store_itself_when_serve_is_not_running(env):

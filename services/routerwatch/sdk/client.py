@@ -50,7 +50,9 @@ class SdkConfig(BaseModel):
     environment: str = "production"
     decisions_topic: str = DECISIONS_TOPIC
     feedback_topic: str = FEEDBACK_TOPIC
-    max_queue: int = Field(default=10_000, ge=1, description="Events held while the broker is slow or down.")
+    max_queue: int = Field(
+        default=10_000, ge=1, description="Events held (queued plus unacknowledged) while the broker is slow or down."
+    )
     max_batch: int = Field(default=2_000, ge=1, description="Events handed to the producer per sender cycle.")
     linger_ms: int = Field(default=10, ge=0, le=1000)
     compression: str | None = "lz4"
@@ -77,7 +79,9 @@ class RouterWatch:
         self._stopping = threading.Event()
         self._closed = False
         self._counts = collections.Counter[str]()
-        self._last_drop_log = 0.0
+        self._in_flight = 0  # handed to the producer, not yet acknowledged; maintained by the sender
+        # -inf, not 0.0: time.monotonic() may be below drop_log_interval_s shortly after boot.
+        self._last_drop_log = float("-inf")
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -213,10 +217,12 @@ class RouterWatch:
         self._enqueue(topic, key, value)
 
     def stats(self) -> dict[str, int]:
-        """Counters: ``enqueued``, ``sent``, ``dropped_<reason>``, ``dropped`` (total), ``queued``."""
+        """Counters: ``enqueued``, ``sent``, ``dropped_<reason>``, ``dropped`` (total), and the gauges
+        ``queued`` (waiting for the sender) and ``in_flight`` (handed to the producer, unacknowledged)."""
         counts = dict(self._counts)
         counts["dropped"] = sum(v for k, v in self._counts.items() if k.startswith("dropped_"))
         counts["queued"] = len(self._queue)
+        counts["in_flight"] = self._in_flight
         for key in ("enqueued", "sent"):
             counts.setdefault(key, 0)
         return counts
@@ -238,7 +244,8 @@ class RouterWatch:
         if self._closed:
             self._count_drop("closed", 1)
             return
-        if len(self._queue) >= self.config.max_queue:
+        # The bound covers everything the SDK holds: queued plus handed to the producer.
+        if len(self._queue) + self._in_flight >= self.config.max_queue:
             self._count_drop("queue_full", 1)
             return
         self._queue.append((topic, key, payload))
@@ -300,6 +307,7 @@ class _Sender:
 
     def _on_delivered(self, fut: asyncio.Future[Any]) -> None:
         self.in_flight.discard(fut)
+        self.client._in_flight -= 1
         if fut.cancelled() or fut.exception() is not None:
             self.client._count_drop("delivery_failed", 1)
         else:
@@ -319,6 +327,7 @@ class _Sender:
                 fut = await producer.send(topic, value=value, key=key)
             except Exception as exc:  # noqa: BLE001 - a send that cannot even be queued is a drop
                 log.debug("send failed: %s", exc)
+                self.client._in_flight -= 1
                 self.client._count_drop("delivery_failed", 1)
                 continue
             self.in_flight.add(fut)
@@ -335,6 +344,8 @@ class _Sender:
                 batch = []
                 while queue and len(batch) < self.cfg.max_batch:
                     batch.append(queue.popleft())
+                    # Counted as held the moment it leaves the queue, so the bound never has a gap.
+                    self.client._in_flight += 1
                 if batch:
                     await self._send_batch(producer, batch)
                     continue

@@ -121,7 +121,7 @@ class DecisionRecorder:
     the contract raises :class:`routerwatch.events.InvalidEventError` here.
     """
 
-    __slots__ = ("_client", "_started", "_closed", "fields", "attempts", "occurred_at")
+    __slots__ = ("_client", "_started", "_closed", "fields", "attempts", "occurred_at", "latency_ms")
 
     def __init__(self, client: RouterWatch, fields: dict[str, Any], occurred_at: float | None) -> None:
         self._client = client
@@ -130,6 +130,7 @@ class DecisionRecorder:
         self.occurred_at = time.time() if occurred_at is None else occurred_at
         self.fields = fields
         self.attempts: list[AttemptRecorder] = []
+        self.latency_ms: float | None = None
 
     @property
     def request_id(self) -> str:
@@ -160,15 +161,16 @@ class DecisionRecorder:
         if self._closed:
             return
         self._closed = True
-        if latency_ms is None:
-            latency_ms = (time.perf_counter() - self._started) * 1000.0
-        self.fields["_latency_ms"] = latency_ms
+        self.latency_ms = (time.perf_counter() - self._started) * 1000.0 if latency_ms is None else latency_ms
         self._client._submit_decision(self)
 
     def to_event(self) -> dict[str, Any]:
-        """The RoutingDecision as a JSON-ready dict (built on the sender thread)."""
+        """The RoutingDecision as a JSON-ready dict (built on the sender thread).
+
+        Before :meth:`finish` the request latency is measured up to now.
+        """
         attempts = [a.fields for a in self.attempts]
-        event = {k: v for k, v in self.fields.items() if not k.startswith("_")}
+        event = dict(self.fields)
         event["occurred_at"] = _iso_ms(self.occurred_at)
         event["attempts"] = attempts
         accepted = [a for a in attempts if a.get("outcome") == "accepted"]
@@ -178,7 +180,7 @@ class DecisionRecorder:
                 cost += a.get("cost_usd", 0.0) + a.get("verify_cost_usd", 0.0)
         final: dict[str, Any] = {
             "served": bool(accepted),
-            "latency_ms": self.fields["_latency_ms"],
+            "latency_ms": (time.perf_counter() - self._started) * 1000.0 if self.latency_ms is None else self.latency_ms,
             "cost_usd": cost,
         }
         if accepted:
@@ -193,6 +195,12 @@ class DecisionRecorder:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
         # Never turn the router's own exception into ours: emit, then let it propagate.
         if exc_type is not None:
+            # The exception interrupted any attempt still open (typically the model call
+            # itself raised): record it as failed, or the event would have no outcome
+            # and be dead-lettered instead of counted as a not-served request.
+            for attempt in self.attempts:
+                if "outcome" not in attempt.fields:
+                    attempt.fail("other")
             try:
                 self.finish()
             except Exception:  # noqa: BLE001 - strict-mode errors must not mask the router's error

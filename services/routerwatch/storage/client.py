@@ -42,6 +42,7 @@ class Store:
         self.target: StoreTarget = parse_dsn(dsn)
         self.database = database
         self._client: Any = None
+        self._reader: Any = None
         self._lock = threading.Lock()
 
     def start(self) -> Store:
@@ -63,12 +64,14 @@ class Store:
         return self
 
     def stop(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            try:
-                client.close()
-            except Exception:  # noqa: BLE001 - closing a dead connection is not an error
-                pass
+        clients = (self._client, self._reader)
+        self._client = self._reader = None
+        for client in clients:
+            if client is not None:
+                try:
+                    client.close()
+                except Exception:  # noqa: BLE001 - closing a dead connection is not an error
+                    pass
 
     def __enter__(self) -> Store:
         return self.start()
@@ -76,13 +79,29 @@ class Store:
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
-    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+    def _readonly_client(self) -> Any:
+        # On chDB a per-query readonly setting is applied to the session and stays
+        # there when the query fails, which would turn the ingest writer read-only.
+        # A second handle opened read-only keeps the two apart.
+        if self._reader is None:
+            import clickhouse_connect
+
+            self._reader = clickhouse_connect.get_client(
+                interface="chdb", path=self.target.path, database=self.database, settings={"readonly": 1}
+            )
+        return self._reader
+
+    def _call(self, method: str, *args: Any, readonly: bool = False, **kwargs: Any) -> Any:
         from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
         if self._client is None:
             self.start()
         with self._lock:
             try:
+                if readonly and self.target.kind == "chdb":
+                    return getattr(self._readonly_client(), method)(*args, **kwargs)
+                if readonly:
+                    kwargs["settings"] = {"readonly": 1}
                 return getattr(self._client, method)(*args, **kwargs)
             except OperationalError as exc:
                 raise StoreUnavailable(f"ClickHouse at {self.target.describe()} unavailable: {exc}") from exc
@@ -97,8 +116,7 @@ class Store:
         self, sql: str, parameters: dict[str, Any] | None = None, *, readonly: bool = False
     ) -> QueryResult:
         """Run a read query. ``readonly=True`` makes ClickHouse itself refuse writes and DDL."""
-        settings = {"readonly": 1} if readonly else None
-        result = self._call("query", sql, parameters=parameters, settings=settings)
+        result = self._call("query", sql, parameters=parameters, readonly=readonly)
         return QueryResult(columns=list(result.column_names), rows=[tuple(r) for r in result.result_rows])
 
     def insert_columns(self, table: str, columns: dict[str, Sequence[Any]]) -> None:

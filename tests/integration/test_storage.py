@@ -1,0 +1,139 @@
+"""Migrations, the ClickHouse sink and the store-outage path, on the real embedded ClickHouse (chDB).
+
+chDB opens one path per process, so these tests share the session path and
+each uses a fresh database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+
+import pytest
+from pydantic_core import to_json
+
+from routerwatch.events import decode
+from routerwatch.events.models import RoutingDecision
+from routerwatch.ingest.processor import BatchProcessor, RawMessage
+from routerwatch.ingest.sink import ClickHouseSink
+from routerwatch.simulate import Profile, events
+from routerwatch.storage import migrations
+from routerwatch.storage.client import Store
+from routerwatch.storage.errors import MigrationError, QueryError
+from routerwatch.storage.migrations import default_sql_dir
+
+pytestmark = pytest.mark.integration
+MIGRATIONS = default_sql_dir() / "migrations"
+
+
+@pytest.fixture
+def store(session_chdb_path, names):
+    with Store(f"chdb://{session_chdb_path}", names["database"]) as s:
+        yield s
+        s.command(f"DROP DATABASE IF EXISTS `{names['database']}`")
+
+
+def decision_bytes(n: int, seed: int) -> list[bytes]:
+    """``n`` valid RoutingDecision payloads, built by the SDK's own recorder."""
+    return [to_json(event) for event in events(Profile(router_id="store-test"), n, seed)]
+
+
+def test_migrations_apply_once_record_themselves_and_revert(store):
+    ran = migrations.migrate_up(store, MIGRATIONS)
+    assert [m.version for m in ran] == [m.version for m in migrations.load(MIGRATIONS)]
+    assert migrations.migrate_up(store, MIGRATIONS) == []  # safe to re-run
+    tables = {r[0] for r in store.query("SHOW TABLES").rows}
+    assert {"decisions", "attempts", "feedback", "canary_results", "requests", "schema_migrations"} <= tables
+    reverted = migrations.migrate_down(store, MIGRATIONS, 0)
+    assert [m.version for m in reverted] == sorted((m.version for m in ran), reverse=True)
+    assert {r[0] for r in store.query("SHOW TABLES").rows} == {"schema_migrations"}
+    assert [m.version for m in migrations.migrate_up(store, MIGRATIONS)] == [m.version for m in ran]
+
+
+def test_an_edited_shipped_migration_is_refused(store, tmp_path):
+    copy = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS, copy)
+    migrations.migrate_up(store, copy)
+    first = sorted(copy.glob("0001_*.up.sql"))[0]
+    first.write_text(first.read_text() + "\n-- edited after shipping\n")
+    with pytest.raises(MigrationError, match="edited after it was applied"):
+        migrations.migrate_up(store, copy)
+
+
+def test_a_failing_migration_names_the_file_and_statement(store, tmp_path):
+    copy = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS, copy)
+    (copy / "0999_broken.up.sql").write_text("CREATE TABLE ok_table (x UInt8) ENGINE = Memory;\nCREATE TABLE nonsense (;\n")
+    (copy / "0999_broken.down.sql").write_text("DROP TABLE IF EXISTS ok_table;\n")
+    with pytest.raises(MigrationError, match=r"0999_broken, statement 2"):
+        migrations.migrate_up(store, copy)
+
+
+def test_sink_skips_event_ids_already_stored(store):
+    migrations.migrate_up(store, MIGRATIONS)
+    sink = ClickHouseSink(store)
+    from routerwatch.storage.rows import Located
+
+    events = [Located(decode(RoutingDecision, raw), 0, i) for i, raw in enumerate(decision_bytes(50, seed=9))]
+    first = sink.store_batch("decision", events[:30])
+    assert first.inserted["decisions"] == 30
+    second = sink.store_batch("decision", events[20:] + events[20:25])  # overlap plus in-batch duplicates
+    assert second.inserted["decisions"] == 20
+    assert second.duplicates["decisions"] == 10 + 5
+    assert store.query("SELECT count() FROM decisions").scalar() == 50
+    expected_attempts = sum(len(e.event.attempts) for e in events)
+    assert store.query("SELECT count() FROM attempts").scalar() == expected_attempts
+
+
+def test_readonly_queries_cannot_write(store):
+    migrations.migrate_up(store, MIGRATIONS)
+    with pytest.raises(QueryError, match="(?i)readonly"):
+        store.query("INSERT INTO decisions (event_id) VALUES (generateUUIDv4())", readonly=True)
+
+
+def test_store_outage_pauses_the_batch_until_the_store_is_back_and_loses_nothing(store):
+    """The schema vanishing under the ingest service stands in for an outage on the embedded engine:
+    every insert fails until it is back, and the batch must neither be dropped nor stored twice."""
+    migrations.migrate_up(store, MIGRATIONS)
+    sent: list = []
+
+    async def send_dead_letter(letter):
+        sent.append(letter)
+
+    processor = BatchProcessor("decision", ClickHouseSink(store), send_dead_letter, retry_initial_s=0.05, retry_max_s=0.2)
+    payloads = decision_bytes(40, seed=10)
+    messages = [RawMessage("t", 0, i, None, raw) for i, raw in enumerate(payloads)]
+    messages.append(RawMessage("t", 0, 40, None, b"{not json"))
+
+    store.command("RENAME TABLE attempts TO attempts_offline")
+
+    async def scenario():
+        task = asyncio.create_task(processor.process(messages))
+        while processor.last_error is None:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # several retries happen while the store is "down"
+        assert not task.done(), "the batch must wait for the store, not give up"
+        error = processor.last_error
+        await asyncio.to_thread(store.command, "RENAME TABLE attempts_offline TO attempts")
+        report = await asyncio.wait_for(task, timeout=30)
+        return error, report
+
+    error, report = asyncio.run(scenario())
+    assert "attempts" in error
+    expected_attempts = sum(len(decode(RoutingDecision, raw).attempts) for raw in payloads)
+    assert report.inserted == {"attempts": expected_attempts, "decisions": 40}
+    assert store.query("SELECT count() FROM decisions").scalar() == 40
+    assert store.query("SELECT count(), uniqExact(event_id, attempt_index) FROM attempts").rows == [
+        (expected_attempts, expected_attempts)
+    ]
+    assert len(sent) == 1 and sent[0].reason == "invalid_json"
+    assert processor.last_error is None
+
+
+def test_queries_dir_has_no_statement_that_fails(store):
+    """Every cookbook query runs (on an empty store) without error."""
+    migrations.migrate_up(store, MIGRATIONS)
+    queries = sorted((default_sql_dir() / "queries").glob("*.sql"))
+    assert queries
+    for path in queries:
+        store.query(path.read_text(), readonly=True)
