@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 RUN="${ROUTERWATCH_RUN_DIR:-.run}"
-BIN=.venv/bin
+BIN="${ROUTERWATCH_BIN:-.venv/bin}"
 mkdir -p "$RUN"
 
 export ROUTERWATCH_CLICKHOUSE_URL="${ROUTERWATCH_CLICKHOUSE_URL:-chdb://$PWD/$RUN/store}"

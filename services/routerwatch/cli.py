@@ -32,7 +32,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     settings = _settings()
     directory = settings.migrations_dir()
-    with Store(settings.clickhouse_url, settings.database) as store:
+    with Store(settings.store_dsn(), settings.database) as store:
         if args.status:
             done = migrations.applied(store)
             for m in migrations.load(directory):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from routerwatch.errors import ConfigError
@@ -57,8 +57,9 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
     )
 
-    clickhouse_url: str = Field(
-        default="chdb://.run/store", description="chdb:///path (embedded) or http(s)://user:pass@host:8123"
+    clickhouse_url: SecretStr = Field(
+        default=SecretStr("chdb://.run/store"),
+        description="chdb:///path (embedded) or http(s)://user:pass@host:8123; secret because it may hold a password",
     )
     database: str = Field(default="routerwatch", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     kafka_bootstrap: str = "127.0.0.1:9092"
@@ -68,6 +69,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     sql_dir: Path | None = Field(default=None, description="Where sql/migrations lives; default: the source tree's sql/.")
 
+    def store_dsn(self) -> str:
+        """The ClickHouse DSN in clear, for opening the store (never log it)."""
+        return self.clickhouse_url.get_secret_value()
+
     def migrations_dir(self) -> Path:
         """The migrations folder: ``sql_dir/migrations``, by default the one shipped in the source tree."""
         from routerwatch.storage.migrations import default_sql_dir
@@ -76,8 +81,8 @@ class Settings(BaseSettings):
 
     @field_validator("clickhouse_url")
     @classmethod
-    def _known_scheme(cls, value: str) -> str:
-        if not value.startswith(("chdb:", "http://", "https://")):
+    def _known_scheme(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(("chdb:", "http://", "https://")):
             raise ValueError("must start with chdb:// (embedded) or http:// / https:// (ClickHouse server)")
         return value
 

@@ -44,7 +44,7 @@ SCHEMA_VERSION = 1
 # Names that become ClickHouse keys and Prometheus label values: short, no spaces.
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/@+-]*$", max_length=128)]
 # Free identifiers chosen by the router (request ids, tenants): any non-blank text, bounded.
-Ident = Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=False)]
+Ident = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"\S")]
 NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 NonNegInt = Annotated[int, Field(ge=0)]
 Score = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
@@ -138,6 +138,10 @@ class Attempt(_Model):
             raise ValueError(f"{where}: outcome 'failed' needs a failure_mode")
         if self.outcome is Outcome.ACCEPTED and self.failure_mode is not None:
             raise ValueError(f"{where}: an accepted attempt cannot carry a failure_mode")
+        if self.gate is not None and self.outcome is Outcome.ESCALATED and self.gate.passed:
+            raise ValueError(f"{where}: escalated although its gate passed (gate.passed is true)")
+        if self.gate is not None and self.outcome is Outcome.ACCEPTED and not self.gate.passed:
+            raise ValueError(f"{where}: accepted although its gate rejected it (gate.passed is false)")
         if self.ttft_ms is not None and self.ttft_ms > self.latency_ms:
             raise ValueError(f"{where}: ttft_ms {self.ttft_ms} exceeds latency_ms {self.latency_ms}")
         return self

@@ -281,6 +281,7 @@ class _Sender:
         self.client = client
         self.cfg = client.config
         self.in_flight: set[asyncio.Future[Any]] = set()
+        self.last_connect_log = float("-inf")
 
     async def _connect(self) -> Any:
         from aiokafka import AIOKafkaProducer
@@ -300,8 +301,15 @@ class _Sender:
                 return producer
             except Exception as exc:  # noqa: BLE001 - any start failure means: not reachable yet
                 await producer.stop()
-                log.warning("routerwatch SDK cannot reach Kafka at %s (%s); retrying", self.cfg.bootstrap_servers, exc)
-                await asyncio.sleep(backoff)
+                now = time.monotonic()
+                if now - self.last_connect_log >= self.cfg.drop_log_interval_s:
+                    self.last_connect_log = now
+                    log.warning("routerwatch SDK cannot reach Kafka at %s (%s); retrying", self.cfg.bootstrap_servers, exc)
+                # Sleep in short steps so close() is not held up by a long back-off.
+                waited = 0.0
+                while waited < backoff and not self.client._stopping.is_set():
+                    await asyncio.sleep(0.05)
+                    waited += 0.05
                 backoff = min(backoff * 2, 5.0)
         return None
 

@@ -129,4 +129,4 @@ class Store:
 
 def open_store(settings: Any) -> Store:
     """The process's store, from :class:`routerwatch.config.Settings`."""
-    return Store(settings.clickhouse_url, settings.database).start()
+    return Store(settings.store_dsn(), settings.database).start()

@@ -27,7 +27,7 @@ class StoreTarget:
         if self.kind == "chdb":
             return f"chdb://{self.path}"
         parsed = urlparse(self.url or "")
-        return f"{parsed.scheme}://{parsed.hostname}:{parsed.port or 8123}"
+        return f"{parsed.scheme}://{parsed.hostname}:{parsed.port or (8443 if parsed.scheme == 'https' else 8123)}"
 
 
 def parse_dsn(dsn: str) -> StoreTarget:

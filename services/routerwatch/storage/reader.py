@@ -35,7 +35,7 @@ class Reader:
     def query(self, sql: str) -> QueryResult:
         """Run ``sql`` read-only. Raises :class:`QueryError` for bad SQL or a write attempt."""
         if self._store is None:
-            store = Store(self.settings.clickhouse_url, self.settings.database)
+            store = Store(self.settings.store_dsn(), self.settings.database)
             if store.target.kind == "chdb":
                 answered = self._query_serve(sql, store)
                 if answered is not None:

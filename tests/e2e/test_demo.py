@@ -1,0 +1,55 @@
+"""`make demo`'s script, run twice, then `make stop`'s: the README's front door."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from servicekit import REPO, free_port
+
+pytestmark = pytest.mark.integration
+
+
+def test_demo_runs_twice_with_exact_counts_and_stops(kafka_bootstrap, names, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTERWATCH_")}
+    env.update(
+        ROUTERWATCH_BIN=str(Path(sys.executable).parent),
+        ROUTERWATCH_RUN_DIR=str(tmp_path / "run"),
+        ROUTERWATCH_KAFKA_BOOTSTRAP=kafka_bootstrap,
+        ROUTERWATCH_CLICKHOUSE_URL=f"chdb://{tmp_path / 'store'}",
+        ROUTERWATCH_HTTP__PORT=str(free_port()),
+        ROUTERWATCH_TOPICS__DECISIONS=names["decisions"],
+        ROUTERWATCH_TOPICS__FEEDBACK=names["feedback"],
+        ROUTERWATCH_TOPICS__CANARY=names["canary"],
+        ROUTERWATCH_TOPICS__DLQ=names["dlq"],
+        ROUTERWATCH_INGEST__APP_ID=names["group"],
+        ROUTERWATCH_INGEST__BATCH_SECONDS="0.3",
+        DEMO_REQUESTS="1500",
+        DEMO_INVALID="12",
+        DEMO_DUPLICATES="40",
+    )
+    try:
+        for run in (1, 2):
+            done = subprocess.run([str(REPO / "deploy/demo.sh")], env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
+            assert done.returncode == 0, f"demo run {run} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+            out = done.stdout
+            assert "Attempts by tier and outcome" in out
+            assert re.search(r"^stored:\s+1500 requests", out, re.M), out[-2000:]
+            assert re.search(rf"^DLQ:\s+12 message\(s\) dead-lettered by this run \({12 * run} in total\)", out, re.M), out[-2000:]
+            if run == 2:
+                assert "already running" in out
+        sql = subprocess.run(
+            [sys.executable, "-m", "routerwatch.cli", "sql", "SELECT count() FROM requests"],
+            env=env, capture_output=True, text=True, timeout=120, cwd=REPO,
+        )
+        assert sql.stdout.strip() == "1500", sql.stderr
+    finally:
+        stopped = subprocess.run([str(REPO / "deploy/demo-stop.sh")], env=env, capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert stopped.returncode == 0, stopped.stderr
+    assert "stopped routerwatch serve" in stopped.stdout
+    again = subprocess.run([str(REPO / "deploy/demo-stop.sh")], env=env, capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert again.returncode == 0, "stop is safe twice"

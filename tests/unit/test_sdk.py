@@ -1,0 +1,391 @@
+"""The router-side SDK without a broker: events built, validated, queued, dropped, closed."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pytest
+from pydantic_core import to_json
+
+from routerwatch.events import InvalidEventError, Outcome, QualityFeedback, RoutingDecision, decode
+from routerwatch.sdk import DECISIONS_TOPIC, FEEDBACK_TOPIC, DecisionRecorder, RouterWatch
+
+MakeRw = Callable[..., RouterWatch]
+
+
+def _decode(recorder: DecisionRecorder) -> RoutingDecision:
+    return decode(RoutingDecision, to_json(recorder.to_event()))
+
+
+def _queued(rw: RouterWatch) -> list[tuple[str, bytes | None, object]]:
+    return list(rw._queue)
+
+
+def _drop_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    # The sender also warns that it cannot reach Kafka; only the drop lines are rate-limited.
+    return [
+        r for r in caplog.records
+        if r.name == "routerwatch.sdk" and r.levelno == logging.WARNING and "dropped" in r.getMessage()
+    ]
+
+
+# -- building the event ---------------------------------------------------------------------
+
+
+def test_cascade_event_final_summary_and_cost(make_rw: MakeRw) -> None:
+    rw = make_rw(router_version="1.2.3", policy_version="p7", strategy="hybrid", environment="staging")
+    with rw.decision(
+        request_id="req-1", category="billing", tenant="t-1", source="chat", experiment=("exp", "treatment"),
+        route={"confidence": 0.6, "rule": "r1"}, prompt={"hash": "abc", "length": 10},
+        quality={"score": 0.9, "passed": True}, occurred_at=1_700_000_000.25,
+        event_id="00000000-0000-4000-8000-000000000001",
+    ) as d:
+        a = d.attempt("small", tier_rank=0, model="small-8b", provider="acme", offset_ms=5.0)
+        a.escalate(
+            "low_confidence", latency_ms=100.0, cost_usd=0.001, verify_cost_usd=0.0004, verify_latency_ms=20.0,
+            gate={"kind": "confidence", "score": 0.4, "threshold": 0.7, "passed": False},
+        )
+        b = d.attempt("large", tier_rank=2, model="large-x", provider="initech", offset_ms=130.0)
+        b.accept(latency_ms=800.0, input_tokens=500, output_tokens=90, cost_usd=0.01, ttft_ms=150.0)
+        s = d.attempt("small", tier_rank=0, model="small-8b", provider="acme", offset_ms=931.0)
+        s.shadow(latency_ms=90.0, cost_usd=0.5)
+        d.finish(latency_ms=1000.0)
+
+    event = d.to_event()
+    assert event["final"] == {
+        "served": True, "tier": "large", "model": "large-x", "latency_ms": 1000.0,
+        "cost_usd": pytest.approx(0.001 + 0.0004 + 0.01),  # the shadow attempt's 0.5 is not spent on the user
+    }
+    assert event["shadow"] is True  # a shadow attempt puts the request in the shadow slice
+    assert event["occurred_at"] == "2023-11-14T22:13:20.250Z"
+    assert [a["index"] for a in event["attempts"]] == [0, 1, 2]
+    assert [a["offset_ms"] for a in event["attempts"]] == [5.0, 130.0, 931.0]
+
+    decoded = decode(RoutingDecision, to_json(event))
+    assert str(decoded.event_id) == "00000000-0000-4000-8000-000000000001"
+    assert decoded.request_id == "req-1"
+    assert decoded.router.id == "r" and decoded.router.version == "1.2.3"
+    assert decoded.router.policy_version == "p7" and decoded.router.strategy == "hybrid"
+    assert decoded.environment == "staging" and decoded.category == "billing" and decoded.tenant == "t-1"
+    assert decoded.experiment is not None and (decoded.experiment.id, decoded.experiment.variant) == ("exp", "treatment")
+    assert decoded.route is not None and decoded.route.rule == "r1"
+    assert decoded.prompt is not None and decoded.prompt.length == 10
+    assert decoded.quality is not None and decoded.quality.score == 0.9
+    assert [a.outcome for a in decoded.attempts] == [Outcome.ESCALATED, Outcome.ACCEPTED, Outcome.SHADOW]
+    assert decoded.attempts[0].escalation_reason == "low_confidence"
+    assert decoded.attempts[0].verify_latency_ms == 20.0
+    assert decoded.attempts[1].ttft_ms == 150.0 and decoded.attempts[1].output_tokens == 90
+    assert decoded.occurred_at == datetime(2023, 11, 14, 22, 13, 20, 250000, tzinfo=UTC)
+
+
+def test_kept_request_with_defaults(make_rw: MakeRw) -> None:
+    rw = make_rw()
+    with rw.decision() as d:
+        d.attempt("small", tier_rank=0, model="m", provider="p").accept(latency_ms=12.5, cost_usd=0.002)
+        d.finish(latency_ms=14.0)
+    event = _decode(d)
+    assert event.final.served and event.final.tier == "small" and event.final.model == "m"
+    assert event.final.cost_usd == pytest.approx(0.002)
+    assert event.attempts[0].latency_ms == 12.5
+    assert event.shadow is False and event.environment == "production" and event.category == "default"
+    uuid.UUID(event.request_id)  # a fresh id when the router gives none
+    # Each decision gets its own ids.
+    with rw.decision() as d2:
+        d2.attempt("small", tier_rank=0, model="m", provider="p").accept(latency_ms=0.0)
+    other = _decode(d2)
+    assert other.event_id != event.event_id and other.request_id != event.request_id
+
+
+def test_latency_and_offsets_are_measured_when_not_given(make_rw: MakeRw) -> None:
+    rw = make_rw()
+    before = time.time()
+    with rw.decision() as d:
+        time.sleep(0.01)
+        a = d.attempt("small", tier_rank=0, model="m", provider="p")
+        time.sleep(0.02)
+        a.fail("timeout")
+        b = d.attempt("small", tier_rank=0, model="m", provider="p-eu")
+        time.sleep(0.02)
+        b.accept()
+    event = _decode(d)
+    first, second = event.attempts
+    # Lower bounds only: sleep() guarantees at least the time asked for.
+    assert first.offset_ms >= 10.0
+    assert first.latency_ms >= 20.0
+    assert second.offset_ms >= first.offset_ms + first.latency_ms
+    assert second.latency_ms >= 20.0
+    assert event.final.latency_ms >= second.offset_ms + second.latency_ms
+    assert event.final.tier == "small" and event.attempts[1].provider == "p-eu"
+    assert event.occurred_at.timestamp() == pytest.approx(before, abs=5.0)
+
+
+def test_explicit_latency_is_honoured(make_rw: MakeRw) -> None:
+    rw = make_rw()
+    with rw.decision() as d:
+        time.sleep(0.01)
+        d.attempt("small", tier_rank=0, model="m", provider="p", offset_ms=0.0).accept(latency_ms=0.5)
+        d.finish(latency_ms=2.0)
+    event = _decode(d)
+    assert event.attempts[0].offset_ms == 0.0
+    assert event.attempts[0].latency_ms == 0.5
+    assert event.final.latency_ms == 2.0  # finish() inside the block wins; leaving the block does not re-finish
+
+
+def test_unserved_request_has_null_final_tier(make_rw: MakeRw) -> None:
+    rw = make_rw()
+    with rw.decision() as d:
+        d.attempt("small", tier_rank=0, model="m", provider="p").fail("rate_limited", latency_ms=3.0, cost_usd=0.001)
+        d.attempt("large", tier_rank=1, model="l", provider="q").fail("timeout", latency_ms=5.0, cost_usd=0.002)
+    event = _decode(d)
+    assert event.final.served is False and event.final.tier is None and event.final.model is None
+    assert event.final.cost_usd == pytest.approx(0.003)
+    assert [a.failure_mode for a in event.attempts] == ["rate_limited", "timeout"]
+
+
+def test_finishing_an_attempt_twice_raises(make_rw: MakeRw) -> None:
+    rw = make_rw()
+    with rw.decision() as d:
+        a = d.attempt("small", tier_rank=0, model="m", provider="p")
+        a.accept(latency_ms=1.0)
+        with pytest.raises(RuntimeError, match="already finished as 'accepted'"):
+            a.fail("timeout")
+        with pytest.raises(RuntimeError, match="attempt 0 at tier 'small'"):
+            a.accept()
+    assert a.fields["outcome"] == "accepted"
+    assert "failure_mode" not in a.fields
+    assert _decode(d).final.served
+
+
+# -- strict mode ------------------------------------------------------------------------------
+
+
+def test_strict_mode_raises_at_the_call_site_for_an_unknown_reason(make_rw: MakeRw) -> None:
+    rw = make_rw(strict=True)
+    with pytest.raises(InvalidEventError) as caught:
+        with rw.decision() as d:
+            d.attempt("small", tier_rank=0, model="m", provider="p").escalate("felt_like_it", latency_ms=1.0)
+            d.attempt("large", tier_rank=1, model="l", provider="p").accept(latency_ms=1.0)
+    assert caught.value.reason == "schema"
+    assert "attempts.0.escalation_reason" in caught.value.detail
+    assert "low_confidence" in caught.value.detail  # the message lists what is allowed
+    assert rw.stats()["enqueued"] == 0  # a rejected event is not queued
+
+
+def test_strict_mode_rejects_two_accepted_attempts(make_rw: MakeRw) -> None:
+    rw = make_rw(strict=True)
+    with pytest.raises(InvalidEventError, match="exactly one accepted attempt, found 2"):
+        with rw.decision() as d:
+            d.attempt("small", tier_rank=0, model="m", provider="p").accept(latency_ms=1.0)
+            d.attempt("large", tier_rank=1, model="l", provider="p").accept(latency_ms=1.0)
+
+
+def test_strict_mode_accepts_a_valid_decision(make_rw: MakeRw) -> None:
+    rw = make_rw(strict=True)
+    with rw.decision() as d:
+        d.attempt("small", tier_rank=0, model="m", provider="p").accept(latency_ms=1.0)
+    assert rw.stats()["enqueued"] == 1
+
+
+def test_non_strict_mode_queues_an_invalid_decision_without_raising(make_rw: MakeRw) -> None:
+    rw = make_rw()
+    with rw.decision() as d:
+        d.attempt("small", tier_rank=0, model="m", provider="p").escalate("felt_like_it", latency_ms=1.0)
+    assert rw.stats()["enqueued"] == 1  # the ingest service dead-letters it, the router never sees an error
+    with pytest.raises(InvalidEventError):
+        _decode(d)
+
+
+# -- the router's own exceptions ---------------------------------------------------------------
+
+
+class RouterBug(Exception):
+    pass
+
+
+def test_router_exception_propagates_and_the_decision_is_queued_not_served(make_rw: MakeRw) -> None:
+    rw = make_rw()
+    boom = RouterBug("provider SDK blew up")
+    with pytest.raises(RouterBug) as caught:
+        with rw.decision(request_id="req-err") as d:
+            d.attempt("small", tier_rank=0, model="m", provider="p").fail("timeout", latency_ms=1.0)
+            d.attempt("large", tier_rank=1, model="l", provider="p")  # the call itself raises
+            raise boom
+    assert caught.value is boom
+    queued = _queued(rw)
+    assert len(queued) == 1
+    topic, key, payload = queued[0]
+    assert topic == DECISIONS_TOPIC and key == b"req-err" and payload is d
+    event = _decode(d)  # still a valid event: the interrupted attempt is recorded as failed
+    assert event.final.served is False and event.final.tier is None
+    assert [a.outcome for a in event.attempts] == [Outcome.FAILED, Outcome.FAILED]
+    assert event.attempts[1].failure_mode == "other"
+
+
+def test_router_exception_wins_over_a_strict_mode_error(make_rw: MakeRw) -> None:
+    rw = make_rw(strict=True)
+    with pytest.raises(RouterBug):
+        with rw.decision() as d:
+            d.attempt("small", tier_rank=0, model="m", provider="p").escalate("nonsense", latency_ms=1.0)
+            raise RouterBug()
+
+
+async def test_async_with(make_rw: MakeRw) -> None:
+    rw = make_rw(strict=True)
+    async with rw.decision(category="coding") as d:
+        d.attempt("small", tier_rank=0, model="m", provider="p").accept(latency_ms=3.0)
+        d.finish(latency_ms=4.0)
+    assert _queued(rw)[0][2] is d
+    event = _decode(d)
+    assert event.category == "coding" and event.final.latency_ms == 4.0
+    with pytest.raises(RouterBug):
+        async with rw.decision() as failing:
+            failing.attempt("small", tier_rank=0, model="m", provider="p")
+            raise RouterBug()
+    assert rw.stats()["enqueued"] == 2
+    assert _queued(rw)[1][2] is failing
+    assert _decode(failing).final.served is False
+
+
+async def test_async_client_context_and_aclose(make_rw: MakeRw) -> None:
+    async with make_rw(close_timeout_s=0.5) as rw:
+        with rw.decision() as d:
+            d.attempt("small", tier_rank=0, model="m", provider="p").accept(latency_ms=1.0)
+    stats = rw.stats()
+    assert stats["queued"] == 0 and stats["dropped_closed"] == 1 and stats["sent"] == 0
+
+
+# -- bounded queue and drop logging ------------------------------------------------------------
+
+
+def test_queue_is_bounded_and_drops_are_counted_and_logged_once(
+    make_rw: MakeRw, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="routerwatch.sdk")
+    rw = make_rw(max_queue=100, drop_log_interval_s=60.0)
+    for i in range(1000):
+        with rw.decision(request_id=f"req-{i}") as d:
+            d.attempt("small", tier_rank=0, model="m", provider="p").accept(latency_ms=1.0)
+    stats = rw.stats()
+    # The broker is unreachable, so the sender never takes anything off the queue.
+    assert stats["enqueued"] == 100
+    assert stats["queued"] == 100
+    assert stats["dropped_queue_full"] == 900
+    assert stats["dropped"] == 900
+    assert stats["sent"] == 0
+    # The oldest events are kept; later ones are dropped.
+    assert [key for _, key, _ in _queued(rw)] == [f"req-{i}".encode() for i in range(100)]
+    lines = _drop_lines(caplog)
+    assert len(lines) == 1
+    assert "queue_full" in lines[0].getMessage() and "queue limit 100" in lines[0].getMessage()
+
+
+def test_drop_log_is_repeated_after_the_interval(make_rw: MakeRw, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="routerwatch.sdk")
+    rw = make_rw(max_queue=1, drop_log_interval_s=0.0)
+    for _ in range(3):
+        rw.emit_raw(DECISIONS_TOPIC, b"{}")
+    assert rw.stats()["dropped_queue_full"] == 2
+    assert len(_drop_lines(caplog)) == 2
+
+
+# -- close -------------------------------------------------------------------------------------
+
+
+def test_close_without_start_and_twice(make_rw: MakeRw) -> None:
+    rw = make_rw()
+    first = rw.close()
+    assert (first["enqueued"], first["sent"], first["dropped"], first["queued"]) == (0, 0, 0, 0)
+    assert not [key for key in first if key.startswith("dropped_")]
+    assert rw._thread is None  # closing did not start anything
+    assert rw.close() == first
+    rw.start()
+    assert rw._thread is None  # a closed client does not start again
+
+
+def test_close_returns_within_its_timeout_when_the_broker_is_unreachable(
+    make_rw: MakeRw, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="routerwatch.sdk")
+    rw = make_rw(close_timeout_s=0.5)
+    for _ in range(7):
+        with rw.decision() as d:
+            d.attempt("small", tier_rank=0, model="m", provider="p").accept(latency_ms=1.0)
+    rw.feedback("req-x", score=0.5, passed=True)
+    assert rw.stats()["queued"] == 8
+    started = time.monotonic()
+    stats = rw.close()
+    assert time.monotonic() - started < 0.5 + 1.5
+    assert stats["dropped_closed"] == 8
+    assert stats["queued"] == 0 and stats["sent"] == 0 and stats["dropped"] == 8
+    assert any("closed" in r.getMessage() for r in _drop_lines(caplog))  # leftovers are always logged
+    # Second close: same numbers, nothing more dropped.
+    assert rw.close() == stats
+
+
+def test_close_honours_an_explicit_timeout(make_rw: MakeRw) -> None:
+    rw = make_rw(close_timeout_s=60.0)
+    rw.emit_raw(DECISIONS_TOPIC, b"{}")
+    started = time.monotonic()
+    rw.close(timeout=0.2)
+    assert time.monotonic() - started < 0.2 + 1.5
+
+
+def test_events_after_close_are_dropped_not_queued(make_rw: MakeRw) -> None:
+    rw = make_rw()
+    rw.close()
+    with rw.decision() as d:
+        d.attempt("small", tier_rank=0, model="m", provider="p").accept(latency_ms=1.0)
+    rw.feedback("req", score=1.0, passed=True)
+    stats = rw.stats()
+    assert stats["dropped_closed"] == 2 and stats["enqueued"] == 0 and stats["queued"] == 0
+
+
+def test_client_context_manager_closes(make_rw: MakeRw) -> None:
+    with make_rw(close_timeout_s=0.2) as rw:
+        rw.emit_raw(DECISIONS_TOPIC, b"raw", b"k")
+        assert _queued(rw) == [(DECISIONS_TOPIC, b"k", b"raw")]
+    assert rw.stats()["dropped_closed"] == 1
+    assert rw.stats()["queued"] == 0
+
+
+# -- feedback ----------------------------------------------------------------------------------
+
+
+def test_feedback_builds_a_valid_quality_feedback(make_rw: MakeRw) -> None:
+    rw = make_rw(strict=True, router_id="support-router")
+    rw.feedback(
+        "req-42", score=0.25, passed=False, source="human", target="shadow", attempt_index=2, tier="small",
+        grader="rubric-v1", event_id="00000000-0000-4000-8000-0000000000aa", occurred_at=1_700_000_060.0,
+    )
+    (topic, key, payload), = _queued(rw)
+    assert topic == FEEDBACK_TOPIC and key == b"req-42"
+    event = decode(QualityFeedback, to_json(payload))
+    assert str(event.event_id) == "00000000-0000-4000-8000-0000000000aa"
+    assert event.request_id == "req-42" and event.router_id == "support-router"
+    assert event.target == "shadow" and event.attempt_index == 2 and event.tier == "small"
+    assert event.score == 0.25 and event.passed is False and event.source == "human"
+    assert event.grader == "rubric-v1"
+    assert event.occurred_at == datetime(2023, 11, 14, 22, 14, 20, tzinfo=UTC)
+
+
+def test_feedback_defaults_leave_optional_fields_out(make_rw: MakeRw) -> None:
+    rw = make_rw()
+    rw.feedback("req-1", score=1.0, passed=True)
+    (_, _, payload), = _queued(rw)
+    assert set(payload) == {
+        "event_id", "schema_version", "request_id", "occurred_at", "router_id", "target", "score", "passed", "source"
+    }
+    event = decode(QualityFeedback, json.dumps(payload))
+    assert event.target == "served" and event.source == "grader"
+
+
+def test_strict_feedback_rejects_a_shadow_grade_without_attempt_index(make_rw: MakeRw) -> None:
+    rw = make_rw(strict=True)
+    with pytest.raises(InvalidEventError, match="attempt_index"):
+        rw.feedback("req-1", score=0.1, passed=False, target="shadow")
+    assert rw.stats()["enqueued"] == 0
