@@ -32,12 +32,16 @@ if ! serve_pid >/dev/null; then
 else
   echo "== routerwatch serve already running (pid $(serve_pid))"
 fi
-for _ in $(seq 1 60); do
-  curl -fsS "http://127.0.0.1:$ROUTERWATCH_HTTP__PORT/health" >/dev/null 2>&1 && break
+healthy() {
+  $BIN/python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
+    "http://127.0.0.1:$ROUTERWATCH_HTTP__PORT/health" >/dev/null 2>&1
+}
+for _ in $(seq 1 90); do
+  healthy && break
   serve_pid >/dev/null || { echo "routerwatch serve exited; last log lines:"; tail -n 30 "$RUN/serve.log"; exit 1; }
   sleep 1
 done
-curl -fsS "http://127.0.0.1:$ROUTERWATCH_HTTP__PORT/health" >/dev/null || { echo "serve did not become healthy"; exit 1; }
+healthy || { echo "serve did not become healthy; last log lines:"; tail -n 30 "$RUN/serve.log"; exit 1; }
 
 dlq_before="$($BIN/routerwatch dlq --count)"
 echo "== simulating $REQUESTS requests (seed $SEED, $INVALID invalid, $DUPLICATES duplicates)"

@@ -72,3 +72,29 @@ def names() -> dict[str, str]:
 @pytest.fixture(scope="session")
 def session_chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("chdb-session") / "store"
+
+
+_DOCKER = docker_available()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Integration tests that take `store_backend` run on the embedded engine always, and on a
+    # ClickHouse server too where a Docker engine can start one (the same SQL must run on both).
+    if "store_backend" in metafunc.fixturenames:
+        metafunc.parametrize("store_backend", ["chdb", "server"] if _DOCKER else ["chdb"], indirect=True)
+
+
+@pytest.fixture(scope="session")
+def clickhouse_server_url() -> str:
+    from testcontainers.clickhouse import ClickHouseContainer
+
+    with ClickHouseContainer("clickhouse/clickhouse-server:25.8") as container:
+        yield f"http://{container.username}:{container.password}@{container.get_container_host_ip()}:{container.get_exposed_port(8123)}"
+
+
+@pytest.fixture
+def store_backend(request: pytest.FixtureRequest) -> str:
+    """"chdb", or the URL of a ClickHouse server (testcontainers)."""
+    if request.param == "chdb":
+        return "chdb"
+    return request.getfixturevalue("clickhouse_server_url")

@@ -43,14 +43,14 @@ class Env:
 
     kafka: str
     names: dict[str, str]
-    store_path: Path
+    store_url: str  # chdb:///path (one per test) or a ClickHouse server URL (fresh database per test)
     port: int = field(default_factory=free_port)
     extra: dict[str, str] = field(default_factory=dict)
 
     def vars(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTERWATCH_")}
         env.update(
-            ROUTERWATCH_CLICKHOUSE_URL=f"chdb://{self.store_path}",
+            ROUTERWATCH_CLICKHOUSE_URL=self.store_url,
             ROUTERWATCH_DATABASE=self.names["database"],
             ROUTERWATCH_KAFKA_BOOTSTRAP=self.kafka,
             ROUTERWATCH_TOPICS__DECISIONS=self.names["decisions"],

@@ -24,8 +24,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def env(kafka_bootstrap, names, tmp_path) -> Env:
-    environment = Env(kafka=kafka_bootstrap, names=names, store_path=tmp_path / "store")
+def env(kafka_bootstrap, names, tmp_path, store_backend) -> Env:
+    url = f"chdb://{tmp_path / 'store'}" if store_backend == "chdb" else store_backend
+    environment = Env(kafka=kafka_bootstrap, names=names, store_url=url)
     environment.cli("migrate")
     return environment
 
@@ -119,7 +120,7 @@ def test_duplicates_and_a_replay_from_offset_zero_do_not_change_counts(env, serv
     assert attempts == summary["attempts"]
     # Replay: a new consumer group reads both topics again from offset 0 into the same store.
     serve.stop()
-    replay_env = Env(kafka=env.kafka, names=dict(env.names, group=env.names["group"] + "-replay"), store_path=env.store_path, port=env.port)
+    replay_env = Env(kafka=env.kafka, names=dict(env.names, group=env.names["group"] + "-replay"), store_url=env.store_url, port=env.port)
     replay = Serve(replay_env, tmp_path / "replay.log").start()
     try:
         replay_env.cli("wait", "--timeout", "120")

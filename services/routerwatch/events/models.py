@@ -6,7 +6,7 @@ files drift from them.  Every model forbids unknown fields, so a typo in a
 router's payload is a clear validation error instead of silently lost data.
 
 Field meanings that overlap OpenTelemetry's ``gen_ai`` semantic conventions
-reuse them (see ``docs/events.md`` for the full mapping):
+reuse them (README, "The event contract"):
 ``Attempt.provider`` = ``gen_ai.provider.name``, ``Attempt.model`` =
 ``gen_ai.request.model``, ``input_tokens`` / ``output_tokens`` =
 ``gen_ai.usage.input_tokens`` / ``gen_ai.usage.output_tokens``.

@@ -287,7 +287,8 @@ class _Sender:
         from aiokafka import AIOKafkaProducer
 
         backoff = 0.2
-        while not self.client._stopping.is_set():
+        # At least one attempt even when close() came first: queued events deserve a flush.
+        while True:
             producer = AIOKafkaProducer(
                 bootstrap_servers=self.cfg.bootstrap_servers,
                 linger_ms=self.cfg.linger_ms,
@@ -301,6 +302,8 @@ class _Sender:
                 return producer
             except Exception as exc:  # noqa: BLE001 - any start failure means: not reachable yet
                 await producer.stop()
+                if self.client._stopping.is_set():
+                    return None  # closing with the broker unreachable: close() counts the leftovers
                 now = time.monotonic()
                 if now - self.last_connect_log >= self.cfg.drop_log_interval_s:
                     self.last_connect_log = now
@@ -311,7 +314,6 @@ class _Sender:
                     await asyncio.sleep(0.05)
                     waited += 0.05
                 backoff = min(backoff * 2, 5.0)
-        return None
 
     def _on_delivered(self, fut: asyncio.Future[Any]) -> None:
         self.in_flight.discard(fut)
