@@ -139,12 +139,25 @@ def cmd_report(args: argparse.Namespace) -> int:
     from routerwatch.storage.reader import Reader
 
     settings = _settings()
+    try:
+        since, until = scoreboard.parse_range(args.since, args.until)
+    except ValueError as exc:
+        print(f"routerwatch report: {exc}", file=sys.stderr)
+        return 2
     reader = Reader(settings)
     try:
-        results = scoreboard.build(reader, settings.migrations_dir().parent / "queries")
+        report = scoreboard.build(reader, since, until, args.by or "")
     finally:
         reader.close()
-    print(scoreboard.render_json(results) if args.format == "json" else scoreboard.render_text(results))
+    if args.format == "html":
+        from routerwatch.report.html import render_html
+
+        Path(args.output).write_text(render_html(report), encoding="utf-8")
+        print(f"wrote {args.output}")
+    elif args.format == "json":
+        print(scoreboard.render_json(report))
+    else:
+        print(scoreboard.render_text(report))
     return 0
 
 
@@ -200,8 +213,12 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--header", action="store_true", help="print column names first (tsv)")
     q.set_defaults(func=cmd_sql)
 
-    r = sub.add_parser("report", help="per-tier scoreboard")
-    r.add_argument("--format", choices=["text", "json"], default="text")
+    r = sub.add_parser("report", help="per-tier scoreboard for a time range")
+    r.add_argument("--since", help="ISO time (UTC) or a duration back from --until: 90m, 6h, 7d (default 24h)")
+    r.add_argument("--until", help="ISO time (UTC); default now")
+    r.add_argument("--by", choices=["category", "variant", "router", "environment", "tenant"], help="split every figure")
+    r.add_argument("--format", choices=["text", "json", "html"], default="text")
+    r.add_argument("--output", default="routerwatch-report.html", help="file for --format html")
     r.set_defaults(func=cmd_report)
 
     sc = sub.add_parser("schemas", help="export or check the events' JSON Schema files")

@@ -69,6 +69,16 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     sql_dir: Path | None = Field(default=None, description="Where sql/migrations lives; default: the source tree's sql/.")
 
+    prices_file: Path | None = Field(
+        default=None, description="Price table (TOML); default: deploy/prices.toml of the source tree."
+    )
+
+    def price_table(self):  # -> routerwatch.prices.PriceTable
+        """Load the price table named by ``prices_file`` (or the shipped default)."""
+        from routerwatch.prices import default_prices_file, load_prices
+
+        return load_prices(self.prices_file or default_prices_file())
+
     def store_dsn(self) -> str:
         """The ClickHouse DSN in clear, for opening the store (never log it)."""
         return self.clickhouse_url.get_secret_value()

@@ -91,6 +91,8 @@ class Profile(BaseModel):
     )
     # Categories the classifier sends straight past the cheapest tier.
     entry_rank_by_category: dict[str, int] = Field(default_factory=lambda: {"legal": 1})
+    # Per experiment variant, overrides of entry_rank_by_category (a variant that routes differently).
+    entry_rank_by_variant: dict[str, dict[str, int]] = Field(default_factory=dict)
     tenants: int = 20
     shadow_share: float = 0.05
     experiment_id: str | None = "gate-threshold-test"
@@ -129,7 +131,8 @@ class RequestPlan:
     latency_ms: float = 0.0
     served: bool = False
     final_tier: str | None = None
-    feedback: tuple[str, float, bool, int | None] | None = None  # (target, score, passed, attempt_index)
+    # Grades: (target, score, passed, attempt_index or None for the served answer).
+    feedback: list[tuple[str, float, bool, int | None]] = field(default_factory=list)
 
 
 def _pick(rng: random.Random, weights: dict[str, float]) -> str:
@@ -153,7 +156,9 @@ def plan(profile: Profile, requests: int, seed: int, now: float | None = None) -
         variant = _pick(rng, profile.variants) if profile.experiment_id else None
         # Pareto-ish tenants: a few tenants send most of the traffic.
         tenant = f"tenant-{min(int(rng.paretovariate(1.2)), profile.tenants):03d}"
-        entry_rank = profile.entry_rank_by_category.get(category, tiers[0].rank)
+        entry_rank = profile.entry_rank_by_variant.get(variant or "", {}).get(
+            category, profile.entry_rank_by_category.get(category, tiers[0].rank)
+        )
         p = RequestPlan(
             event_id=_uuid(rng),
             request_id=f"req-{seed}-{i:07d}",
@@ -211,17 +216,27 @@ def plan(profile: Profile, requests: int, seed: int, now: float | None = None) -
                 p.attempts.append(shadow)
             else:
                 p.shadow = False  # the cheap tier served it: nothing to shadow
-        if p.served and rng.random() < profile.feedback_share:
-            if p.shadow:
-                idx = len(p.attempts) - 1
-                passed = rng.random() < tiers[0].quality
-                p.feedback = ("shadow", round(rng.uniform(0.6, 1.0) if passed else rng.uniform(0, 0.5), 3), passed, idx)
-            else:
-                quality = next(t.quality for t in tiers if t.name == p.final_tier)
-                passed = rng.random() < quality
-                p.feedback = ("served", round(rng.uniform(0.6, 1.0) if passed else rng.uniform(0, 0.5), 3), passed, None)
+        _grade(rng, profile, tiers, p)
         plans.append(p)
     return plans
+
+
+def _grade(rng: random.Random, profile: Profile, tiers: list[TierProfile], p: RequestPlan) -> None:
+    """Grade a share of the answers: served, rejected (escalated) and shadow ones.
+
+    A gated answer is correct with probability equal to its gate score (a
+    calibrated gate); an ungated one with its tier's quality.
+    """
+    for index, a in enumerate(p.attempts):
+        if a.outcome not in ("accepted", "escalated", "shadow") or rng.random() >= profile.feedback_share:
+            continue
+        p_correct = a.gate["score"] if a.gate else a.tier.quality
+        passed = rng.random() < p_correct
+        score = round(rng.uniform(0.6, 1.0) if passed else rng.uniform(0.0, 0.5), 3)
+        if a.outcome == "accepted":
+            p.feedback.append(("served", score, passed, None))
+        else:
+            p.feedback.append(("rejected" if a.outcome == "escalated" else "shadow", score, passed, index))
 
 
 def _call(rng: random.Random, tier: TierProfile, provider: str, clock: float, input_tokens: int) -> AttemptPlan:
@@ -339,12 +354,11 @@ def emit(
         by_final[p.final_tier or "not_served"] += 1
         summary["attempts"] += len(p.attempts)
         summary["shadow_requests"] += int(p.shadow)
-        if p.feedback is not None:
-            target, score, passed, index = p.feedback
+        for k, (target, score, passed, index) in enumerate(p.feedback, start=1):
             rw.feedback(
                 p.request_id, score=score, passed=passed, source="grader", target=target,
                 attempt_index=index, grader="sim-grader-v1",
-                event_id=str(uuid.UUID(int=uuid.UUID(p.event_id).int ^ 1)),
+                event_id=str(uuid.UUID(int=uuid.UUID(p.event_id).int ^ k)),
                 occurred_at=p.occurred_at + 30,
             )
             summary["feedback"] += 1

@@ -16,6 +16,7 @@ from routerwatch.events import decode
 from routerwatch.events.models import RoutingDecision
 from routerwatch.ingest.processor import BatchProcessor, RawMessage
 from routerwatch.ingest.sink import ClickHouseSink
+from routerwatch.prices import default_prices_file, load_prices
 from routerwatch.simulate import Profile, events
 from routerwatch.storage import migrations
 from routerwatch.storage.client import Store
@@ -71,7 +72,7 @@ def test_a_failing_migration_names_the_file_and_statement(store, tmp_path):
 
 def test_sink_skips_event_ids_already_stored(store):
     migrations.migrate_up(store, MIGRATIONS)
-    sink = ClickHouseSink(store)
+    sink = ClickHouseSink(store, load_prices(default_prices_file()))
     from routerwatch.storage.rows import Located
 
     events = [Located(decode(RoutingDecision, raw), 0, i) for i, raw in enumerate(decision_bytes(50, seed=9))]
@@ -100,7 +101,7 @@ def test_store_outage_pauses_the_batch_until_the_store_is_back_and_loses_nothing
     async def send_dead_letter(letter):
         sent.append(letter)
 
-    processor = BatchProcessor("decision", ClickHouseSink(store), send_dead_letter, retry_initial_s=0.05, retry_max_s=0.2)
+    processor = BatchProcessor("decision", ClickHouseSink(store, load_prices(default_prices_file())), send_dead_letter, retry_initial_s=0.05, retry_max_s=0.2)
     payloads = decision_bytes(40, seed=10)
     messages = [RawMessage("t", 0, i, None, raw) for i, raw in enumerate(payloads)]
     messages.append(RawMessage("t", 0, 40, None, b"{not json"))

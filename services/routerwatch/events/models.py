@@ -250,7 +250,7 @@ class QualityFeedback(_Model):
     router_id: Name | None = None
     target: FeedbackTarget = FeedbackTarget.SERVED
     attempt_index: NonNegInt | None = Field(
-        default=None, description="The graded attempt; required for shadow grades."
+        default=None, description="The graded attempt; required for shadow and rejected grades."
     )
     tier: Name | None = None
     score: Score
@@ -260,8 +260,10 @@ class QualityFeedback(_Model):
 
     @model_validator(mode="after")
     def _shadow_needs_attempt(self) -> QualityFeedback:
-        if self.target is FeedbackTarget.SHADOW and self.attempt_index is None:
-            raise ValueError("a shadow grade needs attempt_index: which shadow attempt was graded")
+        if self.target is not FeedbackTarget.SERVED and self.attempt_index is None:
+            raise ValueError(
+                f"a {self.target.value} grade needs attempt_index: which unserved attempt was graded"
+            )
         return self
 
 

@@ -78,8 +78,9 @@ class FeedbackSource(StrEnum):
 class FeedbackTarget(StrEnum):
     """Which answer of a request a grade is about."""
 
-    SERVED = "served"
-    SHADOW = "shadow"
+    SERVED = "served"  # the answer the user got
+    SHADOW = "shadow"  # a shadow attempt's answer (forced, never served)
+    REJECTED = "rejected"  # an escalated attempt's answer, graded to measure false escalations
 
 
 class CheckKind(StrEnum):

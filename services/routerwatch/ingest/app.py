@@ -85,7 +85,7 @@ def build_app(settings: Settings, store: Store) -> tuple[faust.App, dict[str, Ba
         # Wait for the broker's acknowledgement: the source offset is committed only after this.
         await fut
 
-    sink = ClickHouseSink(store, ingest.dedup_window_hours)
+    sink = ClickHouseSink(store, settings.price_table(), ingest.dedup_window_hours)
     processors: dict[str, BatchProcessor] = {}
     for kind, topic_name in (("decision", topics.decisions), ("feedback", topics.feedback), ("canary", topics.canary)):
         processor = BatchProcessor(

@@ -1,59 +1,194 @@
-"""``routerwatch report``: requests by final tier and attempts by tier and outcome.
+"""``routerwatch report``: the per-tier scoreboard for a time range.
 
-The SQL lives in ``sql/queries`` (the on-call cookbook); this module only runs
-it through a :class:`routerwatch.storage.reader.Reader` and renders the rows.
+Every section is one call of a named view from ``sql/migrations/0004_figures``
+(the same views analysts query by hand), run through a
+:class:`routerwatch.storage.reader.Reader`. :func:`build` returns plain data
+(``Report``); the renderers turn it into a terminal table, JSON or HTML.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from routerwatch.storage.client import QueryResult
+from routerwatch.stats import routing_mix_test
 
-SECTIONS = (
-    ("Requests by final tier (routing mix)", "requests_by_final_tier"),
-    ("Attempts by tier and outcome", "attempts_by_tier_outcome"),
+BY_CHOICES = ("", "category", "variant", "router", "environment", "tenant")
+
+# (key, title, view, takes `by`)
+SECTIONS: tuple[tuple[str, str, str, bool], ...] = (
+    ("tiers", "Per tier: outcomes, escalation and failure rates, terminal vs passthrough latency", "tier_scoreboard", True),
+    ("request_latency", "Request latency: kept vs escalated (blended only beside them)", "request_latency", True),
+    ("routing_mix", "Routing mix: requests by final tier", "routing_mix", True),
+    ("cost", "Cost against flagship-everywhere", "cost_summary", True),
+    ("escalation_reasons", "Escalation reasons", "escalation_reasons", False),
+    ("failure_modes", "Failure modes by tier", "failure_modes", False),
+    ("quality", "Quality from grades (served and shadow)", "quality_by_tier", True),
+    ("gate_calibration", "Gate calibration (graded traffic)", "gate_calibration", False),
+    ("experiment_slices", "Experiments, stratified by slice", "experiment_slices", False),
+    ("experiment_mix", "Experiments: routing mix per variant", "experiment_mix", False),
+    ("escalation_series", "Escalation rate over time", "escalation_series", False),
+    ("tenants", "Tenants by spend", "tenant_scoreboard", False),
+    ("dead_letters", "Dead letters by reason", "dead_letter_counts", False),
 )
+TEXT_SECTIONS = ("tiers", "request_latency", "routing_mix", "cost", "failure_modes", "experiment_mix_test", "tenants")
 
 
-def load_query(queries_dir: Path, name: str) -> str:
-    return (queries_dir / f"{name}.sql").read_text()
+@dataclass
+class Report:
+    since: datetime
+    until: datetime
+    by: str
+    sections: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "since": self.since.isoformat(),
+            "until": self.until.isoformat(),
+            "by": self.by or None,
+            **{k: [_clean_row(r) for r in v] for k, v in self.sections.items()},
+        }
 
 
-def build(reader: Any, queries_dir: Path) -> dict[str, QueryResult]:
-    """Run every section's query; keys are the query names."""
-    return {name: reader.query(load_query(queries_dir, name)) for _, name in SECTIONS}
+def parse_range(since: str | None, until: str | None, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """``since`` is an ISO time or a duration back from now (``90m``, ``6h``, ``7d``); default 24h."""
+    now = now or datetime.now(timezone.utc)
+    end = _parse_time(until, now) if until else now
+    start = _parse_time(since or "24h", end)
+    if start >= end:
+        raise ValueError(f"empty time range: since {start.isoformat()} is not before until {end.isoformat()}")
+    return start, end
 
 
-def render_text(results: dict[str, QueryResult]) -> str:
-    """Aligned plain-text tables, one per section."""
+def _parse_time(text: str, now: datetime) -> datetime:
+    units = {"m": "minutes", "h": "hours", "d": "days"}
+    if text[-1:] in units and text[:-1].isdigit():
+        return now - timedelta(**{units[text[-1]]: int(text[:-1])})
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def build(reader: Any, since: datetime, until: datetime, by: str = "") -> Report:
+    """Run every section for [since, until) and return the report's data."""
+    if by not in BY_CHOICES:
+        raise ValueError(f"--by must be one of {', '.join(b or repr('') for b in BY_CHOICES)}")
+    report = Report(since, until, by)
+    # Rollups are per minute: the range widens to whole minutes (since down, until up).
+    start = since.replace(second=0, microsecond=0)
+    end = until if until == until.replace(second=0, microsecond=0) else until.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    args = f"since = '{_fmt_time(start)}', until = '{_fmt_time(end)}'"
+    by_arg = ", by = '{}'".format("" if by == "tenant" else by)
+    for key, _, view, takes_by in SECTIONS:
+        sql = f"SELECT * FROM {view}({args}{by_arg if takes_by else ''})"
+        report.sections[key] = reader.query(sql).as_dicts()
+    report.sections["experiment_mix_test"] = mix_tests(report.sections["experiment_mix"])
+    return report
+
+
+def _fmt_time(value: datetime) -> str:
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def mix_tests(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per experiment: do its variants differ in routing mix (the confound that makes A/B tests lie)?"""
+    by_experiment: dict[str, dict[str, dict[str, int]]] = {}
+    for row in rows:
+        variants = by_experiment.setdefault(row["experiment_id"], {})
+        variants.setdefault(row["experiment_variant"], {})[row["final_tier"]] = int(row["requests"])
     out = []
-    for title, name in SECTIONS:
-        result = results[name]
-        out.append(title)
-        out.append(_table(result.columns, result.rows))
+    for experiment, counts in sorted(by_experiment.items()):
+        test = routing_mix_test(counts)
+        out.append(
+            {
+                "experiment_id": experiment,
+                "variants": len(counts),
+                "chi2": test.chi2,
+                "dof": test.dof,
+                "p_value": test.p_value,
+                "mix_differs": test.significant,
+            }
+        )
+    return out
+
+
+def render_json(report: Report) -> str:
+    return json.dumps(report.as_dict(), indent=2, default=str)
+
+
+def render_text(report: Report) -> str:
+    """Aligned plain-text tables of the headline sections."""
+    titles = {key: title for key, title, _, _ in SECTIONS}
+    titles["experiment_mix_test"] = "Experiments: does routing mix differ between variants? (chi-square, alpha 0.01)"
+    out = [f"routerwatch report  {_fmt_time(report.since)} .. {_fmt_time(report.until)} UTC" + (f"  by {report.by}" if report.by else ""), ""]
+    for key in TEXT_SECTIONS:
+        rows = report.sections.get(key, [])
+        if key == "tiers":
+            rows = [_flatten_quantiles(r, ("terminal_latency_ms", "passthrough_latency_ms")) for r in rows]
+            rows = [_pick(r, ["segment", "tier", "attempts", "accepted", "escalated", "failed", "shadow", "escalation_rate",
+                              "failure_rate", "terminal_latency_ms_p50", "terminal_latency_ms_p95", "passthrough_latency_ms_p50",
+                              "passthrough_latency_ms_p95", "model_cost_usd", "verify_cost_usd"]) for r in rows]
+        elif key == "request_latency":
+            rows = [_flatten_quantiles(r, ("latency_ms",)) for r in rows]
+        elif key == "tenants":
+            rows = rows[:10]
+        if report.by in ("", "tenant"):
+            rows = [{k: v for k, v in r.items() if k != "segment"} for r in rows]
+        out.append(titles[key])
+        out.append(_table(rows))
         out.append("")
     return "\n".join(out)
 
 
-def render_json(results: dict[str, QueryResult]) -> str:
-    return json.dumps({name: results[name].as_dicts() for _, name in SECTIONS}, indent=2, default=str)
+def _flatten_quantiles(row: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    flat = {}
+    for k, v in row.items():
+        if k in keys and isinstance(v, (list, tuple)):
+            for label, value in zip(("p50", "p95", "p99"), v):
+                flat[f"{k}_{label}"] = value
+        else:
+            flat[k] = v
+    return flat
+
+
+def _pick(row: dict[str, Any], keys: list[str]) -> dict[str, Any]:
+    return {k: row[k] for k in keys if k in row}
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _clean_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: _clean(v) for k, v in row.items()}
 
 
 def _fmt(value: Any) -> str:
+    value = _clean(value)
     if value is None:
         return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float):
-        return f"{value:.4f}".rstrip("0").rstrip(".") if value != int(value) else f"{int(value)}"
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return "/".join(_fmt(v) for v in value)
     return str(value)
 
 
-def _table(columns: list[str], rows: list[tuple[Any, ...]]) -> str:
+def _table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "  (no data)"
-    cells = [columns] + [[_fmt(v) for v in row] for row in rows]
+    columns = list(rows[0])
+    cells = [columns] + [[_fmt(r.get(c)) for c in columns] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
     lines = []
     for n, row in enumerate(cells):

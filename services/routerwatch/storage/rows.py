@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 from routerwatch.events.models import CanaryResult, QualityFeedback, RoutingDecision
 from routerwatch.events.vocabulary import Outcome
+from routerwatch.prices import PriceTable
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ DECISION_COLUMNS = (
     "environment category tenant source experiment_id experiment_variant shadow canary_id route_confidence "
     "route_rule route_features attempt_count escalation_count failure_count entry_tier entry_tier_rank served "
     "final_tier final_tier_rank final_model latency_ms cost_usd quality_score quality_passed prompt_hash "
-    "prompt_length kafka_partition kafka_offset"
+    "prompt_length kafka_partition kafka_offset counterfactual_cost_usd price_version top_tier_rank"
 ).split()
 
 ATTEMPT_COLUMNS = (
@@ -48,8 +49,8 @@ ATTEMPT_COLUMNS = (
 ).split()
 
 
-def decision_columns(items: Sequence[Located]) -> dict[str, list[Any]]:
-    """Columns of the ``decisions`` table for these RoutingDecisions."""
+def decision_columns(items: Sequence[Located], prices: PriceTable) -> dict[str, list[Any]]:
+    """Columns of the ``decisions`` table for these RoutingDecisions, enriched from the price table."""
     cols: dict[str, list[Any]] = {name: [] for name in DECISION_COLUMNS}
     for item in items:
         d: RoutingDecision = item.event
@@ -92,6 +93,9 @@ def decision_columns(items: Sequence[Located]) -> dict[str, list[Any]]:
             d.prompt.length if d.prompt else 0,
             item.partition,
             item.offset,
+            prices.counterfactual(d),
+            prices.version,
+            prices.top_tier_rank,
         )
         for name, value in zip(DECISION_COLUMNS, values):
             cols[name].append(value)

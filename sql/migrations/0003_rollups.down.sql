@@ -1,0 +1,12 @@
+DROP TABLE IF EXISTS dead_letters;
+DROP VIEW IF EXISTS tenant_minute_mv;
+DROP TABLE IF EXISTS tenant_minute;
+DROP VIEW IF EXISTS request_minute_mv;
+DROP TABLE IF EXISTS request_minute;
+DROP VIEW IF EXISTS attempt_minute_mv;
+DROP TABLE IF EXISTS attempt_minute;
+DROP VIEW IF EXISTS requests;
+ALTER TABLE decisions DROP COLUMN IF EXISTS top_tier_rank;
+ALTER TABLE decisions DROP COLUMN IF EXISTS price_version;
+ALTER TABLE decisions DROP COLUMN IF EXISTS counterfactual_cost_usd;
+CREATE VIEW requests AS SELECT * FROM decisions FINAL WHERE canary_id = '';

@@ -1,0 +1,15 @@
+DROP VIEW IF EXISTS dead_letter_counts;
+DROP VIEW IF EXISTS pipeline_health;
+DROP VIEW IF EXISTS gate_calibration;
+DROP VIEW IF EXISTS quality_by_tier;
+DROP VIEW IF EXISTS graded_attempts;
+DROP VIEW IF EXISTS tenant_scoreboard;
+DROP VIEW IF EXISTS experiment_mix;
+DROP VIEW IF EXISTS experiment_slices;
+DROP VIEW IF EXISTS cost_summary;
+DROP VIEW IF EXISTS routing_mix;
+DROP VIEW IF EXISTS request_latency;
+DROP VIEW IF EXISTS failure_modes;
+DROP VIEW IF EXISTS escalation_reasons;
+DROP VIEW IF EXISTS escalation_series;
+DROP VIEW IF EXISTS tier_scoreboard;
