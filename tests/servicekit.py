@@ -128,15 +128,25 @@ class Serve:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.env.port}/metrics", timeout=5) as r:
             return r.read().decode()
 
-    def query(self, sql: str) -> list[list[Any]]:
+    def _post_query(self, sql: str, parameters: dict[str, Any] | None = None) -> dict[str, Any]:
         req = urllib.request.Request(
             f"http://127.0.0.1:{self.env.port}/query",
-            data=json.dumps({"sql": sql}).encode(),
+            data=json.dumps({"sql": sql, "parameters": parameters}).encode(),
             headers={"Content-Type": "application/json"},
             method="POST",
         )
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return json.loads(r.read())["rows"]
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return json.loads(r.read())
+        except urllib.error.HTTPError as exc:
+            raise AssertionError(f"query failed ({exc.code}): {exc.read().decode()[:2000]}\n{sql}") from exc
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[list[Any]]:
+        return self._post_query(sql, parameters)["rows"]
+
+    def query_dicts(self, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        body = self._post_query(sql, parameters)
+        return [dict(zip(body["columns"], row)) for row in body["rows"]]
 
     def scalar(self, sql: str) -> Any:
         return self.query(sql)[0][0]

@@ -119,9 +119,17 @@ def cmd_dlq(args: argparse.Namespace) -> int:
 def cmd_sql(args: argparse.Namespace) -> int:
     from routerwatch.storage.reader import Reader
 
+    parameters = {}
+    for item in args.param or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            print(f"routerwatch sql: --param wants name=value, got {item!r}", file=sys.stderr)
+            return 2
+        parameters[name] = value
+    text = Path(args.query[1:]).read_text() if args.query.startswith("@") else args.query
     reader = Reader(_settings())
     try:
-        result = reader.query(args.query)
+        result = reader.query(text, parameters or None)
     finally:
         reader.close()
     if args.format == "json":
@@ -208,7 +216,8 @@ def parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_dlq)
 
     q = sub.add_parser("sql", help="run read-only SQL against the configured ClickHouse")
-    q.add_argument("query")
+    q.add_argument("query", help="SQL text, or @FILE to read it from a file (e.g. @sql/queries/what_did_this_request_do.sql)")
+    q.add_argument("--param", action="append", metavar="NAME=VALUE", help="bind {NAME:Type} placeholders")
     q.add_argument("--format", choices=["tsv", "json"], default="tsv")
     q.add_argument("--header", action="store_true", help="print column names first (tsv)")
     q.set_defaults(func=cmd_sql)

@@ -45,6 +45,12 @@ class IngestSettings(_Section):
     session_timeout_s: float = Field(default=30.0, ge=1)
 
 
+class MetricsSettings(_Section):
+    max_categories: int = Field(
+        default=50, ge=1, description="Distinct category label values per process; later ones export as 'other'."
+    )
+
+
 class HttpSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=9464, ge=0, le=65535, description="/metrics, /health and /query of `serve`.")
@@ -66,6 +72,7 @@ class Settings(BaseSettings):
     topics: TopicSettings = TopicSettings()
     ingest: IngestSettings = IngestSettings()
     http: HttpSettings = HttpSettings()
+    metrics: MetricsSettings = MetricsSettings()
     log_level: str = "INFO"
     sql_dir: Path | None = Field(default=None, description="Where sql/migrations lives; default: the source tree's sql/.")
 

@@ -1,8 +1,19 @@
 """Every Prometheus metric routerwatch exports, declared once, with help text.
 
-Names carry the ``routerwatch_`` prefix and base units (seconds, bytes).
-Label values come from closed sets (topic, table, reason), so cardinality is
-bounded by construction.
+Names carry the ``routerwatch_`` prefix and base units (seconds, bytes; money
+in USD), counters end in ``_total``. Label values come from closed sets
+(topic, table, reason, outcome, failure_mode, escalation reason, path) or are
+bounded per process: ``category`` goes through a :class:`LabelCap` in
+:mod:`routerwatch.ingest.observe` (the first N distinct values pass, later new
+ones become ``other``). ``tier`` is whatever the routers name their tiers: a
+handful per router.
+
+The per-tier metrics below the pipeline-health ones are fed by
+:func:`routerwatch.ingest.observe.observe_decisions` with each RoutingDecision
+the ingest path stores for the first time, so a redelivered or re-emitted
+event is never counted twice. Canary probes are excluded from them (only
+``routerwatch_canary_decisions_total`` counts probes); shadow attempts appear
+only with ``outcome="shadow"`` in the attempt metrics.
 """
 
 from __future__ import annotations
@@ -57,4 +68,71 @@ INGEST_PAUSED = Gauge(
 INGEST_LAST_STORED = Gauge(
     "routerwatch_ingest_last_stored_timestamp_seconds",
     "Unix time of the last successful ClickHouse insert.",
+)
+
+
+# -- per-tier telemetry (design notes section 2 for the vocabulary) -------------------------
+
+# From a 50 ms cache or cheap-tier answer to a 2-minute flagship call with retries.
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 13, 20, 30, 60, 120)
+
+ATTEMPT_SECONDS = Histogram(
+    "routerwatch_attempt_duration_seconds",
+    "Latency of one attempt (model call plus its gate or verifier), by tier and outcome. "
+    "outcome=accepted is the tier's terminal latency, escalated its passthrough latency; "
+    "shadow attempts appear only as outcome=shadow. Canary probes are excluded.",
+    ["tier", "outcome"],
+    buckets=LATENCY_BUCKETS,
+)
+ATTEMPTS = Counter(
+    "routerwatch_attempts_total",
+    "Attempts by tier, request category and outcome (accepted, escalated, failed, shadow). "
+    "Escalation rate of a tier = escalated / (accepted + escalated). Canary probes are excluded.",
+    ["tier", "category", "outcome"],
+)
+ESCALATIONS = Counter(
+    "routerwatch_escalations_total",
+    "Escalated attempts (a gate rejected the answer and the request moved up), by tier, category "
+    "and escalation reason. Canary probes are excluded.",
+    ["tier", "category", "reason"],
+)
+FAILURES = Counter(
+    "routerwatch_attempt_failures_total",
+    "Failed attempts (the call errored; reliability, not an escalation), by tier and failure mode. "
+    "Canary probes are excluded.",
+    ["tier", "failure_mode"],
+)
+MODEL_COST = Counter(
+    "routerwatch_model_cost_usd_total",
+    "Model spend in USD of non-shadow attempts (failed ones included), by tier. Canary probes are excluded.",
+    ["tier"],
+)
+VERIFIER_COST = Counter(
+    "routerwatch_verifier_cost_usd_total",
+    "Gate or verifier spend in USD of non-shadow attempts, by tier. Canary probes are excluded.",
+    ["tier"],
+)
+REQUEST_SECONDS = Histogram(
+    "routerwatch_request_duration_seconds",
+    "End-to-end request latency by path: kept (served by its entry tier, no escalation), escalated "
+    "(served after at least one escalation), other (not served, or moved up only by failures). "
+    "Shadow attempts never count here; canary probes are excluded.",
+    ["path"],
+    buckets=LATENCY_BUCKETS,
+)
+REQUESTS = Counter(
+    "routerwatch_requests_total",
+    "Requests by final tier (not_served when no answer was served): the routing mix. "
+    "Canary probes are excluded.",
+    ["final_tier"],
+)
+CANARY_DECISIONS = Counter(
+    "routerwatch_canary_decisions_total",
+    "Routing decisions of canary probes (canary_id set), kept out of every per-tier metric.",
+)
+LABEL_OVERFLOW = Counter(
+    "routerwatch_metrics_label_overflow_total",
+    "Routing decisions whose label value was reported as 'other' because the per-process cap on "
+    "distinct values of that label was reached, by label name.",
+    ["label"],
 )

@@ -95,6 +95,10 @@ def test_invalid_messages_are_dead_lettered_with_reason_and_origin(env, serve):
         original = asyncio.run(_read_one(env.kafka, env.names["decisions"], int(letter.headers["routerwatch.partition"]), int(letter.headers["routerwatch.offset"])))
         assert original == letter.value, "the DLQ keeps the raw bytes unchanged"
     assert reasons == summary["invalid_by_reason"]
+    recorded = serve.query(
+        "SELECT reason, sum(messages) FROM dead_letter_counts(since = '2000-01-01', until = '2100-01-01') GROUP BY reason"
+    )
+    assert dict(recorded) == summary["invalid_by_reason"], "dead letters are also queryable in ClickHouse"
     metrics = serve.metrics()
     assert f'routerwatch_ingest_dead_lettered_total{{reason="schema",topic="{env.names["decisions"]}"}} 8.0' in metrics
     assert serve.scalar("SELECT count() FROM decisions") == 50
@@ -188,7 +192,7 @@ def test_sql_and_report_work_while_serve_holds_the_embedded_store(env, serve):
     simulate(env, 50, seed=55)
     serve.wait_for("SELECT count() FROM decisions", 250)
     report = env.cli("report").stdout
-    assert "Attempts by tier and outcome" in report and "small" in report
+    assert "Per tier" in report and "small" in report
     report_json = json.loads(env.cli("report", "--format", "json").stdout)
     assert sum(r["requests"] for r in report_json["requests_by_final_tier"]) == 250
 

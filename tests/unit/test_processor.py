@@ -23,6 +23,10 @@ class FakeSink:
         self.failures = failures
         self.calls = 0
         self.stored: list = []
+        self.dead: list = []
+
+    def store_dead_letters(self, letters):
+        self.dead.extend(letters)
 
     def store_batch(self, kind, items):
         self.calls += 1
@@ -64,6 +68,7 @@ def test_valid_events_are_stored_and_bad_ones_dead_lettered_with_origin():
     assert headers["routerwatch.offset"] == b"6"
     assert dlq.sent[1].message.value == b'{"event_id": 1', "the raw bytes travel unchanged"
     assert b"tombstone" in dict(dlq.sent[2].headers())["routerwatch.detail"]
+    assert [d.reason for d in sink.dead] == ["undecodable", "invalid_json", "undecodable"], "recorded in the store too"
 
 
 def test_store_failures_are_retried_until_the_batch_is_stored():

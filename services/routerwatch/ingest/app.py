@@ -144,16 +144,17 @@ def _add_web_views(app: faust.App, store: Store, processors: dict[str, BatchProc
 
     @app.page("/query")
     class QueryView(faust.web.View):
-        """POST {"sql": "..."}: run it read-only (ClickHouse readonly=1) and return columns and rows."""
+        """POST {"sql": "...", "parameters": {...}}: run it read-only (readonly=1); return columns and rows."""
 
         async def post(self, request: Any) -> Any:
             try:
                 payload = await request.json()
                 sql = payload["sql"]
+                parameters = payload.get("parameters") or None
             except Exception:  # noqa: BLE001 - any malformed body is the caller's error
-                return self.json({"error": 'POST a JSON body {"sql": "..."}'}, status=400)
+                return self.json({"error": 'POST a JSON body {"sql": "...", "parameters": {...}}'}, status=400)
             try:
-                result = await asyncio.to_thread(store.query, sql, readonly=True)
+                result = await asyncio.to_thread(store.query, sql, parameters, readonly=True)
             except QueryError as exc:
                 return self.json({"error": str(exc), "store": store.target.describe()}, status=400)
             except StoreUnavailable as exc:

@@ -23,7 +23,8 @@ from typing import Any, Awaitable, Callable, Sequence
 from routerwatch import metrics
 from routerwatch.events.models import CanaryResult, QualityFeedback, RoutingDecision
 from routerwatch.events.validation import InvalidEventError, decode
-from routerwatch.ingest.sink import ClickHouseSink, StoreReport
+from routerwatch.ingest.observe import observe_stored
+from routerwatch.ingest.sink import TABLES, ClickHouseSink, StoreReport
 from routerwatch.storage.errors import QueryError, StoreUnavailable
 from routerwatch.storage.rows import Located
 
@@ -126,9 +127,17 @@ class BatchProcessor:
                 letter.reason,
                 letter.detail,
             )
+        if dead:
+            # Also in ClickHouse, so "what is rejected, and why" is one SQL query away.
+            await self._retry(f"record {len(dead)} dead letters", self._record_dead, dead)
         if not valid:
             return StoreReport()
-        return await self._retry(f"store {len(valid)} {self.kind} events", self._store, valid)
+        report = await self._retry(f"store {len(valid)} {self.kind} events", self._store, valid)
+        observe_stored(self.kind, report)
+        return report
+
+    async def _record_dead(self, dead: list[DeadLetter]) -> None:
+        await asyncio.to_thread(self.sink.store_dead_letters, dead)
 
     async def _store(self, valid: list[Located]) -> StoreReport:
         # The ClickHouse client is synchronous: keep the consumer's event loop free meanwhile.
@@ -162,15 +171,9 @@ class BatchProcessor:
         if what.startswith("dead-letter"):
             metrics.INGEST_DLQ_RETRIES.inc()
         else:
-            for table, _ in _tables(self.kind):
+            for table in TABLES[self.kind]:
                 metrics.INGEST_STORE_RETRIES.labels(table).inc()
         log.error("ingest paused, retrying in %.1fs: %s failed: %s", delay, what, exc)
-
-
-def _tables(kind: str) -> tuple[tuple[str, Any], ...]:
-    from routerwatch.ingest.sink import TABLES
-
-    return TABLES[kind]
 
 
 def _is_retryable_kafka_error(exc: BaseException) -> bool:

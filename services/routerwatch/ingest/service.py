@@ -8,6 +8,7 @@ import logging
 import faust
 
 from routerwatch.config import Settings
+from routerwatch.ingest import observe
 from routerwatch.ingest.app import build_app
 from routerwatch.ingest.topics import ensure_topics
 from routerwatch.storage import migrations
@@ -32,6 +33,7 @@ def serve(settings: Settings, sql_dir) -> None:
     try:
         check_schema(store, sql_dir)
         asyncio.run(ensure_topics(settings))
+        observe.configure(settings.metrics.max_categories)
         app, _ = build_app(settings, store)
         log.info(
             "routerwatch serve: Kafka %s -> %s database %s; http://%s:%d/metrics",

@@ -11,10 +11,12 @@ The tables are ReplacingMergeTree as well, as a backstop.
 from __future__ import annotations
 
 import time
+from functools import partial
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from routerwatch import metrics
+from routerwatch.prices import PriceTable
 from routerwatch.storage.client import Store
 from routerwatch.storage.rows import (
     Located,
@@ -26,11 +28,11 @@ from routerwatch.storage.rows import (
 
 Columns = Callable[[Sequence[Located]], dict[str, list[Any]]]
 
-# Per event kind: the tables it fills, each with its column builder.
-TABLES: dict[str, tuple[tuple[str, Columns], ...]] = {
-    "decision": (("attempts", attempt_columns), ("decisions", decision_columns)),
-    "feedback": (("feedback", feedback_columns),),
-    "canary": (("canary_results", canary_columns),),
+# Per event kind, the tables it fills, in insert order.
+TABLES: dict[str, tuple[str, ...]] = {
+    "decision": ("attempts", "decisions"),
+    "feedback": ("feedback",),
+    "canary": ("canary_results",),
 }
 
 
@@ -40,14 +42,24 @@ class StoreReport:
 
     inserted: dict[str, int] = field(default_factory=dict)
     duplicates: dict[str, int] = field(default_factory=dict)
+    # The RoutingDecisions the "decisions" table pass inserted (not already stored), for the metrics.
+    fresh_decisions: list = field(default_factory=list)
 
 
 class ClickHouseSink:
     """Writes batches of one event kind. Raises :class:`StoreUnavailable` / :class:`QueryError` unchanged."""
 
-    def __init__(self, store: Store, dedup_window_hours: int = 168) -> None:
+    def __init__(self, store: Store, prices: PriceTable, dedup_window_hours: int = 168) -> None:
         self.store = store
+        self.prices = prices
         self.dedup_window_hours = dedup_window_hours
+        self.builders: dict[str, Columns] = {
+            "attempts": attempt_columns,
+            # Decisions are enriched on the way in: counterfactual cost from the price table.
+            "decisions": partial(decision_columns, prices=prices),
+            "feedback": feedback_columns,
+            "canary_results": canary_columns,
+        }
 
     def store_batch(self, kind: str, items: Sequence[Located]) -> StoreReport:
         """Insert ``items`` (validated events of ``kind``) that are not stored yet."""
@@ -60,13 +72,15 @@ class ClickHouseSink:
         if not batch:
             return report
         lowest = min(item.event.occurred_at for item in batch)
-        for table, build in TABLES[kind]:
+        for table in TABLES[kind]:
             started = time.perf_counter()
             seen = self._stored_ids(table, [item.event.event_id for item in batch], lowest)
             fresh = [item for item in batch if item.event.event_id not in seen]
             if fresh:
-                columns = build(fresh)
+                columns = self.builders[table](fresh)
                 self.store.insert_columns(table, columns)
+                if table == "decisions":
+                    report.fresh_decisions = [item.event for item in fresh]
                 rows = len(next(iter(columns.values())))
                 report.inserted[table] = rows
                 metrics.INGEST_STORED.labels(table).inc(rows)
@@ -75,6 +89,24 @@ class ClickHouseSink:
             metrics.INGEST_STORE_SECONDS.labels(table).observe(time.perf_counter() - started)
         metrics.INGEST_LAST_STORED.set_to_current_time()
         return report
+
+    def store_dead_letters(self, letters: Sequence[Any]) -> None:
+        """Record dead letters' origin and reason (not their bytes: those stay on the DLQ topic).
+
+        Keyed by (topic, partition, offset), so a redelivered bad message is one row after merge;
+        the ``dead_letter_counts`` view reads it with FINAL.
+        """
+        self.store.insert_columns(
+            "dead_letters",
+            {
+                "topic": [d.message.topic for d in letters],
+                "partition": [d.message.partition for d in letters],
+                "offset": [d.message.offset for d in letters],
+                "reason": [d.reason for d in letters],
+                "detail": [d.detail[:2000] for d in letters],
+                "size_bytes": [len(d.message.value or b"") for d in letters],
+            },
+        )
 
     def _stored_ids(self, table: str, ids: list[Any], lowest: Any) -> set[Any]:
         result = self.store.query(

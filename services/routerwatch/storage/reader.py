@@ -32,22 +32,25 @@ class Reader:
             host = "127.0.0.1"
         return f"http://{host}:{self.settings.http.port}/query"
 
-    def query(self, sql: str) -> QueryResult:
-        """Run ``sql`` read-only. Raises :class:`QueryError` for bad SQL or a write attempt."""
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
+        """Run ``sql`` read-only, binding ``{name:Type}`` placeholders from ``parameters``.
+
+        Raises :class:`QueryError` for bad SQL or a write attempt.
+        """
         if self._store is None:
             store = Store(self.settings.store_dsn(), self.settings.database)
             if store.target.kind == "chdb":
-                answered = self._query_serve(sql, store)
+                answered = self._query_serve(sql, parameters, store)
                 if answered is not None:
                     self.via = "serve"
                     return answered
             self._store = store.start()
-        return self._store.query(sql, readonly=True)
+        return self._store.query(sql, parameters, readonly=True)
 
-    def _query_serve(self, sql: str, store: Store) -> QueryResult | None:
+    def _query_serve(self, sql: str, parameters: dict[str, Any] | None, store: Store) -> QueryResult | None:
         request = urllib.request.Request(
             self._serve_url(),
-            data=json.dumps({"sql": sql}).encode(),
+            data=json.dumps({"sql": sql, "parameters": parameters}).encode(),
             headers={"Content-Type": "application/json"},
             method="POST",
         )

@@ -1,0 +1,20 @@
+-- Which tier got slower? Terminal (accepted) and passthrough (escalated) p95
+-- per tier, last {recent_minutes} minutes against the {baseline_minutes} before.
+-- Read the two populations separately: a slower verifier shows in passthrough
+-- only; a slower model in both.
+-- Parameters: recent_minutes, baseline_minutes.
+WITH
+    now() - toIntervalMinute({recent_minutes:UInt32}) AS recent_start,
+    recent_start - toIntervalMinute({baseline_minutes:UInt32}) AS baseline_start
+SELECT
+    tier,
+    quantilesTDigestMergeIf(0.95)(latency_q, outcome = 'accepted' AND minute >= recent_start)[1]   AS terminal_p95_recent_ms,
+    quantilesTDigestMergeIf(0.95)(latency_q, outcome = 'accepted' AND minute < recent_start)[1]    AS terminal_p95_baseline_ms,
+    quantilesTDigestMergeIf(0.95)(latency_q, outcome = 'escalated' AND minute >= recent_start)[1]  AS passthrough_p95_recent_ms,
+    quantilesTDigestMergeIf(0.95)(latency_q, outcome = 'escalated' AND minute < recent_start)[1]   AS passthrough_p95_baseline_ms,
+    terminal_p95_recent_ms / nullIf(terminal_p95_baseline_ms, 0)                                   AS terminal_ratio,
+    passthrough_p95_recent_ms / nullIf(passthrough_p95_baseline_ms, 0)                             AS passthrough_ratio
+FROM attempt_minute AS m
+WHERE minute >= baseline_start AND outcome IN ('accepted', 'escalated')
+GROUP BY tier
+ORDER BY greatest(ifNull(terminal_ratio, 0), ifNull(passthrough_ratio, 0)) DESC
