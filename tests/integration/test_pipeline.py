@@ -194,7 +194,7 @@ def test_sql_and_report_work_while_serve_holds_the_embedded_store(env, serve):
     report = env.cli("report").stdout
     assert "Per tier" in report and "small" in report
     report_json = json.loads(env.cli("report", "--format", "json").stdout)
-    assert sum(r["requests"] for r in report_json["requests_by_final_tier"]) == 250
+    assert sum(r["requests"] for r in report_json["routing_mix"]) == 250
 
 
 def test_sql_opens_the_store_itself_when_serve_is_not_running(env):

@@ -129,12 +129,3 @@ def test_store_outage_pauses_the_batch_until_the_store_is_back_and_loses_nothing
     ]
     assert len(sent) == 1 and sent[0].reason == "invalid_json"
     assert processor.last_error is None
-
-
-def test_queries_dir_has_no_statement_that_fails(store):
-    """Every cookbook query runs (on an empty store) without error."""
-    migrations.migrate_up(store, MIGRATIONS)
-    queries = sorted((default_sql_dir() / "queries").glob("*.sql"))
-    assert queries
-    for path in queries:
-        store.query(path.read_text(), readonly=True)
