@@ -136,3 +136,13 @@ LABEL_OVERFLOW = Counter(
     "distinct values of that label was reached, by label name.",
     ["label"],
 )
+INGEST_DELAY_SECONDS = Histogram(
+    "routerwatch_ingest_delay_seconds",
+    "Freshness: time from a request's occurred_at to its decision being stored in ClickHouse.",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600),
+)
+INGEST_CONSUMER_LAG = Gauge(
+    "routerwatch_ingest_consumer_lag_messages",
+    "Messages on an input topic not yet stored or dead-lettered (end offset minus committed offset).",
+    ["topic"],
+)

@@ -25,6 +25,7 @@ from uuid import UUID
 import faust
 from prometheus_client import generate_latest
 
+from routerwatch import metrics
 from routerwatch.config import Settings
 from routerwatch.ingest.processor import BatchProcessor, DeadLetter, RawMessage
 from routerwatch.ingest.sink import ClickHouseSink
@@ -98,6 +99,19 @@ def build_app(settings: Settings, store: Store) -> tuple[faust.App, dict[str, Ba
         processors[kind] = processor
         source = app.topic(topic_name, value_serializer="raw", key_serializer="raw", partitions=topics.partitions)
         app.agent(source, name=f"ingest-{kind}")(_make_agent(processor, ingest.batch_size, ingest.batch_seconds))
+
+    @app.timer(interval=15.0)
+    async def export_consumer_lag() -> None:
+        # Lag is the pipeline's first health signal: a growing backlog means ingest is paused or too slow.
+        from routerwatch.ingest.lag import consumer_lag
+
+        try:
+            lag = await consumer_lag(settings)
+        except Exception as exc:  # noqa: BLE001 - a failed measurement must not stop ingest
+            log.warning("could not measure consumer lag: %s", exc)
+            return
+        for topic, messages in lag.items():
+            metrics.INGEST_CONSUMER_LAG.labels(topic).set(messages)
 
     _add_web_views(app, store, processors)
     return app, processors

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any, Sequence
 
 from routerwatch import metrics
@@ -106,7 +107,11 @@ def observe_stored(kind: str, report: Any) -> None:
     Never raises (see :func:`observe_decisions`).
     """
     if kind == "decision":
-        observe_decisions(getattr(report, "fresh_decisions", None) or ())
+        fresh = getattr(report, "fresh_decisions", None) or ()
+        observe_decisions(fresh)
+        now = time.time()
+        for decision in fresh:
+            metrics.INGEST_DELAY_SECONDS.observe(max(0.0, now - decision.occurred_at.timestamp()))
 
 
 def observe_decisions(decisions: Sequence[RoutingDecision], *, categories: LabelCap | None = None) -> None:

@@ -78,8 +78,8 @@ nav.toc a { color: #0b5cad; text-decoration: none; }
 nav.toc a:hover { text-decoration: underline; }
 .table-wrap { overflow-x: auto; }
 table { border-collapse: collapse; font-size: 13px; margin: 6px 0 4px; font-variant-numeric: tabular-nums; }
-th, td { padding: 4px 10px; border-bottom: 1px solid #e6e9ee; text-align: left; white-space: nowrap; }
-th { background: #eef1f5; font-weight: 600; position: sticky; top: 0; }
+th, td { padding: 4px 8px; border-bottom: 1px solid #e6e9ee; text-align: left; white-space: nowrap; }
+th { background: #eef1f5; font-weight: 600; white-space: normal; vertical-align: bottom; max-width: 11em; }
 th small { font-weight: 400; color: #5b6575; }
 td.num, th.num { text-align: right; }
 tbody tr:nth-child(even) td { background: #fafbfc; }
@@ -375,6 +375,7 @@ class _Series:
     filled: bool
     quantiles: list[float | None]
     attrs: dict[str, str]
+    short: str = ""  # axis label when ``label`` does not fit the slot
 
 
 @dataclass
@@ -389,7 +390,6 @@ def _whisker_plot(plot_id: str, title: str, desc: str, groups: list[_Group], leg
                   y_label: str) -> str:
     width = 1160
     svg_top = 40
-    legend_rows = 2
     left, right = 86, 24
     values = [v for g in groups for s in g.series for v in s.quantiles if v is not None]
     slots = sum(len(g.series) for g in groups)
@@ -404,7 +404,7 @@ def _whisker_plot(plot_id: str, title: str, desc: str, groups: list[_Group], leg
     height = 470
     svg = _Svg(plot_id, width, height, title, desc)
     legend_bottom = _legend(svg, legend, left, svg_top + 6, plot_w)
-    top = max(legend_bottom + 8, svg_top + 10 + 20 * legend_rows)
+    top = legend_bottom + 8
     bottom = height - 78
     lo, hi, ticks = _log_domain(values)
 
@@ -448,7 +448,10 @@ def _whisker_plot(plot_id: str, title: str, desc: str, groups: list[_Group], leg
             else:
                 svg.text(cx, bottom - 10, "none", size=11.5, anchor="middle", fill="#8a93a3", extra=' font-style="italic"')
             svg.add("</g>")
-            svg.text(cx, bottom + 16, series.label, size=11.5, anchor="middle", fill="#4a5464")
+            axis_label = series.label if _text_width(series.label, 11.5) <= slot_w - 6 else (series.short or series.key)
+            if _text_width(axis_label, 11.5) > slot_w - 2:
+                axis_label = axis_label[: max(1, int((slot_w - 2) / (11.5 * 0.6)) - 1)] + "."
+            svg.text(cx, bottom + 16, axis_label, size=11.5, anchor="middle", fill="#4a5464")
             x += slot_w
         gx = (group_start + x) / 2
         svg.text(gx, bottom + 36, group.label, size=13, anchor="middle", fill=group.colour, weight="650")
@@ -480,11 +483,13 @@ def _plot_tier_latency(report: Report, colours: dict[str, str]) -> str:
         colour = colours.get(tier, "#555555")
         base = {"tier": tier, "segment": segment}
         groups.append(_Group(tier, segment, colour, [
-            _Series("terminal", "terminal", colour, True, _quantiles(row.get("terminal_latency_ms")), {**base, "population": "terminal"}),
-            _Series("passthrough", "passthrough", colour, False, _quantiles(row.get("passthrough_latency_ms")), {**base, "population": "passthrough"}),
+            _Series("terminal", "terminal", colour, True, _quantiles(row.get("terminal_latency_ms")),
+                    {**base, "population": "terminal"}, "term."),
+            _Series("passthrough", "passthrough", colour, False, _quantiles(row.get("passthrough_latency_ms")),
+                    {**base, "population": "passthrough"}, "pass."),
         ]))
-    legend = [(_swatch("#4a5464"), "terminal (accepted: answer served)"),
-              (_swatch("#4a5464", hollow=True), "passthrough (escalated: answer rejected)")] + _quantile_legend()
+    legend = [(_swatch("#4a5464"), "terminal: accepted, answer served"),
+              (_swatch("#4a5464", hollow=True), "passthrough: escalated, answer rejected")] + _quantile_legend()
     return _whisker_plot(
         "tier-latency",
         "Attempt latency per tier: terminal vs passthrough",
@@ -509,10 +514,10 @@ def _plot_request_latency(report: Report) -> str:
             requests = _num(paths[path].get("requests"))
             label = f"{path} ({requests:,.0f})" if requests is not None else path
             series.append(_Series(path, label, colour, filled, _quantiles(paths[path].get("latency_ms")),
-                                  {"segment": segment, "path": path}))
+                                  {"segment": segment, "path": path}, path[:4] + "." if len(path) > 5 else path))
         groups.append(_Group(segment or "all requests", "", "#1d2430", series))
-    legend = [(_swatch(PATH_STYLE["kept"][0]), "kept (served by the entry tier)"),
-              (_swatch(PATH_STYLE["escalated"][0]), "escalated (served after escalating)"),
+    legend = [(_swatch(PATH_STYLE["kept"][0]), "kept (served by its entry tier)"),
+              (_swatch(PATH_STYLE["escalated"][0]), "escalated (at least one escalation)"),
               (_swatch(PATH_STYLE["all"][0], hollow=True), "all (blended)")] + _quantile_legend()
     return _whisker_plot(
         "request-latency",
@@ -783,7 +788,8 @@ def _cell(column: str, value: Any) -> tuple[str, bool]:
 
 
 def _header(column: str, sample: Any) -> str:
-    label = _esc(column)
+    # The SQL column name, allowed to wrap after its underscores so wide tables fit the page.
+    label = "_<wbr>".join(_esc(part) for part in column.split("_"))
     if isinstance(sample, (list, tuple)) and len(sample) == 3:
         label += " <small>p50 / p95 / p99</small>"
     elif _is_percent(column):
@@ -833,6 +839,15 @@ def _section_table(report: Report, key: str) -> str:
     if key == "tenants" and len(rows) > TENANT_ROWS:
         parts.append(f'<p class="note">Top {TENANT_ROWS} of {len(rows)} tenants by spend.</p>')
         rows = rows[:TENANT_ROWS]
+    if key == "tiers" and rows:
+        # Twenty columns do not fit a page: outcomes and rates, then latency and cost, each with the tier.
+        ident = ["segment", "tier", "tier_rank"]
+        latency = [c for c in rows[0] if c.endswith("_ms") or c.endswith("_usd")]
+        first = [{c: v for c, v in r.items() if c not in latency} for r in rows]
+        second = [{c: r.get(c) for c in ident + latency if c in r} for r in rows]
+        parts.append('<p class="note">Outcomes and rates</p>' + _table(first))
+        parts.append('<p class="note">Latency (ms) and cost (USD)</p>' + _table(second))
+        return "".join(parts)
     table = _table(rows, row_class=row_class)
     if len(rows) > COLLAPSE_ROWS:
         table = f"<details><summary>show all {len(rows)} rows</summary>{table}</details>"
@@ -863,11 +878,21 @@ def _kpis(report: Report) -> str:
     ) + "</div>"
 
 
+def _top_warnings(report: Report) -> str:
+    differing = [r for r in _rows(report, "experiment_mix_test") if r.get("mix_differs") is True]
+    if not differing:
+        return ""
+    names = ", ".join(_esc(r.get("experiment_id")) for r in differing)
+    return (f'<p class="warning">&#9888; Experiments {names}: {_esc(MIX_WARNING)}. '
+            '<a href="#section-experiment_mix_test">See the routing-mix test.</a></p>')
+
+
 VOCABULARY = (
     ("terminal", "a tier whose attempt was <em>accepted</em>: its answer was served to the user."),
     ("passthrough", "a tier whose attempt was <em>escalated</em>: a gate or verifier rejected the answer and the request moved up a tier."),
-    ("kept", "a request served by the first tier it tried (no escalation)."),
-    ("escalated", "a request that escalated at least once before it was served."),
+    ("kept", "a request served by its entry tier (the first tier it tried), with no escalation."),
+    ("escalated", "a request with at least one escalation. <em>all</em> also counts requests that are neither "
+                  "(fallbacks after failures, unserved)."),
     ("escalation rate", "of a tier: escalated / (accepted + escalated) attempts at that tier. Failed attempts (errors, "
                         "retries, fallbacks: reliability, not quality) and shadow attempts (never served) are excluded."),
     ("counterfactual cost", "what the same requests would have cost on the flagship tier alone."),
@@ -907,6 +932,7 @@ def render_html(report: Report) -> str:
         f'<span>split by: <strong>{_esc(by)}</strong></span></div>',
         "</div></header><main>",
         _kpis(report),
+        _top_warnings(report),
         '<section class="card" id="vocabulary"><h3>Vocabulary</h3><dl class="vocab">',
         "".join(f"<dt>{_esc(term)}</dt><dd>{text}</dd>" for term, text in VOCABULARY),
         "</dl></section>",
