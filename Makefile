@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo stop test test-unit venv kafka-jars schemas clean
+.PHONY: demo stop test test-unit venv kafka-jars system-deps schemas clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,19 +15,23 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-kafka-jars:
+kafka-jars: system-deps
 	@deploy/kafka/fetch.sh >/dev/null
 
+system-deps:
+	@deploy/install-system-deps.sh
+
 ## demo: install, start Kafka (unless ROUTERWATCH_KAFKA_BOOTSTRAP is set) and serve, simulate, report
-demo: venv kafka-jars
+demo: system-deps venv kafka-jars
 	@deploy/demo.sh
 
 ## stop: stop what `make demo` started
 stop:
 	@deploy/demo-stop.sh
 
-## test: the whole suite, on a real Kafka broker and the embedded ClickHouse engine
+## test: the whole suite, on a real Kafka broker, the embedded ClickHouse engine and headless Chromium
 test: venv kafka-jars
+	@deploy/install-system-deps.sh --with-browser
 	$(BIN)/pytest -q
 
 test-unit: venv

@@ -66,6 +66,10 @@ cat <<MSG
 
 The services keep running. Explore with, for example:
   .venv/bin/routerwatch sql "SELECT count() FROM requests"
+  .venv/bin/routerwatch sql "SELECT * FROM tier_scoreboard(since = '2000-01-01', until = '2100-01-01', by = 'category')" --header
+  .venv/bin/routerwatch report --by variant
+  .venv/bin/routerwatch report --format html --output report.html
+  .venv/bin/routerwatch sql @sql/queries/why_did_escalations_jump.sql --param recent_minutes=15 --param baseline_minutes=120 --header
   .venv/bin/routerwatch dlq
   curl -s http://127.0.0.1:$ROUTERWATCH_HTTP__PORT/metrics | grep routerwatch_
 Stop them with: make stop

@@ -86,7 +86,8 @@ tbody tr:nth-child(even) td { background: #fafbfc; }
 tr.warn td { background: #fff3cd !important; }
 .nodata { color: #6b7585; font-style: italic; margin: 6px 0; }
 .note { color: #4a5464; font-size: 13px; margin: 4px 0; }
-.warning { background: #fff3cd; border: 1px solid #e0b84c; border-left: 5px solid #d39e00; border-radius: 4px; padding: 8px 12px; margin: 8px 0; font-size: 14px; }
+.warning { background: #fff3cd; border: 1px solid #e0b84c; border-left: 5px solid #d39e00; border-radius: 4px;
+           padding: 8px 12px; margin: 8px 0; font-size: 14px; }
 details > summary { cursor: pointer; color: #0b5cad; font-size: 13.5px; margin: 4px 0; }
 .swatch { display: inline-block; width: 11px; height: 11px; border-radius: 2px; margin-right: 4px; vertical-align: -1px; }
 footer { color: #6b7585; font-size: 12.5px; margin-top: 40px; }
@@ -152,6 +153,11 @@ def _ms(value: float | None) -> str:
 
 def _rows(report: Report, key: str) -> list[dict[str, Any]]:
     return [{k: _clean(v) for k, v in row.items()} for row in (report.sections.get(key) or [])]
+
+
+def _rank(value: Any) -> float:
+    rank = _num(value)
+    return rank if rank is not None else math.inf
 
 
 def _segment_label(segment: Any) -> str:
@@ -230,6 +236,11 @@ class _Svg:
             f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}" fill="{fill}" '
             f'font-weight="{weight}"{extra}>{_esc(content)}</text>'
         )
+
+    def y_label(self, mid: float, content: str) -> None:
+        """A vertical axis title centred on ``mid``."""
+        self.parts.append(f'<text x="20" y="{mid:.1f}" font-size="12.5" text-anchor="middle" fill="#1d2430" '
+                          f'transform="rotate(-90 20 {mid:.1f})">{_esc(content)}</text>')
 
     def no_data(self, message: str = "no data") -> None:
         self.text(self.width / 2, self.height / 2 + 6, message, size=16, anchor="middle", fill="#6b7585", extra=' class="nodata"')
@@ -419,7 +430,7 @@ def _whisker_plot(plot_id: str, title: str, desc: str, groups: list[_Group], leg
     svg.add(f'<line x1="{left}" y1="{top}" x2="{left}" y2="{bottom}" stroke="#8a93a3"/>')
     svg.add(f'<line x1="{left}" y1="{bottom}" x2="{width - right}" y2="{bottom}" stroke="#8a93a3"/>')
     mid = (top + bottom) / 2
-    svg.add(f'<text x="20" y="{mid:.1f}" font-size="12.5" text-anchor="middle" fill="#1d2430" transform="rotate(-90 20 {mid:.1f})">{_esc(y_label)}</text>')
+    svg.y_label(mid, y_label)
 
     x = left
     for gi, group in enumerate(groups):
@@ -436,7 +447,8 @@ def _whisker_plot(plot_id: str, title: str, desc: str, groups: list[_Group], leg
             if present:
                 ys = [y_of(v) for _, v in present]
                 dash = "" if series.filled else ' stroke-dasharray="5 3"'
-                svg.add(f'<line x1="{cx:.1f}" y1="{min(ys):.1f}" x2="{cx:.1f}" y2="{max(ys):.1f}" stroke="{series.colour}" stroke-width="2.5"{dash}/>')
+                svg.add(f'<line x1="{cx:.1f}" y1="{min(ys):.1f}" x2="{cx:.1f}" y2="{max(ys):.1f}" '
+                        f'stroke="{series.colour}" stroke-width="2.5"{dash}/>')
                 for q, v in present:
                     tip = f"{series.label} {q}: {_ms(v)} ms"
                     svg.add(_marker(q, cx, y_of(v), series.colour, series.filled,
@@ -475,7 +487,7 @@ def _quantile_legend() -> list[LegendItem]:
 
 def _plot_tier_latency(report: Report, colours: dict[str, str]) -> str:
     rows = _rows(report, "tiers")
-    rows.sort(key=lambda r: (str(r.get("segment") or ""), _num(r.get("tier_rank")) if _num(r.get("tier_rank")) is not None else math.inf, str(r.get("tier"))))
+    rows.sort(key=lambda r: (str(r.get("segment") or ""), _rank(r.get("tier_rank")), str(r.get("tier"))))
     groups = []
     for row in rows:
         tier = str(row.get("tier"))
@@ -613,7 +625,7 @@ def _plot_escalation_series(report: Report, colours: dict[str, str]) -> str:
     svg.add(f'<line x1="{left}" y1="{top}" x2="{left}" y2="{bottom}" stroke="#8a93a3"/>')
     svg.add(f'<line x1="{left}" y1="{bottom}" x2="{width - right}" y2="{bottom}" stroke="#8a93a3"/>')
     mid = (top + bottom) / 2
-    svg.add(f'<text x="20" y="{mid:.1f}" font-size="12.5" text-anchor="middle" fill="#1d2430" transform="rotate(-90 20 {mid:.1f})">escalation rate (% of accepted + escalated attempts)</text>')
+    svg.y_label(mid, "escalation rate (% of accepted + escalated attempts)")
     if use_time:
         start = min(parsed.values())
         end = max(parsed.values())
