@@ -154,7 +154,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 2
     reader = Reader(settings)
     try:
-        report = scoreboard.build(reader, since, until, args.by or "")
+        report = scoreboard.build(reader, since, until, args.by or "", args.target_error)
     finally:
         reader.close()
     if args.format == "html":
@@ -227,6 +227,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--until", help="ISO time (UTC); default now")
     r.add_argument("--by", choices=["category", "variant", "router", "environment", "tenant"], help="split every figure")
     r.add_argument("--format", choices=["text", "json", "html"], default="text")
+    r.add_argument("--target-error", type=float, default=0.1, help="error rate the gate-threshold section solves for")
     r.add_argument("--output", default="routerwatch-report.html", help="file for --format html")
     r.set_defaults(func=cmd_report)
 

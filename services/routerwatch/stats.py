@@ -81,3 +81,36 @@ def routing_mix_test(counts: Mapping[str, Mapping[str, int]], alpha: float = 0.0
     dof = (len(variants) - 1) * (len(tiers) - 1)
     p_value = chi2_sf(chi2, dof)
     return MixTest(chi2, dof, p_value, p_value < alpha)
+
+
+@dataclass(frozen=True)
+class ThresholdChoice:
+    """The gate threshold that meets a target error rate on graded answers."""
+
+    threshold: float | None  # None: no threshold meets the target
+    error_rate: float | None  # error among answers the gate would accept at that threshold
+    coverage: float  # share of graded answers the gate would accept (kept at the cheap tier)
+    graded: int
+
+
+def threshold_for_target(scored: list[tuple[float, int, int]], target_error: float) -> ThresholdChoice:
+    """Lowest gate threshold whose accepted answers are wrong at most ``target_error`` of the time.
+
+    ``scored`` holds ``(score, graded, correct)`` per distinct gate score (graded
+    answers, not only those the gate accepted: shadow and rejected grades show
+    what a lower threshold would let through). The lowest qualifying threshold
+    keeps the most traffic on the cheap tier.
+    """
+    total = sum(n for _, n, _ in scored)
+    if total == 0:
+        return ThresholdChoice(None, None, 0.0, 0)
+    best: ThresholdChoice | None = None
+    accepted = correct = 0
+    # Walk thresholds from the highest score down, accumulating what the gate would accept.
+    for score, n, good in sorted(scored, reverse=True):
+        accepted += n
+        correct += good
+        error = 1 - correct / accepted
+        if error <= target_error:
+            best = ThresholdChoice(score, error, accepted / total, total)
+    return best or ThresholdChoice(None, None, 0.0, total)

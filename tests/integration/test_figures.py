@@ -73,6 +73,11 @@ def assert_close(actual: float, expected: float, what: str, tol: float = 1e-9) -
     assert math.isclose(actual, expected, rel_tol=tol, abs_tol=tol), f"{what}: {actual} != {expected}"
 
 
+def graded_attempt(p, index):
+    """The attempt a grade is about: the accepted one for a served grade, else the indexed one."""
+    return next(a for a in p.attempts if a.outcome == "accepted") if index is None else p.attempts[index]
+
+
 def rows_by(rows: list[dict], *keys: str) -> dict:
     return {tuple(r[k] for k in keys) if len(keys) > 1 else r[keys[0]]: r for r in rows}
 
@@ -187,7 +192,7 @@ def test_every_figure_matches_ground_truth(env, serve):
     quality = rows_by(serve.query_dicts(f"SELECT * FROM quality_by_tier({RANGE}, by = '')"), "tier", "target")
     q_truth: dict = defaultdict(list)
     for p, (target, score, passed, index) in grades:
-        attempt = next(a for a in p.attempts if a.outcome == "accepted") if target == "served" else p.attempts[index]
+        attempt = graded_attempt(p, index)
         q_truth[(attempt.tier.name, target)].append(passed)
     assert {k: r["graded"] for k, r in quality.items()} == {k: len(v) for k, v in q_truth.items()}
     for key, row in quality.items():
@@ -198,7 +203,7 @@ def test_every_figure_matches_ground_truth(env, serve):
     calibration = serve.query_dicts(f"SELECT * FROM gate_calibration({RANGE})")
     fa, fe = Counter(), Counter()
     for p, (target, score, passed, index) in grades:
-        attempt = next(a for a in p.attempts if a.outcome == "accepted") if target == "served" else p.attempts[index]
+        attempt = graded_attempt(p, index)
         if attempt.gate:
             fa[attempt.tier.name] += attempt.gate["passed"] and not passed
             fe[attempt.tier.name] += (not attempt.gate["passed"]) and passed
@@ -218,6 +223,21 @@ def test_every_figure_matches_ground_truth(env, serve):
         if esc + acc:
             assert_close(tenants[tenant]["escalation_rate"], esc / (esc + acc), f"{tenant} escalation rate")
         assert_close(tenants[tenant]["cost_usd"], sum(e["final"]["cost_usd"] for e in te), f"{tenant} spend")
+
+    # 9b: the threshold meeting a target error, from the same grades.
+    report = __import__("json").loads(env.cli("report", "--since", SINCE, "--until", UNTIL, "--format", "json", "--target-error", "0.1").stdout)
+    small_gate = next(r for r in report["gate_thresholds"] if r["tier"] == "small")
+    graded_small = [
+        (round(graded_attempt(p, i).gate["score"], 2), passed)
+        for p, (_, _, passed, i) in grades
+        if graded_attempt(p, i).tier.name == "small" and graded_attempt(p, i).gate
+    ]
+    accepted_at = [ok for s, ok in graded_small if s >= small_gate["threshold"]]
+    assert 1 - sum(accepted_at) / len(accepted_at) <= 0.1
+    assert small_gate["graded"] == len(graded_small)
+    lower = max(s for s, _ in graded_small if s < small_gate["threshold"])
+    below = [ok for s, ok in graded_small if s >= lower]
+    assert 1 - sum(below) / len(below) > 0.1, "the chosen threshold is the lowest that meets the target"
 
     # 10: experiment slices partition each variant's requests.
     slices = serve.query_dicts(f"SELECT * FROM experiment_slices({RANGE})")
@@ -244,8 +264,9 @@ def test_bimodal_latency_blended_p50_falls_while_escalated_p95_rises(env, serve)
     a = base.model_copy(update={"tiers": [small.model_copy(update={"escalation_rate": {c: 0.5 for c in base.categories}}), medium, large]})
     slow_large = large.model_copy(update={"latency_median_ms": large.latency_median_ms * 2})
     b = base.model_copy(update={"tiers": [small.model_copy(update={"escalation_rate": {c: 0.15 for c in base.categories}}), medium, slow_large]})
-    send(env, a, 2500, seed=41, now=NOW - 3600)  # window A: the hour before
+    # B first, then the older A: out-of-order events must land in their own minutes.
     send(env, b, 2500, seed=42, now=NOW)          # window B: the last hour
+    send(env, a, 2500, seed=41, now=NOW - 3600)  # window A: the hour before, arriving late
 
     def window(since: float, until: float) -> dict:
         s = datetime.fromtimestamp(since, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")

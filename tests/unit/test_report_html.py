@@ -92,6 +92,10 @@ def sample_sections() -> dict[str, list[dict]]:
             {"experiment_id": "gate-test", "experiment_variant": "control", "final_tier": "small", "requests": 1800},
             {"experiment_id": "gate-test", "experiment_variant": "treatment", "final_tier": "small", "requests": 900},
         ],
+        "gate_thresholds": [
+            {"tier": "small", "gate_kind": "confidence", "target_error": 0.1, "graded": 1326,
+             "threshold": 0.77, "error_at_threshold": 0.0949, "coverage": 0.61},
+        ],
         "experiment_mix_test": [
             {"experiment_id": "gate-test", "variants": 2, "chi2": 41.2, "dof": 2, "p_value": 1e-9, "mix_differs": True},
             {"experiment_id": "prompt-test", "variants": 2, "chi2": 0.26, "dof": 2, "p_value": 0.88, "mix_differs": False},
@@ -372,8 +376,8 @@ def test_every_section_has_a_table(page_text, page):
     for key, title, _, _ in SECTIONS:
         assert page.find("section", id=f"section-{key}"), key
     assert page.find("section", id="section-experiment_mix_test")
-    # one table per section, two for the wide per-tier section
-    assert page_text.count("<table>") == len(SECTIONS) + 1 + 1
+    # one table per section (the two computed ones included), two for the wide per-tier section
+    assert page_text.count("<table>") == len(SECTIONS) + 2 + 1
 
 
 def test_mix_differs_is_a_warning(page_text, page):

@@ -45,6 +45,8 @@ TITLES = {key: title for key, title, _, _ in SECTIONS}
 TITLES["experiment_mix_test"] = "Experiments: does routing mix differ between variants? (chi-square, alpha 0.01)"
 SECTION_ORDER = [key for key, _, _, _ in SECTIONS]
 SECTION_ORDER.insert(SECTION_ORDER.index("experiment_mix") + 1, "experiment_mix_test")
+TITLES["gate_thresholds"] = "Gate thresholds that meet the target error on graded answers"
+SECTION_ORDER.insert(SECTION_ORDER.index("gate_calibration") + 1, "gate_thresholds")
 
 PERCENT_COLUMNS = {"share", "rate", "accuracy", "pass_rate", "share_of_spend", "share_of_tier_escalations"}
 

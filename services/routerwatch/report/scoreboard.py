@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from routerwatch.stats import routing_mix_test
+from routerwatch.stats import routing_mix_test, threshold_for_target
 
 BY_CHOICES = ("", "category", "variant", "router", "environment", "tenant")
 
@@ -34,7 +34,9 @@ SECTIONS: tuple[tuple[str, str, str, bool], ...] = (
     ("tenants", "Tenants by spend", "tenant_scoreboard", False),
     ("dead_letters", "Dead letters by reason", "dead_letter_counts", False),
 )
-TEXT_SECTIONS = ("tiers", "request_latency", "routing_mix", "cost", "failure_modes", "experiment_mix_test", "tenants")
+TEXT_SECTIONS = (
+    "tiers", "request_latency", "routing_mix", "cost", "failure_modes", "gate_thresholds", "experiment_mix_test", "tenants",
+)
 
 
 @dataclass
@@ -71,8 +73,11 @@ def _parse_time(text: str, now: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
-def build(reader: Any, since: datetime, until: datetime, by: str = "") -> Report:
-    """Run every section for [since, until) and return the report's data."""
+def build(reader: Any, since: datetime, until: datetime, by: str = "", target_error: float = 0.1) -> Report:
+    """Run every section for [since, until) and return the report's data.
+
+    ``target_error`` is the error rate the gate-threshold section solves for.
+    """
     if by not in BY_CHOICES:
         raise ValueError(f"--by must be one of {', '.join(b or repr('') for b in BY_CHOICES)}")
     report = Report(since, until, by)
@@ -85,7 +90,40 @@ def build(reader: Any, since: datetime, until: datetime, by: str = "") -> Report
         sql = f"SELECT * FROM {view}({args}{by_arg if takes_by else ''})"
         report.sections[key] = reader.query(sql).as_dicts()
     report.sections["experiment_mix_test"] = mix_tests(report.sections["experiment_mix"])
+    scored = reader.query(
+        "SELECT tier, gate_kind, round(gate_score, 2) AS score, count() AS graded, countIf(grade_passed) AS correct "
+        "FROM graded_attempts "
+        "WHERE occurred_at >= parseDateTimeBestEffort({since:String}, 'UTC') "
+        "AND occurred_at < parseDateTimeBestEffort({until:String}, 'UTC') "
+        "AND gate_kind != '' AND gate_score IS NOT NULL GROUP BY tier, gate_kind, score",
+        {"since": _fmt_time(start), "until": _fmt_time(end)},
+    ).as_dicts()
+    report.sections["gate_thresholds"] = gate_thresholds(scored, target_error)
     return report
+
+
+def gate_thresholds(rows: list[dict[str, Any]], target_error: float) -> list[dict[str, Any]]:
+    """Per tier and gate: the lowest threshold whose accepted answers meet ``target_error``."""
+    grouped: dict[tuple[str, str], list[tuple[float, int, int]]] = {}
+    for row in rows:
+        grouped.setdefault((row["tier"], row["gate_kind"]), []).append(
+            (float(row["score"]), int(row["graded"]), int(row["correct"]))
+        )
+    out = []
+    for (tier, gate), scored in sorted(grouped.items()):
+        choice = threshold_for_target(scored, target_error)
+        out.append(
+            {
+                "tier": tier,
+                "gate_kind": gate,
+                "target_error": target_error,
+                "graded": choice.graded,
+                "threshold": choice.threshold,
+                "error_at_threshold": choice.error_rate,
+                "coverage": choice.coverage,
+            }
+        )
+    return out
 
 
 def _fmt_time(value: datetime) -> str:
@@ -122,6 +160,7 @@ def render_text(report: Report) -> str:
     """Aligned plain-text tables of the headline sections."""
     titles = {key: title for key, title, _, _ in SECTIONS}
     titles["experiment_mix_test"] = "Experiments: does routing mix differ between variants? (chi-square, alpha 0.01)"
+    titles["gate_thresholds"] = "Gate thresholds that meet the target error on graded answers"
     out = [f"routerwatch report  {_fmt_time(report.since)} .. {_fmt_time(report.until)} UTC" + (f"  by {report.by}" if report.by else ""), ""]
     for key in TEXT_SECTIONS:
         rows = report.sections.get(key, [])
