@@ -1,0 +1,165 @@
+"""Read the per-minute count series the drift detectors consume, from the rollups.
+
+Every function returns plain data (dicts of lists of :class:`MinuteCount`,
+one per minute, gaps filled with zeros) so that detectors stay pure and the
+same detector code runs on live data and on replayed history.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+
+@dataclass(frozen=True)
+class MinuteCount:
+    """``successes`` out of ``trials`` in the minute starting at ``minute`` (UTC)."""
+
+    minute: datetime
+    successes: int
+    trials: int
+
+
+def _fmt(value: datetime) -> str:
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _minute(value: Any) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def minutes(since: datetime, until: datetime) -> list[datetime]:
+    """Every whole minute in [since, until)."""
+    start = since.astimezone(timezone.utc).replace(second=0, microsecond=0)
+    out = []
+    while start < until:
+        out.append(start)
+        start += timedelta(minutes=1)
+    return out
+
+
+def _fill(rows: dict[Any, dict[datetime, tuple[int, int]]], since: datetime, until: datetime) -> dict[Any, list[MinuteCount]]:
+    grid = minutes(since, until)
+    return {
+        key: [MinuteCount(m, *by_minute.get(m, (0, 0))) for m in grid]
+        for key, by_minute in rows.items()
+    }
+
+
+def escalation_series(reader: Any, since: datetime, until: datetime) -> dict[tuple[str, str, str], list[MinuteCount]]:
+    """(router, tier, category) -> per minute escalated out of accepted + escalated (shadow and failures excluded)."""
+    result = reader.query(
+        "SELECT minute, router_id, tier, category, sumIf(m.attempts, outcome = 'escalated') AS esc, "
+        "sum(m.attempts) AS gated FROM attempt_minute AS m "
+        "WHERE minute >= {since:DateTime} AND minute < {until:DateTime} AND outcome IN ('accepted', 'escalated') "
+        "GROUP BY minute, router_id, tier, category",
+        {"since": _fmt(since), "until": _fmt(until)},
+    )
+    rows: dict[Any, dict[datetime, tuple[int, int]]] = defaultdict(dict)
+    for minute, router, tier, category, esc, gated in result.rows:
+        rows[(router, tier, category)][_minute(minute)] = (int(esc), int(gated))
+    return _fill(rows, since, until)
+
+
+def escalation_reasons(reader: Any, since: datetime, until: datetime) -> dict[tuple[str, str], Counter[str]]:
+    """(router, tier) -> escalations by reason in the range."""
+    result = reader.query(
+        "SELECT router_id, tier, escalation_reason, sum(m.attempts) FROM attempt_minute AS m "
+        "WHERE minute >= {since:DateTime} AND minute < {until:DateTime} AND outcome = 'escalated' "
+        "GROUP BY router_id, tier, escalation_reason",
+        {"since": _fmt(since), "until": _fmt(until)},
+    )
+    out: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    for router, tier, reason, n in result.rows:
+        out[(router, tier)][reason] += int(n)
+    return dict(out)
+
+
+def failure_series(reader: Any, since: datetime, until: datetime) -> dict[tuple[str, str, str], list[MinuteCount]]:
+    """(router, tier, failure_mode) -> per minute failures of that mode out of the tier's non-shadow attempts."""
+    result = reader.query(
+        "SELECT minute, router_id, tier, failure_mode, sum(m.attempts) FROM attempt_minute AS m "
+        "WHERE minute >= {since:DateTime} AND minute < {until:DateTime} AND outcome != 'shadow' "
+        "GROUP BY minute, router_id, tier, failure_mode",
+        {"since": _fmt(since), "until": _fmt(until)},
+    )
+    totals: dict[tuple[str, str, datetime], int] = Counter()
+    failures: dict[tuple[str, str, str, datetime], int] = Counter()
+    modes: set[tuple[str, str, str]] = set()
+    for minute, router, tier, mode, n in result.rows:
+        m = _minute(minute)
+        totals[(router, tier, m)] += int(n)
+        if mode:
+            failures[(router, tier, mode, m)] += int(n)
+            modes.add((router, tier, mode))
+    rows: dict[Any, dict[datetime, tuple[int, int]]] = defaultdict(dict)
+    for (router, tier, m), total in totals.items():
+        for r, t, mode in modes:
+            if (r, t) == (router, tier):
+                rows[(r, t, mode)][m] = (failures[(r, t, mode, m)], total)
+    return _fill(rows, since, until)
+
+
+def latency_slo_series(
+    reader: Any, since: datetime, until: datetime, targets_ms: dict[str, float]
+) -> dict[tuple[str, str], list[MinuteCount]]:
+    """(router, path) -> per minute requests within the path's latency target out of all requests.
+
+    ``targets_ms`` maps ``kept`` / ``escalated`` to the p95 target. Read from the raw
+    table: the rollups keep quantile sketches, not counts under an arbitrary bound.
+    """
+    result = reader.query(
+        "SELECT toStartOfMinute(occurred_at) AS minute, router_id, "
+        "if(escalation_count > 0, 'escalated', 'kept') AS path, "
+        "countIf(latency_ms <= if(path = 'escalated', {esc:Float64}, {kept:Float64})) AS good, count() AS total "
+        "FROM decisions WHERE occurred_at >= {since:DateTime} AND occurred_at < {until:DateTime} "
+        "AND canary_id = '' AND served AND (escalation_count > 0 OR final_tier = entry_tier) "
+        "GROUP BY minute, router_id, path",
+        {"since": _fmt(since), "until": _fmt(until), "kept": targets_ms["kept"], "esc": targets_ms["escalated"]},
+    )
+    rows: dict[Any, dict[datetime, tuple[int, int]]] = defaultdict(dict)
+    for minute, router, path, good, total in result.rows:
+        rows[(router, path)][_minute(minute)] = (int(good), int(total))
+    return _fill(rows, since, until)
+
+
+def tenant_counts(reader: Any, since: datetime, until: datetime) -> dict[tuple[str, str], tuple[int, int, float]]:
+    """(router, tenant) -> (escalated attempts, accepted + escalated attempts, spend) in the range."""
+    result = reader.query(
+        "SELECT router_id, tenant, sum(t.escalated_attempts), sum(t.escalated_attempts) + sum(t.accepted_attempts), "
+        "sum(t.cost_usd) FROM tenant_minute AS t WHERE minute >= {since:DateTime} AND minute < {until:DateTime} "
+        "GROUP BY router_id, tenant",
+        {"since": _fmt(since), "until": _fmt(until)},
+    )
+    return {(router, tenant): (int(e), int(n), float(c)) for router, tenant, e, n, c in result.rows}
+
+
+def shadow_quality_series(reader: Any, since: datetime, until: datetime) -> dict[tuple[str, str], list[MinuteCount]]:
+    """(router, tier) -> per minute passing grades out of graded shadow answers."""
+    result = reader.query(
+        "SELECT toStartOfMinute(occurred_at) AS minute, router_id, tier, countIf(grade_passed), count() "
+        "FROM graded_attempts WHERE target = 'shadow' AND occurred_at >= {since:DateTime} "
+        "AND occurred_at < {until:DateTime} GROUP BY minute, router_id, tier",
+        {"since": _fmt(since), "until": _fmt(until)},
+    )
+    rows: dict[Any, dict[datetime, tuple[int, int]]] = defaultdict(dict)
+    for minute, router, tier, passed, graded in result.rows:
+        rows[(router, tier)][_minute(minute)] = (int(passed), int(graded))
+    return _fill(rows, since, until)
+
+
+def router_volume(reader: Any, since: datetime, until: datetime) -> dict[str, list[MinuteCount]]:
+    """router -> requests stored per minute (``successes`` = ``trials`` = requests), by ingest time."""
+    result = reader.query(
+        "SELECT toStartOfMinute(ingested_at) AS minute, router_id, count() FROM decisions "
+        "WHERE ingested_at >= {since:DateTime} AND ingested_at < {until:DateTime} GROUP BY minute, router_id",
+        {"since": _fmt(since), "until": _fmt(until)},
+    )
+    rows: dict[Any, dict[datetime, tuple[int, int]]] = defaultdict(dict)
+    for minute, router, n in result.rows:
+        rows[router][_minute(minute)] = (int(n), int(n))
+    return _fill(rows, since, until)
