@@ -8,18 +8,10 @@ same detector code runs on live data and on replayed history.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-
-@dataclass(frozen=True)
-class MinuteCount:
-    """``successes`` out of ``trials`` in the minute starting at ``minute`` (UTC)."""
-
-    minute: datetime
-    successes: int
-    trials: int
+from routerwatch.drift.counts import MinuteCount
 
 
 def _fmt(value: datetime) -> str:
