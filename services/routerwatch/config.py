@@ -51,6 +51,28 @@ class MetricsSettings(_Section):
     )
 
 
+class SchedulerSettings(_Section):
+    """The drift detectors' schedule, budgets and where their alerts go."""
+
+    enabled: bool = True
+    interval_s: float = Field(default=60.0, gt=0, description="How often the detectors run.")
+    lookback_minutes: int = Field(
+        default=360, ge=10, description="History each run re-reads: CUSUMs restart from zero this far back."
+    )
+    baseline_window_hours: float = Field(default=24.0, gt=0, description="History a baseline is learned from.")
+    auto_baseline: bool = Field(default=True, description="Learn a first baseline for a series once it has enough history.")
+    baseline_min_trials: int = Field(default=1000, ge=1)
+    false_pages_per_month: float = Field(default=1.0, gt=0, description="Fleet-wide false-alarm budget of the CUSUMs.")
+    escalation_delta: float = Field(default=0.03, gt=0, lt=1, description="Escalation-rate shift to detect (absolute).")
+    failure_delta: float = Field(default=0.02, gt=0, lt=1)
+    min_volume: float = Field(default=5.0, ge=0, description="Baseline trials/minute below which a series is not judged.")
+    kept_p95_ms: float = Field(default=5000.0, gt=0, description="Latency SLO target of kept requests (p95).")
+    escalated_p95_ms: float = Field(default=13000.0, gt=0, description="Latency SLO target of escalated requests (p95).")
+    alertmanager_urls: list[str] = Field(default_factory=list, description="JSON list; empty: alerts are only listed.")
+    state_file: Path = Field(default=Path(".run/alerting-state.json"), description="Firing set, kept across restarts.")
+    runbook_base_url: str | None = None
+
+
 class HttpSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=9464, ge=0, le=65535, description="/metrics, /health and /query of `serve`.")
@@ -73,6 +95,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     http: HttpSettings = HttpSettings()
     metrics: MetricsSettings = MetricsSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
     log_level: str = "INFO"
     sql_dir: Path | None = Field(default=None, description="Where sql/migrations lives; default: the source tree's sql/.")
 

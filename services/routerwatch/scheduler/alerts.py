@@ -1,0 +1,70 @@
+"""Firing verdicts -> Alertmanager alerts, with the SQL that reproduces each figure."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from routerwatch.alerting.models import Alert
+from routerwatch.alerting.runbooks import SCHEDULER_ALERT_NAMES
+from routerwatch.drift.verdict import Signal, Verdict
+
+# The per-minute figure behind each signal, as an analyst would re-run it (``routerwatch sql``).
+_QUERIES: dict[Signal, str] = {
+    Signal.ESCALATION_DRIFT: (
+        "SELECT * FROM escalation_series(since = '{since}', until = '{until}') "
+        "WHERE tier = '{tier}' AND category = '{category}'"
+    ),
+    Signal.ESCALATION_SURGE: (
+        "SELECT * FROM escalation_reasons(since = '{since}', until = '{until}') WHERE tier = '{tier}'"
+    ),
+    Signal.FAILURE_SHIFT: (
+        "SELECT * FROM failure_modes(since = '{since}', until = '{until}') WHERE tier = '{tier}'"
+    ),
+}
+
+
+def _sql_literal(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def to_alert(verdict: Verdict, runbook_base_url: str | None = None) -> Alert | None:
+    """The alert of a firing verdict, or None when its signal is not one the scheduler raises."""
+    name = verdict.alertname
+    if not verdict.firing or name not in SCHEDULER_ALERT_NAMES:
+        return None
+    labels = dict(verdict.labels)
+    since = (verdict.change_start or verdict.evaluated_at - timedelta(hours=1)) - timedelta(hours=1)
+    template = _QUERIES.get(verdict.signal)
+    query = None
+    if template:
+        query = template.format(
+            since=since.strftime("%Y-%m-%d %H:%M:%S"),
+            until=verdict.evaluated_at.strftime("%Y-%m-%d %H:%M:%S"),
+            tier=_sql_literal(labels.get("tier", "")),
+            category=_sql_literal(labels.get("category", "")),
+        )
+    mix = verdict.extra.get("mix_effect")
+    within = verdict.extra.get("within_effect")
+    return Alert.build(
+        name,
+        severity=verdict.severity.value,
+        summary=verdict.summary,
+        description=verdict.description,
+        signal=verdict.signal.value,
+        router=labels.pop("router", None),
+        tier=labels.pop("tier", None),
+        category=labels.pop("category", None),
+        direction=labels.pop("direction", None),
+        scope=labels.pop("scope", None) or ("category" if verdict.labels.get("category") else None),
+        labels=labels,
+        query=query,
+        baseline=verdict.baseline_value,
+        observed=verdict.observed_value,
+        magnitude=verdict.magnitude,
+        change_start=verdict.change_start,
+        mix_effect=mix,
+        within_effect=within,
+        annotations={"baseline_version": verdict.baseline_version} if verdict.baseline_version else None,
+        runbook_url=None if runbook_base_url is None else None,
+        starts_at=verdict.change_start,
+    )

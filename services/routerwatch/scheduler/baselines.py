@@ -1,0 +1,61 @@
+"""Frozen, versioned baselines in ClickHouse (table ``baselines``).
+
+A baseline is written once per (signal, series) and version; the newest
+version is the one in force. Re-baselining after an intended change
+(``routerwatch baseline learn``) writes new versions; nothing is updated in place,
+so the history of baselines is kept for review.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Mapping
+
+from routerwatch.drift.baseline import Baseline
+
+
+def series_key(labels: Mapping[str, str]) -> str:
+    """Canonical text of a series' labels: ``category=billing,router=r,tier=small``."""
+    return ",".join(f"{k}={labels[k]}" for k in sorted(labels))
+
+
+def load(reader: Any) -> dict[tuple[str, str], Baseline]:
+    """(signal, series_key) -> the newest baseline of that series."""
+    result = reader.query(
+        "SELECT signal, series_key, argMax(body, created_at) FROM baselines FINAL GROUP BY signal, series_key"
+    )
+    return {(signal, key): Baseline.model_validate_json(body) for signal, key, body in result.rows}
+
+
+def save(store: Any, signal: str, baselines: list[Baseline]) -> int:
+    """Insert these baselines as the newest versions of their series; returns how many."""
+    if not baselines:
+        return 0
+    store.insert_columns(
+        "baselines",
+        {
+            "signal": [signal] * len(baselines),
+            "series_key": [series_key(b.labels) for b in baselines],
+            "version": [b.version for b in baselines],
+            "window_start": [int(b.window_start.timestamp() * 1000) for b in baselines],
+            "window_end": [int(b.window_end.timestamp() * 1000) for b in baselines],
+            "body": [b.model_dump_json() for b in baselines],
+        },
+    )
+    return len(baselines)
+
+
+def describe(baseline: Baseline) -> dict[str, Any]:
+    """A flat row for review tables."""
+    return {
+        "series": series_key(baseline.labels),
+        "p0": baseline.p0,
+        "trials_per_minute": baseline.volume,
+        "dispersion": baseline.dispersion,
+        "window": f"{_t(baseline.window_start)} .. {_t(baseline.window_end)}",
+        "version": baseline.version,
+    }
+
+
+def _t(value: datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M")

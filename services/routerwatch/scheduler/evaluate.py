@@ -1,0 +1,110 @@
+"""One scheduler tick: read the series, run every detector, return verdicts.
+
+Stateless on purpose: each tick re-reads ``lookback_minutes`` of per-minute
+counts and runs the CUSUMs from zero over them, so a restarted scheduler
+reaches the same verdicts as one that never stopped, and the code path is the
+one a replay of history takes. Baselines come from ClickHouse; with
+``auto_baseline`` a series that has none gets its first one learned from the
+preceding ``baseline_window_hours`` (until then its detectors say
+``no_baseline``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from routerwatch.drift.baseline import Baseline, learn_baseline
+from routerwatch.drift.cusum import DriftConfig, arl0_for_budget, detect_escalation_drift, detect_rate_drift
+from routerwatch.drift.verdict import Severity, Signal, Verdict
+from routerwatch.scheduler import series
+from routerwatch.scheduler.baselines import series_key
+
+log = logging.getLogger("routerwatch.scheduler")
+
+
+@dataclass
+class Evaluation:
+    """What one tick found: every verdict, and baselines learned during the tick (to be saved)."""
+
+    now: datetime
+    verdicts: list[Verdict] = field(default_factory=list)
+    learned: dict[str, list[Baseline]] = field(default_factory=dict)
+
+    @property
+    def firing(self) -> list[Verdict]:
+        return [v for v in self.verdicts if v.firing]
+
+
+def _labels(keys: tuple[str, ...], values: tuple[str, ...]) -> dict[str, str]:
+    return {k: v for k, v in zip(keys, values) if v != ""}
+
+
+def _baseline_for(
+    signal: Signal,
+    labels: dict[str, str],
+    baselines: dict[tuple[str, str], Baseline],
+    history: dict[Any, list] | None,
+    key: Any,
+    evaluation: Evaluation,
+    cfg: Any,
+    window: tuple[datetime, datetime],
+) -> Baseline | None:
+    found = baselines.get((signal.value, series_key(labels)))
+    if found is not None or history is None or not cfg.auto_baseline:
+        return found
+    learned = learn_baseline(
+        history.get(key, []), labels=labels, min_trials=cfg.baseline_min_trials, start=window[0], end=window[1]
+    )
+    if learned is not None:
+        evaluation.learned.setdefault(signal.value, []).append(learned)
+        baselines[(signal.value, series_key(labels))] = learned
+    return learned
+
+
+def evaluate(reader: Any, baselines: dict[tuple[str, str], Baseline], now: datetime, cfg: Any) -> Evaluation:
+    """Run the detectors for the minute ending at ``now`` (a whole minute, UTC)."""
+    evaluation = Evaluation(now=now)
+    start = now - timedelta(minutes=cfg.lookback_minutes)
+    window = (now - timedelta(hours=cfg.baseline_window_hours), now)
+
+    def history(fetch: Any) -> dict[Any, list] | None:
+        # Only read the long baseline window when some series still lacks a baseline.
+        return fetch(reader, *window) if cfg.auto_baseline else None
+
+    # Escalation rate per router x tier x category, both directions.
+    escalations = series.escalation_series(reader, start, now)
+    keys = ("router", "tier", "category")
+    missing = [k for k in escalations if (Signal.ESCALATION_DRIFT.value, series_key(_labels(keys, k))) not in baselines]
+    esc_history = history(series.escalation_series) if missing else None
+    drift_config = DriftConfig(
+        delta=cfg.escalation_delta,
+        arl0_minutes=arl0_for_budget(cfg.false_pages_per_month, series=max(1, len(escalations)), sides=2),
+        min_volume=cfg.min_volume,
+    )
+    for key, counts in escalations.items():
+        labels = _labels(keys, key)
+        baseline = _baseline_for(Signal.ESCALATION_DRIFT, labels, baselines, esc_history, key, evaluation, cfg, window)
+        evaluation.verdicts += detect_escalation_drift(baseline, counts, now=now, config=drift_config, labels=labels)
+
+    # Failure modes per router x tier x mode: only rising matters (a ticket, not a page).
+    failures = series.failure_series(reader, start, now)
+    fkeys = ("router", "tier", "failure_mode")
+    missing = [k for k in failures if (Signal.FAILURE_SHIFT.value, series_key(_labels(fkeys, k))) not in baselines]
+    fail_history = history(series.failure_series) if missing else None
+    failure_config = DriftConfig(
+        delta=cfg.failure_delta,
+        directions=("up",),
+        arl0_minutes=arl0_for_budget(cfg.false_pages_per_month, series=max(1, len(failures)), sides=1),
+        min_volume=cfg.min_volume,
+        severity=Severity.WARNING,
+    )
+    for key, counts in failures.items():
+        labels = _labels(fkeys, key)
+        baseline = _baseline_for(Signal.FAILURE_SHIFT, labels, baselines, fail_history, key, evaluation, cfg, window)
+        evaluation.verdicts += detect_rate_drift(
+            baseline, counts, now=now, config=failure_config, signal=Signal.FAILURE_SHIFT, labels=labels
+        )
+    return evaluation
