@@ -169,6 +169,87 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve_call(settings: Any, path: str, method: str = "GET") -> Any:
+    """Ask the running `serve` (the process holding the store); None when none answers."""
+    import urllib.error
+    import urllib.request
+
+    host = settings.http.host if settings.http.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    request = urllib.request.Request(f"http://{host}:{settings.http.port}{path}", method=method, data=b"" if method == "POST" else None)
+    try:
+        with urllib.request.urlopen(request, timeout=300) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        raise RetryableError(f"routerwatch serve answered {exc.code} on {path}: {exc.read()[:500]!r}") from exc
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return None
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    settings = _settings()
+    status = _serve_call(settings, "/alerts/evaluate" if args.evaluate else "/alerts", "POST" if args.evaluate else "GET")
+    if status is None:
+        # No serve: report the firing set the scheduler left in its state file.
+        path = settings.scheduler.state_file
+        if not path.exists():
+            print("routerwatch serve is not running and has left no alert state; nothing is firing", file=sys.stderr)
+            return 0
+        state = json.loads(path.read_text())
+        firing = state.get("firing", {})
+        print(f"serve is not running; {len(firing)} alert(s) firing at its last run (state {path}):")
+        for record in firing.values():
+            labels = record.get("labels", {})
+            print(f"  {labels.get('alertname')} {labels}  {record.get('annotations', {}).get('summary', '')}")
+        return 0
+    if args.format == "json":
+        print(json.dumps(status, indent=2))
+        return 0
+    print(f"evaluated at {status.get('evaluated_at')}; {status.get('series_evaluated', 0)} series judged")
+    if not status["firing"]:
+        print("nothing is firing")
+    for alert in status["firing"]:
+        labels = ", ".join(f"{k}={v}" for k, v in sorted(alert["labels"].items()))
+        print(f"FIRING {alert['alertname']} [{alert['severity']}] {labels}")
+        print(f"  {alert['summary']}")
+        print(f"  {alert['description']}")
+    for key, n in sorted(status.get("silent", {}).items()):
+        print(f"silent: {n} series {key.replace(':', ' ')}")
+    return 0
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from routerwatch.report.scoreboard import _table
+    from routerwatch.scheduler import baselines as store_baselines
+    from routerwatch.storage.reader import Reader
+
+    settings = _settings()
+    if args.action == "learn":
+        learned = _serve_call(settings, f"/baselines/learn?hours={args.hours}", "POST")
+        if learned is None:
+            from datetime import datetime, timedelta, timezone
+
+            from routerwatch.scheduler.evaluate import learn_all
+            from routerwatch.storage.client import Store
+
+            until = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+            with Store(settings.store_dsn(), settings.database) as store:
+                found = learn_all(store, until - timedelta(hours=args.hours), until, settings.scheduler.baseline_min_trials)
+                learned = {signal: store_baselines.save(store, signal, items) for signal, items in found.items()}
+        for signal, n in sorted(learned.items()):
+            print(f"learned {n} new {signal} baseline(s) from the last {args.hours:g}h")
+        if not learned:
+            print(f"no series had enough history in the last {args.hours:g}h (min {settings.scheduler.baseline_min_trials} trials)")
+        return 0
+    reader = Reader(settings)
+    try:
+        current = store_baselines.load(reader)
+    finally:
+        reader.close()
+    rows = [{"signal": signal, **store_baselines.describe(b)} for (signal, _), b in sorted(current.items())]
+    print(_table(rows) if rows else "no baselines yet: detectors stay silent until one is learned")
+    return 0
+
+
 def cmd_schemas(args: argparse.Namespace) -> int:
     from routerwatch.events import schema_export
 
@@ -230,6 +311,16 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--target-error", type=float, default=0.1, help="error rate the gate-threshold section solves for")
     r.add_argument("--output", default="routerwatch-report.html", help="file for --format html")
     r.set_defaults(func=cmd_report)
+
+    al = sub.add_parser("alerts", help="what the drift scheduler has firing, and why")
+    al.add_argument("--evaluate", action="store_true", help="run the detectors now instead of showing the last run")
+    al.add_argument("--format", choices=["text", "json"], default="text")
+    al.set_defaults(func=cmd_alerts)
+
+    bl = sub.add_parser("baseline", help="review or re-learn the detectors' frozen baselines")
+    bl.add_argument("action", choices=["show", "learn"])
+    bl.add_argument("--hours", type=float, default=24.0, help="history window to learn from (learn)")
+    bl.set_defaults(func=cmd_baseline)
 
     sc = sub.add_parser("schemas", help="export or check the events' JSON Schema files")
     sc.add_argument("action", choices=["export", "check"])

@@ -146,3 +146,22 @@ INGEST_CONSUMER_LAG = Gauge(
     "Messages on an input topic not yet stored or dead-lettered (end offset minus committed offset).",
     ["topic"],
 )
+DETECTOR_STATISTIC = Gauge(
+    "routerwatch_detector_statistic",
+    "Current statistic of a drift detector (CUSUM S in nats, burn-rate multiple...) per series.",
+    ["signal", "router", "tier", "subject", "direction"],
+)
+DETECTOR_THRESHOLD = Gauge(
+    "routerwatch_detector_threshold",
+    "Decision threshold of a drift detector per series (derived from the false-alarm budget).",
+    ["signal", "router", "tier", "subject", "direction"],
+)
+ALERTS_FIRING = Gauge(
+    "routerwatch_scheduler_alerts_firing",
+    "Alerts the drift scheduler is currently sending to Alertmanager, by alertname.",
+    ["alertname"],
+)
+DETECTOR_LAST_RUN = Gauge(
+    "routerwatch_detector_last_run_timestamp_seconds",
+    "Unix time (whole minute) of the last completed drift-detector run.",
+)

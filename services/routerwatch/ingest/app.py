@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -55,8 +55,14 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
-def build_app(settings: Settings, store: Store) -> tuple[faust.App, dict[str, BatchProcessor]]:
-    """Create the faust app and its agents, bound to ``store``. Nothing connects until the worker starts."""
+def build_app(
+    settings: Settings, store: Store, scheduler: Any = None
+) -> tuple[faust.App, dict[str, BatchProcessor]]:
+    """Create the faust app and its agents, bound to ``store``. Nothing connects until the worker starts.
+
+    ``scheduler`` (a :class:`routerwatch.scheduler.service.DriftScheduler`) is started on the
+    worker's event loop and stopped with it; its state is served at ``/alerts``.
+    """
     ingest = settings.ingest
     topics = settings.topics
     app = faust.App(
@@ -112,6 +118,49 @@ def build_app(settings: Settings, store: Store) -> tuple[faust.App, dict[str, Ba
             return
         for topic, messages in lag.items():
             metrics.INGEST_CONSUMER_LAG.labels(topic).set(messages)
+
+    if scheduler is not None:
+
+        @app.task
+        async def run_scheduler() -> None:
+            scheduler.start(asyncio.get_running_loop())
+            try:
+                await asyncio.Event().wait()  # lives as long as the worker
+            finally:
+                scheduler.stop()
+
+        @app.page("/alerts")
+        async def alerts_view(web: Any, request: Any) -> Any:
+            return web.json(scheduler.status())
+
+        @app.page("/baselines/learn")
+        class LearnView(faust.web.View):
+            """POST ?hours=H: learn new baseline versions from the last H hours; returns counts per signal."""
+
+            async def post(self, request: Any) -> Any:
+                from routerwatch.scheduler import baselines as store_baselines
+                from routerwatch.scheduler.evaluate import learn_all
+                from routerwatch.scheduler.service import floor_minute
+
+                hours = float(request.query.get("hours", 24))
+                until = floor_minute(datetime.now().astimezone())
+
+                def learn() -> dict[str, int]:
+                    found = learn_all(store, until - timedelta(hours=hours), until, settings.scheduler.baseline_min_trials)
+                    return {signal: store_baselines.save(store, signal, items) for signal, items in found.items()}
+
+                return self.json(await asyncio.to_thread(learn))
+
+        @app.page("/alerts/evaluate")
+        class EvaluateView(faust.web.View):
+            """POST: run the detectors now (tests, demo) and return the status."""
+
+            async def post(self, request: Any) -> Any:
+                from routerwatch.scheduler.service import floor_minute
+
+                now = datetime.now().astimezone()
+                await asyncio.to_thread(scheduler.run_once, floor_minute(now))
+                return self.json(scheduler.status())
 
     _add_web_views(app, store, processors)
     return app, processors

@@ -34,7 +34,12 @@ def serve(settings: Settings, sql_dir) -> None:
         check_schema(store, sql_dir)
         asyncio.run(ensure_topics(settings))
         observe.configure(settings.metrics.max_categories)
-        app, _ = build_app(settings, store)
+        scheduler = None
+        if settings.scheduler.enabled:
+            from routerwatch.scheduler.service import DriftScheduler
+
+            scheduler = DriftScheduler(settings, store)
+        app, _ = build_app(settings, store, scheduler)
         log.info(
             "routerwatch serve: Kafka %s -> %s database %s; http://%s:%d/metrics",
             settings.kafka_bootstrap,

@@ -64,6 +64,24 @@ def _baseline_for(
     return learned
 
 
+# The rate series with learned baselines: the signal, how to read its per-minute counts, its label names.
+RATE_SERIES: dict[Signal, tuple[Any, tuple[str, ...]]] = {
+    Signal.ESCALATION_DRIFT: (series.escalation_series, ("router", "tier", "category")),
+    Signal.FAILURE_SHIFT: (series.failure_series, ("router", "tier", "failure_mode")),
+}
+
+
+def learn_all(reader: Any, since: datetime, until: datetime, min_trials: int) -> dict[str, list[Baseline]]:
+    """Learn a baseline for every rate series with enough history in [since, until)."""
+    out: dict[str, list[Baseline]] = {}
+    for signal, (fetch, keys) in RATE_SERIES.items():
+        for key, counts in fetch(reader, since, until).items():
+            learned = learn_baseline(counts, labels=_labels(keys, key), min_trials=min_trials, start=since, end=until)
+            if learned is not None:
+                out.setdefault(signal.value, []).append(learned)
+    return out
+
+
 def evaluate(reader: Any, baselines: dict[tuple[str, str], Baseline], now: datetime, cfg: Any) -> Evaluation:
     """Run the detectors for the minute ending at ``now`` (a whole minute, UTC)."""
     evaluation = Evaluation(now=now)

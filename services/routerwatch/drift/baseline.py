@@ -1,0 +1,127 @@
+"""Frozen, versioned baselines: what "normal" was for one series.
+
+A detector compares the present with a :class:`Baseline` learned once from a
+history window and then frozen: re-learning it from the recent past every
+minute would let a slow drift become its own baseline and never alarm. The
+scheduler learns baselines on a schedule (e.g. weekly, or by hand after an
+accepted change), stores them as JSON and passes them to the detectors; a
+benchmark learns them from the replayed history before the injected change.
+
+``version`` is a content hash of the series key, window and counts, so the same
+history always yields the same version and an alert can say exactly which
+baseline it was judged against.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from routerwatch.drift.counts import MINUTE, MinuteCount, check_counts, floor_minute, merge_by_minute
+
+
+class Baseline(BaseModel):
+    """A frozen per-series rate baseline. JSON: ``model_dump(mode="json")`` / ``model_validate``.
+
+    ``p0`` is the rate the detectors test against, ``volume`` the mean trials per
+    minute over the whole window (empty minutes included: it sizes the CUSUM
+    threshold and the minimum-volume guards). ``dispersion`` is the Pearson
+    chi-square per degree of freedom of the per-minute counts around ``p0``:
+    about 1 for binomial noise; well above 1 means the rate wanders from minute
+    to minute more than sampling explains (time-of-day effects, bursts of one
+    tenant), so binomial false-alarm rates are optimistic for this series.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    labels: dict[str, str] = Field(default_factory=dict)
+    p0: float = Field(gt=0, lt=1)
+    observed_rate: float = Field(ge=0, le=1)
+    successes: int = Field(ge=0)
+    trials: int = Field(gt=0)
+    volume: float = Field(gt=0)
+    minutes: int = Field(gt=0, description="minutes in the window, empty ones included")
+    active_minutes: int = Field(ge=0, description="minutes with at least one trial")
+    dispersion: float | None = None
+    window_start: datetime
+    window_end: datetime
+    version: str
+
+
+def learn_baseline(
+    history: Iterable[MinuteCount],
+    *,
+    labels: Mapping[str, str] | None = None,
+    min_trials: int = 1000,
+    min_minutes: int = 60,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> Baseline | None:
+    """Learn a baseline from per-minute ``(successes, trials)`` counts, or None if there is too little.
+
+    ``start``/``end`` bound the window (``[start, end)``); they default to the
+    first minute seen and one minute past the last, but pass them when the
+    history was read for a fixed window, since the rollups hold no rows for
+    empty minutes and the volume must count those too. Counts outside the
+    window are ignored.
+
+    Returns None when the window holds fewer than ``min_trials`` trials or spans
+    fewer than ``min_minutes`` minutes: detectors given no baseline stay silent
+    with status ``no_baseline`` rather than guess.
+
+    ``p0`` is the Jeffreys estimate ``(successes + 1/2) / (trials + 1)``: equal to
+    the observed rate for any real volume, but never exactly 0 or 1, so a
+    failure mode never seen in the window still gets a finite likelihood ratio.
+    """
+    rows = merge_by_minute(history)
+    check_counts(rows)
+    if start is not None:
+        rows = [r for r in rows if r.minute >= start]
+    if end is not None:
+        rows = [r for r in rows if r.minute < end]
+    if not rows and (start is None or end is None):
+        return None
+    window_start = floor_minute(start) if start is not None else rows[0].minute
+    window_end = floor_minute(end) if end is not None else rows[-1].minute + MINUTE
+    minutes = int((window_end - window_start) / MINUTE)
+    successes = sum(r.successes for r in rows)
+    trials = sum(r.trials for r in rows)
+    if trials < max(1, min_trials) or minutes < max(1, min_minutes):
+        return None
+    p0 = (successes + 0.5) / (trials + 1.0)
+    active = [r for r in rows if r.trials > 0]
+    dispersion = None
+    if len(active) > 1:
+        # Pearson chi-square of the minutes around the pooled rate, per degree of freedom.
+        chi2 = sum((r.successes - r.trials * p0) ** 2 / (r.trials * p0 * (1 - p0)) for r in active)
+        dispersion = chi2 / (len(active) - 1)
+    label_map = dict(labels or {})
+    digest = hashlib.sha256(
+        json.dumps(
+            {
+                "labels": sorted(label_map.items()),
+                "start": window_start.isoformat(),
+                "end": window_end.isoformat(),
+                "counts": [(r.minute.isoformat(), r.successes, r.trials) for r in active],
+            },
+            separators=(",", ":"),
+        ).encode()
+    ).hexdigest()
+    return Baseline(
+        labels=label_map,
+        p0=p0,
+        observed_rate=successes / trials,
+        successes=successes,
+        trials=trials,
+        volume=trials / minutes,
+        minutes=minutes,
+        active_minutes=len(active),
+        dispersion=dispersion,
+        window_start=window_start,
+        window_end=window_end,
+        version=f"b1-{digest[:16]}",
+    )

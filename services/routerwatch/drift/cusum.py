@@ -1,0 +1,757 @@
+"""Bernoulli CUSUMs on per-minute binomial counts, with thresholds derived from a false-alarm budget.
+
+A one-sided CUSUM accumulates the log-likelihood ratio of "the rate moved from
+``p0`` to ``p1``" against "it is still ``p0``", minute by minute::
+
+    llr_t = x_t * log(p1 / p0) + (n_t - x_t) * log((1 - p1) / (1 - p0))
+    S_t   = max(0, S_{t-1} + llr_t)            alarm when S_t >= h
+
+for ``x_t`` successes of ``n_t`` trials. Two of them (``up``: p1 = p0 + delta,
+``down``: p1 = p0 - delta) watch one series. This is the optimal detector of a
+persistent shift of that size (Moustakides/Lorden), and unlike a fixed
+threshold on the per-minute rate its sensitivity does not depend on volume.
+
+The threshold ``h`` is not tuned by hand: :func:`threshold_for_arl` computes it
+from a target in-control average run length (ARL0, minutes between false
+alarms) by the Brook-Evans Markov chain method (the statistic discretised into
+states on ``[0, h)``, the in-control run length obtained from one linear solve),
+with ``h`` found by a safeguarded secant search on ``log ARL``. The budget
+"one false page per month across every series" gives the ARL0 per one-sided
+CUSUM through :func:`arl0_for_budget`. Results are cached on rounded inputs
+because the scheduler asks for the same few designs for every series each minute.
+
+The computation assumes ``n`` trials every minute (the baseline's mean
+volume). With diurnal traffic the true false-alarm rate differs somewhat, but
+never wildly: each excursion of a likelihood-ratio CUSUM crosses ``h`` with
+probability at most ``exp(-h)`` whatever the volume (Wald), which is what keeps
+the budget honest at night.
+
+The same pure fold (:func:`run_cusum`) serves the live scheduler (fold the
+minutes since the last call, passing the previous :class:`CusumState`; or fold
+a long look-back window from zero each time) and a benchmark replaying history
+(fold everything; :attr:`CusumTrace.alarms` lists every page it would have sent).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from routerwatch.drift.baseline import Baseline
+from routerwatch.drift.counts import MINUTE, MINUTES_PER_MONTH, MinuteCount, check_counts, merge_by_minute
+from routerwatch.drift.verdict import Severity, Signal, Status, Verdict, fmt_labels, silent
+
+Direction = Literal["up", "down"]
+
+#: Default resolution of the Markov chain: grid points up to Lorden's bound on ``h``. At 120 the
+#: computed ARL0 is within a few per cent of the converged value for the designs routerwatch uses
+#: (see tests), at well under a second per design.
+CHAIN_STATES = 120
+
+
+def arl0_for_budget(false_pages_per_month: float = 1.0, series: int = 1, sides: int = 2) -> float:
+    """In-control ARL (minutes) each one-sided CUSUM needs to meet a false-page budget.
+
+    ``series`` CUSUM pairs with ``sides`` one-sided CUSUMs each, paging at most
+    ``false_pages_per_month`` times a month in all: every one-sided CUSUM may
+    false-alarm once every ``minutes_per_month * series * sides / pages`` minutes.
+    """
+    if false_pages_per_month <= 0 or series < 1 or sides < 1:
+        raise ValueError("need a positive page budget, at least one series and one side")
+    return MINUTES_PER_MONTH * series * sides / false_pages_per_month
+
+
+def alternative_rate(p0: float, direction: Direction, delta: float, ratio: float | None = None) -> float | None:
+    """The shifted rate ``p1`` a CUSUM is tuned to detect, or None if the rate cannot move that way.
+
+    ``up``: ``p0 + delta``, or ``p0 * ratio`` if that is larger (relative shifts
+    suit rare events such as one failure mode: +3 points means nothing at
+    0.2 %); ``down``: ``p0 - delta``, or ``p0 / ratio`` if that is smaller. The
+    result is kept inside ``(0, 1)`` by going at most half-way to the bound.
+    """
+    if not 0 < p0 < 1:
+        raise ValueError(f"p0 must be inside (0, 1), got {p0}")
+    if direction == "up":
+        p1 = p0 + delta
+        if ratio:
+            p1 = max(p1, p0 * ratio)
+        p1 = min(p1, p0 + (1 - p0) / 2)
+        return p1 if p1 > p0 else None
+    if direction == "down":
+        p1 = p0 - delta
+        if ratio:
+            p1 = min(p1, p0 / ratio)
+        p1 = max(p1, p0 / 2)
+        return p1 if p1 < p0 else None
+    raise ValueError(f"direction must be 'up' or 'down', got {direction!r}")
+
+
+def odds_ratio(p0: float, p1: float) -> float:
+    """``odds(p1) / odds(p0)``: the risk-adjusted CUSUM's alternative, and the plain one's."""
+    return (p1 * (1 - p0)) / (p0 * (1 - p1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Run-length computation (Brook-Evans Markov chain) and threshold search
+# ---------------------------------------------------------------------------------------------
+
+
+def _sig(x: float, digits: int = 3) -> float:
+    """``x`` rounded to ``digits`` significant digits: the cache key of a design input."""
+    return float(f"{x:.{digits}g}")
+
+
+@lru_cache(maxsize=1024)
+def _binomial_pmf(n: int, p: float) -> tuple[int, tuple[float, ...]]:
+    """``(lo, probs)``: P(X = lo + k) for X ~ Bin(n, p), tails below 1e-16 dropped, renormalised."""
+    if n <= 0:
+        return 0, (1.0,)
+    mean, sd = n * p, math.sqrt(n * p * (1 - p))
+    lo = max(0, math.floor(mean - 12 * sd - 8))
+    hi = min(n, math.ceil(mean + 12 * sd + 8))
+    lp, lq, lgn = math.log(p), math.log1p(-p), math.lgamma(n + 1)
+    probs = [
+        math.exp(lgn - math.lgamma(x + 1) - math.lgamma(n - x + 1) + x * lp + (n - x) * lq) for x in range(lo, hi + 1)
+    ]
+    return _trim(lo, probs)
+
+
+def _trim(lo: int, probs: list[float]) -> tuple[int, tuple[float, ...]]:
+    # Mass below 1e-16 changes no run length we care about but widens the chain's band (its cost).
+    keep = [i for i, q in enumerate(probs) if q > 1e-16]
+    first, last = keep[0], keep[-1]
+    body = probs[first : last + 1]
+    total = sum(body)
+    return lo + first, tuple(q / total for q in body)
+
+
+def _sum_pmf(terms: tuple[tuple[int, float], ...]) -> tuple[int, tuple[float, ...]]:
+    """PMF of a sum of independent binomials ``Bin(n_c, p_c)`` (the risk-adjusted total)."""
+    lo, acc = 0, [1.0]
+    for n, p in terms:
+        tlo, tp = _binomial_pmf(n, p)
+        out = [0.0] * (len(acc) + len(tp) - 1)
+        for i, a in enumerate(acc):
+            if a:
+                for j, b in enumerate(tp):
+                    out[i + j] += a * b
+        lo, acc = lo + tlo, out
+        lo, trimmed = _trim(lo, acc)
+        acc = list(trimmed)
+    return lo, tuple(acc)
+
+
+def _chain_steps(lo: int, probs: Sequence[float], a: float, c: float, w: float) -> list[tuple[float, float]]:
+    """The increment ``a*X - c`` in grid units ``w``, as ``(steps, probability)`` pairs.
+
+    Splitting a step that lands between two grid points in proportion keeps the
+    chain's mean increment exact but adds ``f(1-f)w^2`` of variance (f the
+    fractional position), which biases the ARL low (about 10 % at ARL0 ~ 1e7
+    with 150 states). The steps are therefore pulled toward their mean by the
+    factor that removes that added variance: with it the chain converges about
+    twice as fast in the number of states.
+    """
+    raw = [((a * (lo + k) - c) / w, q) for k, q in enumerate(probs)]
+    mean = sum(v * q for v, q in raw)
+    var = sum((v - mean) ** 2 * q for v, q in raw)
+    shrink = 1.0
+    for _ in range(3):
+        added = 0.0
+        for v, q in raw:
+            f = (mean + (v - mean) * shrink) % 1.0
+            added += q * f * (1 - f)
+        shrink = math.sqrt(max(0.25, 1 - added / var)) if var > 0 else 1.0
+    return [(mean + (v - mean) * shrink, q) for v, q in raw]
+
+
+class _Chain:
+    """Brook-Evans Markov chain of a CUSUM on a fixed grid, LU-factorised once.
+
+    States are the grid points ``i * w``, ``i = 0 .. size-1``. A step landing
+    between two points is split between them in proportion; at or below 0 it
+    goes to state 0 (the reflection); at or past the last point it is absorbed
+    (the alarm). The chain with threshold ``H`` uses the first ``H`` states and
+    the threshold sits half-way between points ``H-1`` and ``H``:
+    ``h = (H - 0.5) * w``. Because ``I - R`` for threshold ``H`` is the leading
+    ``H x H`` block of the full matrix, one LU factorisation (no pivoting: the
+    matrix is diagonally dominant) serves every threshold, and the zero-start
+    ARL for one ``H`` costs one back-substitution: a threshold search costs one
+    factorisation. ``R`` is banded (a minute moves the statistic by at most the
+    increment's range), so the factorisation costs ``size * band^2``.
+    """
+
+    def __init__(self, steps: list[tuple[float, float]], size: int, w: float) -> None:
+        self.size, self.w = size, w
+        lowest = min(v for v, _ in steps)
+        highest = max(v for v, _ in steps)
+        below = min(size, max(1, math.ceil(-lowest) + 1))
+        self.above = above = min(size, max(1, math.ceil(highest) + 2))
+        M = [[0.0] * size for _ in range(size)]
+        for i in range(size):
+            row = M[i]
+            for v, q in steps:
+                t = i + v
+                if t >= size:
+                    continue
+                if t <= 0:
+                    row[0] -= q
+                    continue
+                j = int(t)
+                f = t - j
+                row[j] -= q * (1 - f)
+                if j + 1 < size:
+                    row[j + 1] -= q * f
+            row[i] += 1.0
+        y = [1.0] * size
+        for k in range(size):
+            rk = M[k]
+            pivot = rk[k]
+            end = min(size, k + above + 1)
+            seg = rk[k:end]
+            yk = y[k]
+            for i in range(k + 1, min(size, k + below + 1)):
+                ri = M[i]
+                if ri[k]:
+                    f = ri[k] / pivot
+                    ri[k:end] = [x - f * z for x, z in zip(ri[k:end], seg)]
+                    y[i] -= f * yk
+        self.U, self.y = M, y
+
+    def arl(self, H: int) -> float:
+        """Zero-start ARL with threshold ``(H - 0.5) * w``."""
+        U, y, above = self.U, self.y, self.above
+        x = [0.0] * H
+        for k in range(H - 1, -1, -1):
+            rk = U[k]
+            acc = y[k]
+            for j in range(k + 1, min(H, k + above + 1)):
+                acc -= rk[j] * x[j]
+            x[k] = acc / rk[k]
+        return x[0]
+
+
+def _chain_arl(lo: int, probs: Sequence[float], a: float, c: float, h: float, states: int) -> float:
+    """Zero-start ARL of ``S' = max(0, S + a*X - c)`` stopped at ``S >= h``, X with the given PMF."""
+    if h <= 0:
+        return 1.0
+    w = h / (states - 0.5)
+    return _Chain(_chain_steps(lo, probs, a, c, w), states, w).arl(states)
+
+
+def _search_h(lo: int, probs: tuple[float, ...], a: float, c: float, target: float, states: int) -> tuple[float, float]:
+    """The ``h`` whose chain ARL is ``target``, and the chain's ARL there.
+
+    The grid is sized from Lorden's bound (a likelihood-ratio CUSUM has
+    ARL0 >= exp(h), so ``h <= log(target)``): about ``states`` points up to
+    that bound. The smallest grid threshold whose ARL reaches the target is
+    found by bisection, and ``h`` is interpolated between it and the one below
+    on ``log ARL``, which is close to linear in ``h``.
+    """
+    goal = math.log(target)
+    bound = max(goal, 1.0)
+    size = states
+    while True:
+        w = bound / (size - 0.5)
+        chain = _Chain(_chain_steps(lo, probs, a, c, w), size, w)
+        if chain.arl(size) >= target:
+            break
+        size *= 2  # the bound only fails through discretisation error; widen the grid
+    if chain.arl(1) >= target:
+        return 0.5 * w, chain.arl(1)
+    lo_h, hi_h = 1, size  # arl(lo_h) < target <= arl(hi_h)
+    while hi_h - lo_h > 1:
+        mid = (lo_h + hi_h) // 2
+        if chain.arl(mid) >= target:
+            hi_h = mid
+        else:
+            lo_h = mid
+    l0, l1 = math.log(chain.arl(lo_h)), math.log(chain.arl(hi_h))
+    t = (goal - l0) / (l1 - l0) if l1 > l0 else 1.0
+    return (lo_h - 0.5 + t) * w, math.exp(l0 + t * (l1 - l0))
+
+
+@lru_cache(maxsize=4096)
+def _cached_threshold(terms: tuple[tuple[int, float], ...], r: float, target: float, states: int) -> tuple[float, float]:
+    lo, probs = _sum_pmf(terms)
+    a = math.log(r)
+    c = sum(n * math.log1p(p * (r - 1)) for n, p in terms)
+    return _search_h(lo, probs, a, c, target, states)
+
+
+def _terms(trials: float | Mapping[str, tuple[float, float]], p0: float | None) -> tuple[tuple[int, float], ...]:
+    """Cache key of a design: (trials per minute, rate) per category, rounded."""
+    if isinstance(trials, Mapping):
+        out = tuple(sorted((round(_sig(n)), _sig(p, 4)) for n, p in trials.values() if round(_sig(n)) >= 1))
+        if out:
+            return out
+        # Every category below one trial a minute: size the chain as one trial at the mean rate.
+        total = sum(n for n, _ in trials.values())
+        mean = sum(n * p for n, p in trials.values()) / total if total else 0.5
+        return ((1, _sig(mean, 4)),)
+    assert p0 is not None
+    return ((max(1, round(_sig(trials))), _sig(p0, 4)),)
+
+
+def threshold_for_mix(
+    volumes: Mapping[str, tuple[float, float]], r: float, arl0: float, *, states: int = CHAIN_STATES
+) -> tuple[float, float]:
+    """``(h, achieved ARL0)`` of a risk-adjusted CUSUM with odds ratio ``r``.
+
+    ``volumes[category] = (trials per minute, baseline rate)``: the minute's
+    total successes are a sum of those binomials. Cached like :func:`threshold_for_arl`.
+    """
+    return _cached_threshold(_terms(volumes, None), _sig(r, 6), _sig(arl0), states)
+
+
+def threshold_for_arl(p0: float, trials: float, p1: float, arl0: float, *, states: int = CHAIN_STATES) -> float:
+    """The CUSUM threshold ``h`` whose in-control ARL is ``arl0`` minutes.
+
+    ``p0`` baseline rate, ``trials`` expected trials per minute, ``p1`` the
+    shifted rate the CUSUM is tuned to (above ``p0`` for an upward CUSUM, below
+    for a downward one). Inputs are rounded to 3-4 significant digits and the
+    result cached, so calling it for every series every minute is cheap.
+    """
+    return _cached_threshold(_terms(trials, p0), _sig(odds_ratio(p0, p1), 6), _sig(arl0), states)[0]
+
+
+def average_run_length(
+    p0: float, trials: float, p1: float, h: float, *, p_true: float | None = None, states: int = CHAIN_STATES
+) -> float:
+    """Expected minutes from ``S = 0`` to an alarm when the real rate is ``p_true`` (default ``p0``).
+
+    ``p_true = p0`` gives ARL0 (the false-alarm spacing), ``p_true = p1`` the
+    zero-start detection delay of the shift the CUSUM is tuned for.
+    """
+    n = max(1, round(trials))
+    lo, probs = _binomial_pmf(n, p0 if p_true is None else p_true)
+    r = odds_ratio(p0, p1)
+    return _chain_arl(lo, probs, math.log(r), n * math.log1p(p0 * (r - 1)), h, states)
+
+
+@dataclass(frozen=True)
+class CusumDesign:
+    """One one-sided CUSUM: the rates it compares, its threshold and the ARL0 it was sized for.
+
+    ``llr(x, n)`` is the per-minute increment. ``arl0`` is the chain's in-control
+    ARL at ``h`` (equal to ``arl0_target`` within the search tolerance) for
+    ``trials`` trials a minute.
+    """
+
+    direction: Direction
+    p0: float
+    p1: float
+    trials: float
+    h: float
+    arl0_target: float
+    arl0: float
+    log_odds: float = field(init=False)
+    per_trial: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        r = odds_ratio(self.p0, self.p1)
+        object.__setattr__(self, "log_odds", math.log(r))
+        # llr = x*log R - n*log(1 - p0 + R*p0): the odds-ratio form, shared with the risk-adjusted CUSUM.
+        object.__setattr__(self, "per_trial", math.log1p(self.p0 * (r - 1)))
+
+    def llr(self, successes: int, trials: int) -> float:
+        return successes * self.log_odds - trials * self.per_trial
+
+
+def design_cusum(
+    p0: float,
+    trials: float,
+    *,
+    direction: Direction,
+    arl0: float,
+    delta: float = 0.03,
+    ratio: float | None = None,
+    states: int = CHAIN_STATES,
+) -> CusumDesign | None:
+    """Size one one-sided CUSUM for baseline ``p0`` at ``trials`` per minute; None if ``p0`` cannot move that way."""
+    p1 = alternative_rate(p0, direction, delta, ratio)
+    if p1 is None:
+        return None
+    h, achieved = _cached_threshold(_terms(trials, p0), _sig(odds_ratio(p0, p1), 6), _sig(arl0), states)
+    return CusumDesign(direction, p0, p1, trials, h, arl0, achieved)
+
+
+def simulate_run_lengths(
+    design: CusumDesign, *, p_true: float, trials: int, runs: int, seed: int, max_minutes: int = 10**7
+) -> list[int]:
+    """Seeded Monte Carlo run lengths (minutes to the first alarm from ``S = 0``) at rate ``p_true``.
+
+    For checking a design or a detector benchmark; pure Python, about a
+    microsecond per simulated minute. Runs longer than ``max_minutes`` are
+    reported as ``max_minutes`` (censored).
+    """
+    rng = random.Random(seed)
+    lo, probs = _binomial_pmf(trials, p_true)
+    cdf, acc = [], 0.0
+    for q in probs:
+        acc += q
+        cdf.append(acc)
+    cdf[-1] = 1.0
+    llr = [design.llr(lo + k, trials) for k in range(len(probs))]
+    h = design.h
+    out = []
+    for _ in range(runs):
+        s, t = 0.0, 0
+        rand = rng.random
+        while t < max_minutes:
+            t += 1
+            s += llr[bisect_left(cdf, rand())]
+            if s < 0:
+                s = 0.0
+            elif s >= h:
+                break
+        out.append(t)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The fold: state, alarms, change-point
+# ---------------------------------------------------------------------------------------------
+
+
+class CusumState(BaseModel):
+    """Where one one-sided CUSUM stands after its last folded minute. JSON-serialisable.
+
+    ``run_start`` is the first minute of the current excursion above zero: when
+    an alarm comes it is the maximum-likelihood estimate of when the change
+    began (the last time the statistic sat at zero). ``alarm_at`` is set while
+    the alarm is latched. ``pending_*`` hold low-volume minutes pooled until
+    they reach ``min_trials``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    s: float = 0.0
+    run_start: datetime | None = None
+    alarm_at: datetime | None = None
+    change_start: datetime | None = None
+    last_minute: datetime | None = None
+    pending_successes: float = 0.0
+    pending_compensator: float = 0.0
+    pending_trials: int = 0
+    pending_since: datetime | None = None
+    minutes: int = 0
+
+
+@dataclass(frozen=True)
+class Alarm:
+    """One crossing of ``h``: when, the estimated change start, and the statistic at that minute."""
+
+    at: datetime
+    change_start: datetime | None
+    statistic: float
+
+
+@dataclass(frozen=True)
+class CusumTrace:
+    """The result of folding minutes: the final state, every alarm raised, every alarm cleared."""
+
+    state: CusumState
+    alarms: tuple[Alarm, ...]
+    cleared: tuple[datetime, ...]
+
+
+def fold(
+    steps: Iterable[tuple[datetime, float, float, int]],
+    *,
+    log_odds: float,
+    h: float,
+    state: CusumState | None = None,
+    min_trials: int = 1,
+    cap_factor: float = 1.25,
+    clear_factor: float = 0.5,
+) -> CusumTrace:
+    """Fold ``(minute, x, compensator, trials)`` steps, ``llr = x * log_odds - compensator``.
+
+    The generic core of the plain and the risk-adjusted CUSUM. Steps must be in
+    minute order; those at or before ``state.last_minute`` are skipped, so a
+    live caller may pass overlapping windows.
+
+    Minutes with fewer than ``min_trials`` trials are pooled with the following
+    ones until the pool reaches ``min_trials`` (the log-likelihood ratio is
+    additive, so pooling loses no evidence; it only keeps one near-empty minute
+    from resetting or moving the statistic on its own).
+
+    Alarm latch: the first crossing of ``h`` records an :class:`Alarm` (the
+    page). While latched the statistic is capped at ``cap_factor * h`` so that,
+    however long the shift lasted, the alarm clears a bounded time after the
+    rate returns: it clears when the statistic falls to ``clear_factor * h``,
+    and the CUSUM restarts from zero, so the false-alarm budget holds afresh.
+    """
+    st = state or CusumState()
+    s, run_start, alarm_at, change_start = st.s, st.run_start, st.alarm_at, st.change_start
+    last, minutes = st.last_minute, st.minutes
+    px, pc, pn, psince = st.pending_successes, st.pending_compensator, st.pending_trials, st.pending_since
+    alarms: list[Alarm] = []
+    cleared: list[datetime] = []
+    cap, clear = cap_factor * h, clear_factor * h
+    for minute, x, comp, n in steps:
+        if last is not None and minute <= last:
+            continue
+        last = minute
+        if n <= 0:
+            continue
+        px, pc, pn = px + x, pc + comp, pn + n
+        psince = psince or minute
+        if pn < min_trials:
+            continue
+        llr = px * log_odds - pc
+        began = psince
+        px, pc, pn, psince = 0.0, 0.0, 0, None
+        minutes += 1
+        prev = s
+        s = prev + llr
+        if s <= 0:
+            s, run_start = 0.0, None
+        elif prev <= 0 or run_start is None:
+            run_start = began
+        if alarm_at is None:
+            if s >= h:
+                alarm_at, change_start = minute, run_start
+                alarms.append(Alarm(minute, run_start, s))
+                s = min(s, cap)
+        else:
+            s = min(s, cap)
+            if s <= clear:
+                cleared.append(minute)
+                s, run_start, alarm_at, change_start = 0.0, None, None, None
+    final = CusumState(
+        s=s,
+        run_start=run_start,
+        alarm_at=alarm_at,
+        change_start=change_start,
+        last_minute=last,
+        pending_successes=px,
+        pending_compensator=pc,
+        pending_trials=pn,
+        pending_since=psince,
+        minutes=minutes,
+    )
+    return CusumTrace(final, tuple(alarms), tuple(cleared))
+
+
+def run_cusum(
+    design: CusumDesign,
+    counts: Iterable[MinuteCount],
+    *,
+    state: CusumState | None = None,
+    min_trials: int = 1,
+    cap_factor: float = 1.25,
+    clear_factor: float = 0.5,
+) -> CusumTrace:
+    """Fold per-minute counts through one one-sided CUSUM (see :func:`fold`)."""
+    rows = merge_by_minute(counts)
+    check_counts(rows)
+    steps = ((c.minute, float(c.successes), c.trials * design.per_trial, c.trials) for c in rows)
+    return fold(
+        steps,
+        log_odds=design.log_odds,
+        h=design.h,
+        state=state,
+        min_trials=min_trials,
+        cap_factor=cap_factor,
+        clear_factor=clear_factor,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Detector: a rate drifting away from its baseline (escalation, failure mode, shadow pass rate)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    """Settings of a two-sided (or one-sided) Bernoulli CUSUM detector.
+
+    ``arl0_minutes`` is the in-control ARL of *each* one-sided CUSUM: build it
+    with :func:`arl0_for_budget` from the page budget and the number of series
+    watched (the default: one false page a month for a single series).
+    ``min_volume`` is the baseline trials/minute below which the series is not
+    evaluated (status ``insufficient_volume``); ``min_trials`` pools quieter
+    minutes (see :func:`fold`). ``observe_minutes`` is the window of the
+    "observed rate" reported while not firing.
+    """
+
+    delta: float = 0.03
+    ratio: float | None = None
+    directions: tuple[Direction, ...] = ("up", "down")
+    arl0_minutes: float = field(default_factory=lambda: arl0_for_budget(1.0, 1, 2))
+    min_trials: int = 1
+    min_volume: float = 1.0
+    cap_factor: float = 1.25
+    clear_factor: float = 0.5
+    severity: Severity = Severity.CRITICAL
+    observe_minutes: int = 60
+
+
+def _coerce_state(state: CusumState | Mapping[str, Any] | None) -> CusumState | None:
+    if state is None or isinstance(state, CusumState):
+        return state
+    return CusumState.model_validate(state)
+
+
+def _rate_text(signal: Signal) -> str:
+    return {
+        Signal.ESCALATION_DRIFT: "escalation rate",
+        Signal.ESCALATION_SURGE: "escalation rate",
+        Signal.FAILURE_SHIFT: "failure rate",
+        Signal.SHADOW_QUALITY: "shadow pass rate",
+    }.get(signal, "rate")
+
+
+def detect_rate_drift(
+    baseline: Baseline | None,
+    counts: Sequence[MinuteCount],
+    *,
+    now: datetime,
+    config: DriftConfig = DriftConfig(),
+    signal: Signal = Signal.ESCALATION_DRIFT,
+    labels: Mapping[str, str] | None = None,
+    states: Mapping[str, CusumState | Mapping[str, Any]] | None = None,
+) -> list[Verdict]:
+    """One verdict per direction in ``config.directions`` for one series.
+
+    ``counts`` are the series' per-minute counts after the baseline window;
+    minutes before ``baseline.window_end`` or at/after ``now`` (the end of the
+    last complete minute) are ignored. ``states`` maps a direction to the state
+    returned in the previous verdict's ``state`` to resume from; without it
+    the CUSUM starts from zero at the first count (pass a long enough
+    look-back, several hours, when running stateless). ``labels`` default to
+    the baseline's; each verdict adds ``direction``.
+
+    No baseline -> ``no_baseline``; a baseline volume below ``config.min_volume``
+    -> ``insufficient_volume``; both are non-firing and say why.
+    """
+    base_labels = dict(labels if labels is not None else (baseline.labels if baseline else {}))
+    out: list[Verdict] = []
+    for direction in config.directions:
+        lab = {**base_labels, "direction": direction}
+        if baseline is None:
+            out.append(
+                silent(signal, Status.NO_BASELINE, now=now, labels=lab, severity=config.severity,
+                       reason="no frozen baseline for this series yet (too little history): not evaluated")
+            )
+            continue
+        if baseline.volume < config.min_volume:
+            out.append(
+                silent(signal, Status.INSUFFICIENT_VOLUME, now=now, labels=lab, severity=config.severity,
+                       baseline_version=baseline.version,
+                       reason=f"baseline volume {baseline.volume:.2f} trials/min is below the floor "
+                       f"{config.min_volume}: not evaluated")
+            )
+            continue
+        design = design_cusum(baseline.p0, baseline.volume, direction=direction, arl0=config.arl0_minutes,
+                              delta=config.delta, ratio=config.ratio)
+        if design is None:
+            out.append(
+                silent(signal, Status.INSUFFICIENT_VOLUME, now=now, labels=lab, severity=config.severity,
+                       baseline_version=baseline.version,
+                       reason=f"baseline rate {baseline.p0:.4f} leaves no room for a shift {direction}")
+            )
+            continue
+        prior = _coerce_state((states or {}).get(direction))
+        rows = [c for c in merge_by_minute(counts) if baseline.window_end <= c.minute < now]
+        trace = run_cusum(design, rows, state=prior, min_trials=config.min_trials,
+                          cap_factor=config.cap_factor, clear_factor=config.clear_factor)
+        out.append(_drift_verdict(signal, design, baseline, rows, trace, lab, now, config))
+    return out
+
+
+def _drift_verdict(
+    signal: Signal,
+    design: CusumDesign,
+    baseline: Baseline,
+    rows: list[MinuteCount],
+    trace: CusumTrace,
+    labels: dict[str, str],
+    now: datetime,
+    config: DriftConfig,
+) -> Verdict:
+    st = trace.state
+    firing = st.alarm_at is not None
+    since = st.change_start if firing else None
+    window_from = since or st.run_start or (now - config.observe_minutes * MINUTE)
+    x = sum(c.successes for c in rows if c.minute >= window_from)
+    n = sum(c.trials for c in rows if c.minute >= window_from)
+    observed = x / n if n else None
+    what = _rate_text(signal)
+    where = fmt_labels({k: v for k, v in labels.items() if k != "direction"})
+    obs_text = f"{observed:.1%}" if observed is not None else "n/a"
+    verb = "rose" if design.direction == "up" else "fell"
+    if firing:
+        summary = f"{what} {verb} to {obs_text} from {design.p0:.1%} ({where})"
+        description = (
+            f"The {design.direction}ward CUSUM of the {what} for {where} crossed its threshold "
+            f"(S={st.s:.1f} >= h={design.h:.1f}) at {st.alarm_at:%Y-%m-%d %H:%M} UTC. The change most likely "
+            f"began at {since:%Y-%m-%d %H:%M} UTC; since then {x} of {n} ({obs_text}) against a baseline of "
+            f"{design.p0:.2%} (baseline {baseline.version}, {baseline.window_start:%Y-%m-%d} to "
+            f"{baseline.window_end:%Y-%m-%d}). Threshold sized for one false alarm per "
+            f"{design.arl0_target:,.0f} minutes at {design.trials:.0f} trials/min."
+            if since is not None else f"{what} {verb} for {where}"
+        )
+    else:
+        summary = f"{what} {'steady' if st.s == 0 else 'watched'} at {obs_text} vs {design.p0:.1%} ({where})"
+        description = (
+            f"{design.direction}ward CUSUM S={st.s:.2f} below h={design.h:.2f}; observed {obs_text} over "
+            f"{n} trials since {window_from:%Y-%m-%d %H:%M} UTC."
+        )
+    return Verdict(
+        signal=signal,
+        labels=labels,
+        status=Status.OK,
+        firing=firing,
+        severity=config.severity,
+        statistic=st.s,
+        threshold=design.h,
+        baseline_value=design.p0,
+        observed_value=observed,
+        magnitude=None if observed is None else observed - design.p0,
+        change_start=since,
+        evaluated_at=now,
+        baseline_version=baseline.version,
+        summary=summary,
+        description=description,
+        extra={
+            "p1": design.p1,
+            "arl0_target": design.arl0_target,
+            "arl0": design.arl0,
+            "design_trials_per_minute": design.trials,
+            "alarm_at": st.alarm_at.isoformat() if st.alarm_at else None,
+            "run_start": st.run_start.isoformat() if st.run_start else None,
+            "window_trials": n,
+            "window_successes": x,
+            "alarms_in_call": [a.at.isoformat() for a in trace.alarms],
+            "dispersion": baseline.dispersion,
+        },
+        state=st.model_dump(mode="json"),
+    )
+
+
+def detect_escalation_drift(
+    baseline: Baseline | None,
+    counts: Sequence[MinuteCount],
+    *,
+    now: datetime,
+    config: DriftConfig = DriftConfig(),
+    labels: Mapping[str, str] | None = None,
+    states: Mapping[str, CusumState | Mapping[str, Any]] | None = None,
+) -> list[Verdict]:
+    """Escalation rate of one (router, tier, category) drifting up or down: :func:`detect_rate_drift`.
+
+    ``counts``: successes = escalated attempts, trials = accepted + escalated
+    attempts at the tier (shadow and failed attempts excluded, design notes 2).
+    """
+    return detect_rate_drift(baseline, counts, now=now, config=config, signal=Signal.ESCALATION_DRIFT,
+                             labels=labels, states=states)

@@ -1,0 +1,152 @@
+"""The drift scheduler inside ``routerwatch serve`` (APScheduler on the ingest event loop).
+
+Every ``interval_s`` it runs :func:`routerwatch.scheduler.evaluate.evaluate` for
+the last complete minute in a worker thread (the store is synchronous), saves
+newly learned baselines, exports each detector's statistic to Prometheus, and
+hands the firing verdicts to the Alertmanager client, which re-sends them with
+``endsAt`` ahead and resolves the ones that stopped. ``start()`` / ``stop()``
+follow the component contract: stop is safe without start and twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from routerwatch import metrics
+from routerwatch.alerting.client import AlertManagerClient
+from routerwatch.scheduler import baselines as baseline_store
+from routerwatch.scheduler.alerts import to_alert
+from routerwatch.scheduler.evaluate import Evaluation, evaluate
+
+log = logging.getLogger("routerwatch.scheduler")
+
+
+def floor_minute(value: datetime) -> datetime:
+    return value.astimezone(timezone.utc).replace(second=0, microsecond=0)
+
+
+class DriftScheduler:
+    """Runs the detectors on a schedule and keeps Alertmanager in sync with what fires."""
+
+    def __init__(self, settings: Any, store: Any) -> None:
+        self.cfg = settings.scheduler
+        self.store = store
+        self.client: AlertManagerClient | None = None
+        if self.cfg.alertmanager_urls:
+            self.cfg.state_file.parent.mkdir(parents=True, exist_ok=True)
+            self.client = AlertManagerClient(
+                self.cfg.alertmanager_urls,
+                state_path=self.cfg.state_file,
+                resend_ttl=timedelta(seconds=max(180.0, 4 * self.cfg.interval_s)),
+                runbook_base_url=self.cfg.runbook_base_url,
+            )
+        self.last: Evaluation | None = None
+        self._scheduler: Any = None
+        self._lock = threading.Lock()  # one evaluation at a time (scheduled or on demand)
+
+    def start(self, loop: asyncio.AbstractEventLoop | None = None) -> DriftScheduler:
+        if self._scheduler is not None:
+            return self
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+        if self.client is not None:
+            self.client.start()
+        self._scheduler = AsyncIOScheduler(event_loop=loop or asyncio.get_event_loop(), timezone="UTC")
+        self._scheduler.add_job(
+            self.tick,
+            "interval",
+            seconds=self.cfg.interval_s,
+            next_run_time=datetime.now(timezone.utc),
+            max_instances=1,  # a slow run is never doubled up...
+            coalesce=True,  # ...and missed runs collapse into one
+            id="drift-detectors",
+        )
+        self._scheduler.start()
+        log.info(
+            "drift scheduler every %.0fs; alerts to %s",
+            self.cfg.interval_s,
+            ", ".join(self.cfg.alertmanager_urls) or "nowhere (no ROUTERWATCH_SCHEDULER__ALERTMANAGER_URLS)",
+        )
+        return self
+
+    def stop(self) -> None:
+        scheduler, self._scheduler = self._scheduler, None
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
+        if self.client is not None:
+            self.client.stop()
+
+    async def tick(self) -> None:
+        """The scheduled job: never raises (a failed run is logged and retried next interval)."""
+        try:
+            await asyncio.to_thread(self.run_once, floor_minute(datetime.now(timezone.utc)))
+        except Exception:  # noqa: BLE001 - the schedule must survive a bad run
+            log.exception("drift detectors failed this run")
+
+    def run_once(self, now: datetime) -> Evaluation:
+        """Evaluate every detector at ``now`` (a whole minute), save baselines, sync alerts."""
+        with self._lock:
+            known = baseline_store.load(self.store)
+            evaluation = evaluate(self.store, known, now, self.cfg)
+            for signal, learned in evaluation.learned.items():
+                baseline_store.save(self.store, signal, learned)
+                log.info("learned %d %s baseline(s)", len(learned), signal)
+            alerts = [a for v in evaluation.firing if (a := to_alert(v, self.cfg.runbook_base_url)) is not None]
+            if self.client is not None:
+                self.client.sync(alerts, now)
+            self._export(evaluation)
+            self.last = evaluation
+            return evaluation
+
+    def status(self) -> dict[str, Any]:
+        """What fires now and why, plus how many series each detector could not judge."""
+        evaluation = self.last
+        if evaluation is None:
+            return {"evaluated_at": None, "firing": [], "silent": {}}
+        silent: dict[str, int] = {}
+        for v in evaluation.verdicts:
+            if not v.evaluated:
+                key = f"{v.signal.value}:{v.status.value}"
+                silent[key] = silent.get(key, 0) + 1
+        return {
+            "evaluated_at": evaluation.now.isoformat(),
+            "series_evaluated": sum(1 for v in evaluation.verdicts if v.evaluated),
+            "firing": [
+                {
+                    "alertname": v.alertname,
+                    "severity": v.severity.value,
+                    "labels": v.labels,
+                    "summary": v.summary,
+                    "description": v.description,
+                    "change_start": v.change_start.isoformat() if v.change_start else None,
+                    "statistic": v.statistic,
+                    "threshold": v.threshold,
+                }
+                for v in evaluation.firing
+            ],
+            "silent": silent,
+            "alertmanager": self.client.stats() if self.client is not None else None,
+        }
+
+    def _export(self, evaluation: Evaluation) -> None:
+        metrics.DETECTOR_STATISTIC.clear()
+        metrics.DETECTOR_THRESHOLD.clear()
+        firing: dict[str, int] = {}
+        for v in evaluation.verdicts:
+            if v.statistic is None:
+                continue
+            labels = (v.signal.value, v.labels.get("router", ""), v.labels.get("tier", ""),
+                      v.labels.get("category", v.labels.get("failure_mode", "")), v.labels.get("direction", ""))
+            metrics.DETECTOR_STATISTIC.labels(*labels).set(v.statistic)
+            if v.threshold is not None:
+                metrics.DETECTOR_THRESHOLD.labels(*labels).set(v.threshold)
+            if v.firing:
+                firing[v.alertname] = firing.get(v.alertname, 0) + 1
+        metrics.ALERTS_FIRING.clear()
+        for name, n in firing.items():
+            metrics.ALERTS_FIRING.labels(name).set(n)
+        metrics.DETECTOR_LAST_RUN.set(evaluation.now.timestamp())
