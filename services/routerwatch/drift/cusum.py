@@ -300,6 +300,11 @@ def _terms(trials: float | Mapping[str, tuple[float, float]], p0: float | None) 
     return ((max(1, round(_sig(trials))), _sig(p0, 4)),)
 
 
+def _rounded_odds(p0: float, p1: float) -> float:
+    # Round the rates, not the ratio: nearby baselines then share one cached design.
+    return odds_ratio(_sig(p0, 4), _sig(p1, 4))
+
+
 def threshold_for_mix(
     volumes: Mapping[str, tuple[float, float]], r: float, arl0: float, *, states: int = CHAIN_STATES
 ) -> tuple[float, float]:
@@ -319,7 +324,7 @@ def threshold_for_arl(p0: float, trials: float, p1: float, arl0: float, *, state
     for a downward one). Inputs are rounded to 3-4 significant digits and the
     result cached, so calling it for every series every minute is cheap.
     """
-    return _cached_threshold(_terms(trials, p0), _sig(odds_ratio(p0, p1), 6), _sig(arl0), states)[0]
+    return _cached_threshold(_terms(trials, p0), _rounded_odds(p0, p1), _sig(arl0), states)[0]
 
 
 def average_run_length(
@@ -379,7 +384,7 @@ def design_cusum(
     p1 = alternative_rate(p0, direction, delta, ratio)
     if p1 is None:
         return None
-    h, achieved = _cached_threshold(_terms(trials, p0), _sig(odds_ratio(p0, p1), 6), _sig(arl0), states)
+    h, achieved = _cached_threshold(_terms(trials, p0), _rounded_odds(p0, p1), _sig(arl0), states)
     return CusumDesign(direction, p0, p1, trials, h, arl0, achieved)
 
 
@@ -682,7 +687,9 @@ def _drift_verdict(
     st = trace.state
     firing = st.alarm_at is not None
     since = st.change_start if firing else None
-    window_from = since or st.run_start or (now - config.observe_minutes * MINUTE)
+    # Not firing: a fixed recent window. The current excursion (since run_start) would be biased
+    # upward by construction: it is the stretch the statistic found suspicious.
+    window_from = since or (now - config.observe_minutes * MINUTE)
     x = sum(c.successes for c in rows if c.minute >= window_from)
     n = sum(c.trials for c in rows if c.minute >= window_from)
     observed = x / n if n else None

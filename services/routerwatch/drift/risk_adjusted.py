@@ -35,7 +35,7 @@ from routerwatch.drift.cusum import (
     CusumState,
     DriftConfig,
     _coerce_state,
-    _sig,
+    _rounded_odds,
     alternative_rate,
     fold,
     threshold_for_mix,
@@ -164,7 +164,7 @@ def detect_tier_drift(
             out.append(silent(signal, Status.INSUFFICIENT_VOLUME, now=now, labels=lab, severity=config.severity,
                               baseline_version=version, reason=f"pooled rate {pooled:.4f} leaves no room {direction}"))
             continue
-        r = _sig(odds_ratio(pooled, p1), 6)
+        r = _rounded_odds(pooled, p1)
         terms = {c: (b.volume, b.p0) for c, b in known.items() if b.volume > 0}
         h, achieved = threshold_for_mix(terms, r, config.arl0_minutes)
         log_r = math.log(r)
@@ -185,7 +185,8 @@ def detect_tier_drift(
         st = trace.state
         firing = st.alarm_at is not None
         since = st.change_start if firing else None
-        window_from = since or st.run_start or (now - config.observe_minutes * MINUTE)
+        # Not firing: a fixed recent window (the current excursion is biased by construction).
+        window_from = since or (now - config.observe_minutes * MINUTE)
         obs_x: dict[str, int] = {}
         obs_n: dict[str, int] = {}
         for m in minutes:

@@ -153,12 +153,18 @@ def build_app(
 
         @app.page("/alerts/evaluate")
         class EvaluateView(faust.web.View):
-            """POST: run the detectors now (tests, demo) and return the status."""
+            """POST [?now=ISO]: run the detectors now, or as of a past minute (replay), and return the status."""
 
             async def post(self, request: Any) -> Any:
                 from routerwatch.scheduler.service import floor_minute
 
-                now = datetime.now().astimezone()
+                given = request.query.get("now")
+                try:
+                    now = datetime.fromisoformat(given.replace("Z", "+00:00")) if given else datetime.now().astimezone()
+                except ValueError:
+                    return self.json({"error": f"now={given!r} is not an ISO time with a zone"}, status=400)
+                if now.tzinfo is None:
+                    return self.json({"error": f"now={given!r} needs a zone (e.g. Z)"}, status=400)
                 await asyncio.to_thread(scheduler.run_once, floor_minute(now))
                 return self.json(scheduler.status())
 

@@ -11,6 +11,8 @@ follow the component contract: stop is safe without start and twice.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
 import threading
 from datetime import datetime, timedelta, timezone
@@ -23,6 +25,12 @@ from routerwatch.scheduler.alerts import to_alert
 from routerwatch.scheduler.evaluate import Evaluation, evaluate
 
 log = logging.getLogger("routerwatch.scheduler")
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value):
+        return dataclasses.asdict(value)
+    return str(value)
 
 
 def floor_minute(value: datetime) -> datetime:
@@ -129,7 +137,8 @@ class DriftScheduler:
                 for v in evaluation.firing
             ],
             "silent": silent,
-            "alertmanager": self.client.stats() if self.client is not None else None,
+            # The client's stats hold datetimes and dataclasses: make them plain JSON.
+            "alertmanager": json.loads(json.dumps(self.client.stats(), default=_plain)) if self.client else None,
         }
 
     def _export(self, evaluation: Evaluation) -> None:
