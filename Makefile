@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo stop test test-unit venv kafka-jars system-deps schemas clean
+.PHONY: demo incident incident-end stop test test-unit venv kafka-jars system-deps schemas clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,14 @@ system-deps:
 ## demo: install, start Kafka (unless ROUTERWATCH_KAFKA_BOOTSTRAP is set) and serve, simulate, report
 demo: system-deps venv kafka-jars
 	@deploy/demo.sh
+
+## incident: inject an escalation incident into the running demo; it pages in the local Alertmanager
+incident:
+	@deploy/incident.sh start
+
+## incident-end: the incident's recovery traffic; the page resolves
+incident-end:
+	@deploy/incident.sh end
 
 ## stop: stop what `make demo` started
 stop:

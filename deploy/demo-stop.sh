@@ -13,5 +13,6 @@ if [[ -f $RUN/serve.pid ]]; then
   fi
   rm -f "$RUN/serve.pid"
 fi
+ALERTMANAGER_DATA_DIR="$RUN/alertmanager" deploy/alertmanager/stop.sh
 # A broker given by ROUTERWATCH_KAFKA_BOOTSTRAP is not ours to stop.
 [[ -n "${ROUTERWATCH_KAFKA_BOOTSTRAP:-}" ]] || deploy/kafka/stop.sh

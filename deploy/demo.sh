@@ -20,7 +20,13 @@ if [[ -z "${ROUTERWATCH_KAFKA_BOOTSTRAP:-}" ]]; then
   ROUTERWATCH_KAFKA_BOOTSTRAP="$(deploy/kafka/start.sh | tail -n 1)"
   export ROUTERWATCH_KAFKA_BOOTSTRAP
 fi
-echo "== Kafka at $ROUTERWATCH_KAFKA_BOOTSTRAP; store $ROUTERWATCH_CLICKHOUSE_URL"
+echo "$ROUTERWATCH_KAFKA_BOOTSTRAP" >"$RUN/kafka.bootstrap"
+if [[ -z "${ROUTERWATCH_SCHEDULER__ALERTMANAGER_URLS:-}" ]]; then
+  am_url="$(ALERTMANAGER_DATA_DIR="$RUN/alertmanager" deploy/alertmanager/start.sh | tail -n 1)"
+  export ROUTERWATCH_SCHEDULER__ALERTMANAGER_URLS="[\"$am_url\"]"
+fi
+export ROUTERWATCH_SCHEDULER__STATE_FILE="${ROUTERWATCH_SCHEDULER__STATE_FILE:-$RUN/alerting-state.json}"
+echo "== Kafka at $ROUTERWATCH_KAFKA_BOOTSTRAP; store $ROUTERWATCH_CLICKHOUSE_URL; alerts to $ROUTERWATCH_SCHEDULER__ALERTMANAGER_URLS"
 
 # The embedded store can be opened by one process only: migrate before serve holds it.
 serve_pid() { [[ -f $RUN/serve.pid ]] && kill -0 "$(cat $RUN/serve.pid)" 2>/dev/null && cat $RUN/serve.pid; }
@@ -71,6 +77,8 @@ The services keep running. Explore with, for example:
   .venv/bin/routerwatch report --format html --output report.html
   .venv/bin/routerwatch sql @sql/queries/why_did_escalations_jump.sql --param recent_minutes=15 --param baseline_minutes=120 --header
   .venv/bin/routerwatch dlq
+  .venv/bin/routerwatch alerts                      # what the drift detectors have firing
   curl -s http://127.0.0.1:$ROUTERWATCH_HTTP__PORT/metrics | grep routerwatch_
+Inject an escalation incident and watch it page in the local Alertmanager: make incident
 Stop them with: make stop
 MSG

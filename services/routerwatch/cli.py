@@ -66,6 +66,22 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     settings = _settings()
     profile = Profile.model_validate_json(Path(args.profile).read_text()) if args.profile else Profile()
+    overrides: dict[str, Any] = {}
+    if args.router_id:
+        overrides["router_id"] = args.router_id
+    if args.minutes:
+        overrides["minutes"] = args.minutes
+    if args.escalation:
+        tiers = []
+        rates = dict(item.split("=", 1) for item in args.escalation)
+        for tier in profile.tiers:
+            if tier.name in rates:
+                rate = float(rates[tier.name])
+                tier = tier.model_copy(update={"escalation_rate": {c: rate for c in profile.categories}})
+            tiers.append(tier)
+        overrides["tiers"] = tiers
+    profile = profile.model_copy(update=overrides)
+    end = _parse_when(args.end) if args.end else None
     asyncio.run(ensure_topics(settings))
     config = SdkConfig(
         bootstrap_servers=settings.kafka_bootstrap,
@@ -79,7 +95,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         close_timeout_s=60,
     )
     rw = RouterWatch(config).start()
-    summary = emit(rw, profile, args.requests, args.seed, invalid=args.invalid, duplicates=args.duplicates)
+    summary = emit(
+        rw, profile, args.requests, args.seed, invalid=args.invalid, duplicates=args.duplicates,
+        now=end.timestamp() if end else None,
+    )
     stats = rw.close()
     summary["sdk"] = {k: stats.get(k, 0) for k in ("enqueued", "sent", "dropped")}
     print(json.dumps(summary, indent=2))
@@ -87,6 +106,17 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         print(f"routerwatch simulate: the SDK dropped {stats['dropped']} event(s); see the log above", file=sys.stderr)
         return 1
     return 0
+
+
+def _parse_when(text: str) -> Any:
+    """An ISO time (UTC when no zone) or a duration back from now: ``90m``, ``2h``."""
+    from datetime import datetime, timedelta, timezone
+
+    units = {"m": "minutes", "h": "hours", "d": "days"}
+    if text[-1:] in units and text[:-1].isdigit():
+        return datetime.now(timezone.utc) - timedelta(**{units[text[-1]]: int(text[:-1])})
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
@@ -187,7 +217,15 @@ def _serve_call(settings: Any, path: str, method: str = "GET") -> Any:
 
 def cmd_alerts(args: argparse.Namespace) -> int:
     settings = _settings()
-    status = _serve_call(settings, "/alerts/evaluate" if args.evaluate else "/alerts", "POST" if args.evaluate else "GET")
+    if args.at and not args.evaluate:
+        print("routerwatch alerts: --at needs --evaluate", file=sys.stderr)
+        return 2
+    path = "/alerts"
+    if args.evaluate:
+        import urllib.parse
+
+        path = "/alerts/evaluate" + (f"?{urllib.parse.urlencode({'now': _parse_when(args.at).isoformat()})}" if args.at else "")
+    status = _serve_call(settings, path, "POST" if args.evaluate else "GET")
     if status is None:
         # No serve: report the firing set the scheduler left in its state file.
         path = settings.scheduler.state_file
@@ -224,14 +262,16 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
     settings = _settings()
     if args.action == "learn":
-        learned = _serve_call(settings, f"/baselines/learn?hours={args.hours}", "POST")
-        if learned is None:
-            from datetime import datetime, timedelta, timezone
+        import urllib.parse
+        from datetime import datetime, timedelta, timezone
 
+        until = (_parse_when(args.until) if args.until else datetime.now(timezone.utc)).replace(second=0, microsecond=0)
+        query = urllib.parse.urlencode({"hours": args.hours, "until": until.isoformat()})
+        learned = _serve_call(settings, f"/baselines/learn?{query}", "POST")
+        if learned is None:
             from routerwatch.scheduler.evaluate import learn_all
             from routerwatch.storage.client import Store
 
-            until = datetime.now(timezone.utc).replace(second=0, microsecond=0)
             with Store(settings.store_dsn(), settings.database) as store:
                 found = learn_all(store, until - timedelta(hours=args.hours), until, settings.scheduler.baseline_min_trials)
                 learned = {signal: store_baselines.save(store, signal, items) for signal, items in found.items()}
@@ -285,6 +325,11 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--invalid", type=int, default=0, help="also send this many contract-breaking messages")
     sim.add_argument("--duplicates", type=int, default=0, help="also re-send this many already-sent decisions")
     sim.add_argument("--profile", help="JSON file with a simulate.Profile (tiers, rates, prices)")
+    sim.add_argument("--router-id", help="override the profile's router id")
+    sim.add_argument("--minutes", type=float, help="spread the requests over this many minutes before --end")
+    sim.add_argument("--end", help="time of the last request: ISO (UTC) or a duration back from now (default now)")
+    sim.add_argument("--escalation", action="append", metavar="TIER=RATE",
+                     help="set a tier's escalation rate in every category (an injected incident)")
     sim.set_defaults(func=cmd_simulate)
 
     w = sub.add_parser("wait", help="wait until ingest has consumed everything on its topics")
@@ -314,12 +359,14 @@ def parser() -> argparse.ArgumentParser:
 
     al = sub.add_parser("alerts", help="what the drift scheduler has firing, and why")
     al.add_argument("--evaluate", action="store_true", help="run the detectors now instead of showing the last run")
+    al.add_argument("--at", help="with --evaluate: judge as of this past minute (ISO or 90m), a replay")
     al.add_argument("--format", choices=["text", "json"], default="text")
     al.set_defaults(func=cmd_alerts)
 
     bl = sub.add_parser("baseline", help="review or re-learn the detectors' frozen baselines")
     bl.add_argument("action", choices=["show", "learn"])
     bl.add_argument("--hours", type=float, default=24.0, help="history window to learn from (learn)")
+    bl.add_argument("--until", help="end of that window: ISO or a duration back from now (default now)")
     bl.set_defaults(func=cmd_baseline)
 
     sc = sub.add_parser("schemas", help="export or check the events' JSON Schema files")

@@ -28,6 +28,7 @@ def test_demo_runs_twice_with_exact_counts_and_stops(kafka_bootstrap, names, tmp
         ROUTERWATCH_TOPICS__DLQ=names["dlq"],
         ROUTERWATCH_INGEST__APP_ID=names["group"],
         ROUTERWATCH_INGEST__BATCH_SECONDS="0.3",
+        ALERTMANAGER_PORT=str(free_port()),
         DEMO_REQUESTS="1500",
         DEMO_INVALID="12",
         DEMO_DUPLICATES="40",

@@ -142,8 +142,12 @@ def build_app(
                 from routerwatch.scheduler.evaluate import learn_all
                 from routerwatch.scheduler.service import floor_minute
 
-                hours = float(request.query.get("hours", 24))
-                until = floor_minute(datetime.now().astimezone())
+                try:
+                    hours = float(request.query.get("hours", 24))
+                    given = request.query.get("until")
+                    until = floor_minute(datetime.fromisoformat(given) if given else datetime.now().astimezone())
+                except ValueError as exc:
+                    return self.json({"error": f"bad hours/until: {exc}"}, status=400)
 
                 def learn() -> dict[str, int]:
                     found = learn_all(store, until - timedelta(hours=hours), until, settings.scheduler.baseline_min_trials)
