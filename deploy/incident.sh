@@ -48,8 +48,13 @@ case "${1:-start}" in
     rw alerts --evaluate --at 180m
     sleep 6  # the demo Alertmanager's group_wait
     show_alertmanager
+    if command -v amtool >/dev/null; then
+      echo "== amtool alert query --alertmanager.url=$AM_URL router=$ROUTER"
+      amtool alert query --alertmanager.url="$AM_URL" "router=$ROUTER" || true
+    fi
     echo
-    echo "Open $AM_URL in a browser to see the page. Then: make incident-end"
+    echo "Debian's Alertmanager ships without its web UI: use the API above, amtool, or a UI build"
+    echo "pointed at $AM_URL. When done: make incident-end"
     ;;
   end)
     echo "== recovery: normal traffic for $ROUTER over the last 3h"

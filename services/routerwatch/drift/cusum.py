@@ -14,17 +14,21 @@ threshold on the per-minute rate its sensitivity does not depend on volume.
 The threshold ``h`` is not tuned by hand: :func:`threshold_for_arl` computes it
 from a target in-control average run length (ARL0, minutes between false
 alarms) by the Brook-Evans Markov chain method (the statistic discretised into
-states on ``[0, h)``, the in-control run length obtained from one linear solve),
-with ``h`` found by a safeguarded secant search on ``log ARL``. The budget
+states on ``[0, h)``, the in-control run length obtained from one LU
+factorisation for every candidate ``h``). When only a few successes separate 0
+from ``h`` (large shifts, rare events) the ARL is a step function of ``h`` that
+a grid smooths over, and ``h`` is refined with an exact computation over the
+CUSUM's excursions (Page's renewal argument, :func:`_excursion_arl`). The budget
 "one false page per month across every series" gives the ARL0 per one-sided
 CUSUM through :func:`arl0_for_budget`. Results are cached on rounded inputs
 because the scheduler asks for the same few designs for every series each minute.
 
 The computation assumes ``n`` trials every minute (the baseline's mean
-volume). With diurnal traffic the true false-alarm rate differs somewhat, but
-never wildly: each excursion of a likelihood-ratio CUSUM crosses ``h`` with
-probability at most ``exp(-h)`` whatever the volume (Wald), which is what keeps
-the budget honest at night.
+volume). With diurnal traffic the true false-alarm rate differs from the
+target, within a hard bound: each excursion of a likelihood-ratio CUSUM
+crosses ``h`` with probability at most ``exp(-h)`` whatever the volume (Wald),
+and at most one excursion starts per minute, so ARL0 >= exp(h) minutes for any
+traffic pattern (about a tenth of the target at the fleet budget).
 
 The same pure fold (:func:`run_cusum`) serves the live scheduler (fold the
 minutes since the last call, passing the previous :class:`CusumState`; or fold
@@ -278,12 +282,108 @@ def _search_h(lo: int, probs: tuple[float, ...], a: float, c: float, target: flo
     return (lo_h - 0.5 + t) * w, math.exp(l0 + t * (l1 - l0))
 
 
+def _excursion_arl(lo: int, probs: Sequence[float], a: float, c: float, h: float, max_work: float = 5e5) -> float | None:
+    """Exact zero-start ARL by Page's renewal argument, or None when that would cost too much.
+
+    A CUSUM is a sequence of excursions from 0, each ending back at 0 or at an
+    alarm, so ``ARL = E[excursion length] / P(excursion alarms)``. Within an
+    excursion no reflection happens, so after ``k`` minutes the statistic is
+    exactly ``a*T - k*c`` with ``T`` the successes so far: propagating the
+    distribution of ``T`` over the still-running excursions is exact, with no
+    discretisation. It is cheap when the threshold is a few lattice steps ``a``
+    away (large shifts, rare events), exactly where the Markov chain is worst:
+    there the ARL is a step function of ``h`` (each step a different number of
+    successes needed to alarm), which a chain on a grid smooths over.
+    """
+    width = len(probs)
+    t_lo, running = 0, [1.0]
+    alarm, expected_length, work, k = 0.0, 1.0, 0.0, 0
+    while True:
+        k += 1
+        nxt = [0.0] * (len(running) + width - 1)
+        for i, m in enumerate(running):
+            if m:
+                for j, q in enumerate(probs):
+                    nxt[i + j] += m * q
+        work += len(running) * width
+        base = t_lo + lo
+        kept_lo: int | None = None
+        kept: list[float] = []
+        for idx, m in enumerate(nxt):
+            v = a * (base + idx) - k * c
+            if v >= h:
+                alarm += m
+            elif v > 0:
+                if kept_lo is None:
+                    kept_lo = base + idx
+                kept.append(m)
+        mass = sum(kept)
+        if mass == 0 or kept_lo is None:
+            break
+        expected_length += mass
+        t_lo, running = kept_lo, kept
+        if alarm > 0 and mass < 1e-9 * alarm:
+            break  # what is still running can change P(alarm) by less than 1e-9 of itself
+        if work > max_work:
+            return None
+    return expected_length / alarm if alarm > 0 else math.inf
+
+
+#: Lattice steps (``h / |log R|``) below which the exact excursion method refines the chain's ``h``.
+COARSE_LATTICE_STEPS = 20
+
+
+def _refine_on_lattice(
+    lo: int, probs: tuple[float, ...], a: float, c: float, target: float, h: float
+) -> tuple[float, float] | None:
+    """The smallest ``h`` whose exact ARL reaches ``target`` (bisection on the step function)."""
+
+    def arl(x: float) -> float | None:
+        return _excursion_arl(lo, probs, a, c, x)
+
+    hi = h * 1.2
+    a_hi = arl(hi)
+    while a_hi is not None and a_hi < target:
+        hi *= 1.2
+        a_hi = arl(hi)
+    if a_hi is None:
+        return None
+    low = h * 0.8
+    a_low = arl(low)
+    while a_low is not None and a_low >= target:
+        low *= 0.8
+        a_low = arl(low)
+    if a_low is None:
+        return None
+    while hi - low > 1e-5 * hi:
+        mid = (low + hi) / 2
+        a_mid = arl(mid)
+        if a_mid is None:
+            return None
+        if a_mid >= target:
+            hi, a_hi = mid, a_mid
+        else:
+            low = mid
+    return hi, a_hi
+
+
+def _design_h(lo: int, probs: tuple[float, ...], a: float, c: float, target: float, states: int) -> tuple[float, float]:
+    h, achieved = _search_h(lo, probs, a, c, target, states)
+    if h / abs(a) <= COARSE_LATTICE_STEPS:
+        # Few successes separate 0 from h: the true ARL jumps between lattice values and the
+        # chain's smooth interpolation can land 10-20 % short of the target. Take the exact one.
+        refined = _refine_on_lattice(lo, probs, a, c, target, h)
+        if refined is not None:
+            return refined
+    return h, achieved
+
+
 @lru_cache(maxsize=4096)
 def _cached_threshold(terms: tuple[tuple[int, float], ...], r: float, target: float, states: int) -> tuple[float, float]:
     lo, probs = _sum_pmf(terms)
     a = math.log(r)
     c = sum(n * math.log1p(p * (r - 1)) for n, p in terms)
-    return _search_h(lo, probs, a, c, target, states)
+    return _design_h(lo, probs, a, c, target, states)
 
 
 def _terms(trials: float | Mapping[str, tuple[float, float]], p0: float | None) -> tuple[tuple[int, float], ...]:
@@ -338,7 +438,12 @@ def average_run_length(
     n = max(1, round(trials))
     lo, probs = _binomial_pmf(n, p0 if p_true is None else p_true)
     r = odds_ratio(p0, p1)
-    return _chain_arl(lo, probs, math.log(r), n * math.log1p(p0 * (r - 1)), h, states)
+    a, c = math.log(r), n * math.log1p(p0 * (r - 1))
+    if h / abs(a) <= COARSE_LATTICE_STEPS:
+        exact = _excursion_arl(lo, probs, a, c, h)
+        if exact is not None:
+            return exact
+    return _chain_arl(lo, probs, a, c, h, states)
 
 
 @dataclass(frozen=True)

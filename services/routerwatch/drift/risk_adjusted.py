@@ -39,7 +39,6 @@ from routerwatch.drift.cusum import (
     alternative_rate,
     fold,
     threshold_for_mix,
-    odds_ratio,
 )
 from routerwatch.drift.verdict import Signal, Status, Verdict, fmt_labels, silent
 

@@ -105,7 +105,8 @@ class DriftScheduler:
                 log.info("learned %d %s baseline(s)", len(learned), signal)
             alerts = [a for v in evaluation.firing if (a := to_alert(v, self.cfg.runbook_base_url)) is not None]
             if self.client is not None:
-                self.client.sync(alerts, now)
+                # Alertmanager times are wall-clock: a replayed minute still fires (and expires) from now.
+                self.client.sync(alerts, datetime.now(timezone.utc))
             self._export(evaluation)
             self.last = evaluation
             return evaluation

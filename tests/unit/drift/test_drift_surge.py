@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
-from routerwatch.drift import MinuteCount, SurgeConfig, detect_surge, learn_baseline, run_cusum
+from routerwatch.drift import MinuteCount, SurgeConfig, arl0_for_budget, detect_surge, learn_baseline, run_cusum
 from routerwatch.drift.cusum import design_cusum
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -70,7 +70,8 @@ def test_broken_verifier_pages_within_three_minutes_and_is_named():
 
 def test_surge_delay_over_many_replicates_and_a_quiet_week():
     rng = random.Random(32)
-    design = design_cusum(0.3, 100, direction="up", arl0=SurgeConfig().arl0_minutes, delta=0.2)
+    # The budget of a fleet: one false surge page a month across 200 series.
+    design = design_cusum(0.3, 100, direction="up", arl0=arl0_for_budget(1, 200, 1), delta=0.2)
     delays = []
     for _ in range(50):
         quiet = [MinuteCount(T0 + i * MIN, sum(rng.random() < 0.3 for _ in range(100)), 100) for i in range(30)]
