@@ -18,6 +18,13 @@ from typing import Any
 
 from routerwatch.drift.baseline import Baseline, learn_baseline
 from routerwatch.drift.cusum import DriftConfig, arl0_for_budget, detect_escalation_drift, detect_rate_drift
+from routerwatch.drift.burn_rate import evaluate_burn_rate
+from routerwatch.drift.confound import detect_experiment_confound
+from routerwatch.drift.pipeline import detect_silent_routers
+from routerwatch.drift.risk_adjusted import detect_tier_drift
+from routerwatch.drift.shadow import detect_shadow_quality
+from routerwatch.drift.surge import SurgeConfig, detect_surge
+from routerwatch.drift.tenant import TenantCounts, detect_tenant_anomalies
 from routerwatch.drift.verdict import Severity, Signal, Verdict
 from routerwatch.scheduler import series
 from routerwatch.scheduler.baselines import series_key
@@ -125,4 +132,88 @@ def evaluate(reader: Any, baselines: dict[tuple[str, str], Baseline], now: datet
         evaluation.verdicts += detect_rate_drift(
             baseline, counts, now=now, config=failure_config, signal=Signal.FAILURE_SHIFT, labels=labels
         )
+    _tier_level(reader, baselines, evaluation, escalations, drift_config, start, now, cfg, window, history)
+    _latency(reader, evaluation, start, now, cfg)
+    _tenants(reader, evaluation, start, now, cfg)
+    _shadow(reader, baselines, evaluation, start, now, cfg, window, history)
+    _experiments(reader, evaluation, start, now)
+    _routers(reader, baselines, evaluation, now, cfg, window, history)
     return evaluation
+
+
+def _tier_level(reader, baselines, evaluation, escalations, drift_config, start, now, cfg, window, history) -> None:
+    """Per tier: the risk-adjusted drift (mix-proof, with the Kitagawa split) and the surge detector."""
+    by_tier = series.tier_series(escalations)
+    reasons = series.escalation_reason_series(reader, start, now) if by_tier else {}
+    tier_keys = [k for k in by_tier if (Signal.ESCALATION_SURGE.value, series_key(_labels(("router", "tier"), k))) not in baselines]
+    surge_history = None
+    if tier_keys and cfg.auto_baseline:
+        surge_history = {k: series.pooled(v) for k, v in series.tier_series(series.escalation_series(reader, *window)).items()}
+    tier_config = DriftConfig(
+        delta=cfg.escalation_delta,
+        arl0_minutes=arl0_for_budget(cfg.false_pages_per_month, series=max(1, len(by_tier)), sides=2),
+        min_volume=cfg.min_volume,
+    )
+    surge_config = SurgeConfig(arl0_minutes=arl0_for_budget(cfg.false_pages_per_month, series=max(1, len(by_tier)), sides=1))
+    for (router, tier), categories in by_tier.items():
+        labels = {"router": router, "tier": tier}
+        category_baselines = {
+            c: baselines.get((Signal.ESCALATION_DRIFT.value, series_key({**labels, "category": c}))) for c in categories
+        }
+        evaluation.verdicts += detect_tier_drift(category_baselines, categories, now=now, labels=labels, config=tier_config)
+        baseline = _baseline_for(Signal.ESCALATION_SURGE, labels, baselines, surge_history, (router, tier), evaluation, cfg, window)
+        evaluation.verdicts.append(
+            detect_surge(baseline, series.pooled(categories), now=now, config=surge_config, labels=labels,
+                         reason_counts=reasons.get((router, tier)))
+        )
+
+
+def _latency(reader, evaluation, start, now, cfg) -> None:
+    """Latency SLOs of kept and escalated requests: multi-window burn rates (needs 3 days of history)."""
+    since = min(start, now - timedelta(days=3))
+    targets = {"kept": cfg.kept_p95_ms, "escalated": cfg.escalated_p95_ms}
+    for (router, path), counts in series.latency_slo_series(reader, since, now, targets).items():
+        evaluation.verdicts += evaluate_burn_rate(counts, now=now, objective=0.95, labels={"router": router, "path": path})
+
+
+def _tenants(reader, evaluation, start, now, cfg) -> None:
+    """Tenants escalating far more than the rest of their router's fleet."""
+    by_router: dict[str, list[TenantCounts]] = {}
+    for (router, tenant), (requests, escalated, _cost) in series.tenant_counts(reader, now - timedelta(hours=1), now).items():
+        by_router.setdefault(router, []).append(TenantCounts(tenant or "(none)", requests, escalated))
+    for router, tenants in by_router.items():
+        evaluation.verdicts += [
+            v for v in detect_tenant_anomalies(tenants, now=now, window_start=now - timedelta(hours=1), labels={"router": router})
+            if v.firing  # one verdict per tenant: keep only the anomalies
+        ]
+
+
+def _shadow(reader, baselines, evaluation, start, now, cfg, window, history) -> None:
+    """The cheap tier's pass rate on the shadow slice falling."""
+    shadow = series.shadow_quality_series(reader, start, now)
+    missing = [k for k in shadow if (Signal.SHADOW_QUALITY.value, series_key(_labels(("router", "tier"), k))) not in baselines]
+    shadow_history = history(series.shadow_quality_series) if missing else None
+    for key, counts in shadow.items():
+        labels = _labels(("router", "tier"), key)
+        baseline = _baseline_for(Signal.SHADOW_QUALITY, labels, baselines, shadow_history, key, evaluation, cfg, window)
+        evaluation.verdicts.append(detect_shadow_quality(baseline, counts, now=now, labels=labels))
+
+
+def _experiments(reader, evaluation, start, now) -> None:
+    """Running experiments whose variants differ in routing mix."""
+    for experiment, counts in series.experiment_mix(reader, start, now).items():
+        evaluation.verdicts.append(detect_experiment_confound(counts, now=now, experiment_id=experiment))
+
+
+def _routers(reader, baselines, evaluation, now, cfg, window, history) -> None:
+    """Routers that used to send and went silent (by ingest time)."""
+    recent = series.router_volume(reader, now - timedelta(minutes=60), now)
+    known = {}
+    volume_history = history(series.router_volume) if cfg.auto_baseline else None
+    for router in set(recent) | {k[1].split("router=", 1)[1] for k in baselines if k[0] == Signal.PIPELINE_ROUTER_SILENT.value}:
+        labels = {"router": router}
+        known[router] = _baseline_for(
+            Signal.PIPELINE_ROUTER_SILENT, labels, baselines, volume_history, router, evaluation, cfg, window
+        )
+        recent.setdefault(router, [])
+    evaluation.verdicts += detect_silent_routers(known, recent, now=now)

@@ -120,14 +120,66 @@ def latency_slo_series(
 
 
 def tenant_counts(reader: Any, since: datetime, until: datetime) -> dict[tuple[str, str], tuple[int, int, float]]:
-    """(router, tenant) -> (escalated attempts, accepted + escalated attempts, spend) in the range."""
+    """(router, tenant) -> (requests, escalated requests, spend) in the range."""
     result = reader.query(
-        "SELECT router_id, tenant, sum(t.escalated_attempts), sum(t.escalated_attempts) + sum(t.accepted_attempts), "
-        "sum(t.cost_usd) FROM tenant_minute AS t WHERE minute >= {since:DateTime} AND minute < {until:DateTime} "
+        "SELECT router_id, tenant, sum(t.requests), sum(t.escalated_requests), sum(t.cost_usd) "
+        "FROM tenant_minute AS t WHERE minute >= {since:DateTime} AND minute < {until:DateTime} "
         "GROUP BY router_id, tenant",
         {"since": _fmt(since), "until": _fmt(until)},
     )
-    return {(router, tenant): (int(e), int(n), float(c)) for router, tenant, e, n, c in result.rows}
+    return {(router, tenant): (int(n), int(e), float(c)) for router, tenant, n, e, c in result.rows}
+
+
+def tier_series(by_category: dict[tuple[str, str, str], list[MinuteCount]]) -> dict[tuple[str, str], dict[str, list[MinuteCount]]]:
+    """Regroup (router, tier, category) series as (router, tier) -> {category: series}."""
+    out: dict[tuple[str, str], dict[str, list[MinuteCount]]] = defaultdict(dict)
+    for (router, tier, category), counts in by_category.items():
+        out[(router, tier)][category] = counts
+    return dict(out)
+
+
+def pooled(series_by_key: dict[str, list[MinuteCount]]) -> list[MinuteCount]:
+    """Sum aligned per-minute series (same minute grid) into one."""
+    columns = list(series_by_key.values())
+    return [
+        MinuteCount(column[0].minute, sum(c.successes for c in column), sum(c.trials for c in column))
+        for column in zip(*columns)
+    ]
+
+
+def escalation_reason_series(
+    reader: Any, since: datetime, until: datetime
+) -> dict[tuple[str, str], dict[str, list[MinuteCount]]]:
+    """(router, tier) -> reason -> per minute escalations with that reason out of gated attempts."""
+    result = reader.query(
+        "SELECT minute, router_id, tier, escalation_reason, sum(m.attempts) FROM attempt_minute AS m "
+        "WHERE minute >= {since:DateTime} AND minute < {until:DateTime} AND outcome = 'escalated' "
+        "GROUP BY minute, router_id, tier, escalation_reason",
+        {"since": _fmt(since), "until": _fmt(until)},
+    )
+    gated = {k: pooled(v) for k, v in tier_series(escalation_series(reader, since, until)).items()}
+    rows: dict[tuple[str, str], dict[str, dict[datetime, int]]] = defaultdict(lambda: defaultdict(dict))
+    for minute, router, tier, reason, n in result.rows:
+        rows[(router, tier)][reason][_minute(minute)] = int(n)
+    return {
+        key: {reason: [MinuteCount(c.minute, by_minute.get(c.minute, 0), c.trials) for c in gated.get(key, [])]
+              for reason, by_minute in reasons.items()}
+        for key, reasons in rows.items()
+    }
+
+
+def experiment_mix(reader: Any, since: datetime, until: datetime) -> dict[str, dict[str, dict[str, int]]]:
+    """experiment -> variant -> final tier -> requests (shadow slice excluded)."""
+    result = reader.query(
+        "SELECT experiment_id, experiment_variant, if(served, final_tier, '(not served)'), sum(r.requests) "
+        "FROM request_minute AS r WHERE minute >= {since:DateTime} AND minute < {until:DateTime} "
+        "AND experiment_id != '' AND NOT shadow GROUP BY 1, 2, 3",
+        {"since": _fmt(since), "until": _fmt(until)},
+    )
+    out: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
+    for experiment, variant, tier, n in result.rows:
+        out[experiment][variant][tier] = int(n)
+    return {e: {v: dict(t) for v, t in variants.items()} for e, variants in out.items()}
 
 
 def shadow_quality_series(reader: Any, since: datetime, until: datetime) -> dict[tuple[str, str], list[MinuteCount]]:
