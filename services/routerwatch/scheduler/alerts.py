@@ -27,8 +27,11 @@ def _sql_literal(value: str) -> str:
     return value.replace("\\", "\\\\").replace("'", "\\'")
 
 
-def to_alert(verdict: Verdict, runbook_base_url: str | None = None) -> Alert | None:
-    """The alert of a firing verdict, or None when its signal is not one the scheduler raises."""
+def to_alert(verdict: Verdict) -> Alert | None:
+    """The alert of a firing verdict, or None when its signal is not one the scheduler raises.
+
+    ``runbook_url`` is left to the Alertmanager client, which adds it from its runbook base.
+    """
     name = verdict.alertname
     if not verdict.firing or name not in SCHEDULER_ALERT_NAMES:
         return None
@@ -65,6 +68,5 @@ def to_alert(verdict: Verdict, runbook_base_url: str | None = None) -> Alert | N
         mix_effect=mix,
         within_effect=within,
         annotations={"baseline_version": verdict.baseline_version} if verdict.baseline_version else None,
-        runbook_url=None if runbook_base_url is None else None,
         starts_at=verdict.change_start,
     )

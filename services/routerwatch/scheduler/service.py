@@ -103,7 +103,7 @@ class DriftScheduler:
             for signal, learned in evaluation.learned.items():
                 baseline_store.save(self.store, signal, learned)
                 log.info("learned %d %s baseline(s)", len(learned), signal)
-            alerts = [a for v in evaluation.firing if (a := to_alert(v, self.cfg.runbook_base_url)) is not None]
+            alerts = [a for v in evaluation.firing if (a := to_alert(v)) is not None]
             if self.client is not None:
                 # Alertmanager times are wall-clock: a replayed minute still fires (and expires) from now.
                 self.client.sync(alerts, datetime.now(timezone.utc))
