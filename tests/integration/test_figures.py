@@ -17,7 +17,7 @@ from collections import Counter, defaultdict
 from datetime import datetime, timezone
 
 import pytest
-from servicekit import REPO, Env, Serve
+from servicekit import REPO, Env
 
 from routerwatch.sdk import RouterWatch, SdkConfig
 from routerwatch.simulate import Profile, TierProfile, emit, events, plan
@@ -29,21 +29,6 @@ SINCE = datetime.fromtimestamp(NOW - 3 * 3600, timezone.utc).strftime("%Y-%m-%d 
 UNTIL = datetime.fromtimestamp(NOW + 3600, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 RANGE = f"since = '{SINCE}', until = '{UNTIL}'"
 PRICES = tomllib.loads((REPO / "deploy/prices.toml").read_text())
-
-
-@pytest.fixture
-def env(kafka_bootstrap, names, tmp_path, store_backend) -> Env:
-    url = f"chdb://{tmp_path / 'store'}" if store_backend == "chdb" else store_backend
-    environment = Env(kafka=kafka_bootstrap, names=names, store_url=url)
-    environment.cli("migrate")
-    return environment
-
-
-@pytest.fixture
-def serve(env, tmp_path):
-    service = Serve(env, tmp_path / "serve.log").start()
-    yield service
-    service.stop()
 
 
 def send(env: Env, profile: Profile, requests: int, seed: int, now: float = NOW) -> dict:

@@ -27,21 +27,6 @@ REQUESTS, SEED, DUPLICATES, CANARIES = 400, 31, 60, 5
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-@pytest.fixture
-def env(kafka_bootstrap, names, tmp_path, store_backend) -> Env:
-    url = f"chdb://{tmp_path / 'store'}" if store_backend == "chdb" else store_backend
-    environment = Env(kafka=kafka_bootstrap, names=names, store_url=url)
-    environment.cli("migrate")
-    return environment
-
-
-@pytest.fixture
-def serve(env, tmp_path):
-    service = Serve(env, tmp_path / "serve.log").start()
-    yield service
-    service.stop()
-
-
 def sdk(env: Env) -> RouterWatch:
     return RouterWatch(
         SdkConfig(
