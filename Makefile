@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo incident incident-end stop test test-unit venv kafka-jars system-deps schemas clean
+.PHONY: demo incident incident-end bench stop test test-unit venv kafka-jars system-deps schemas clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ stop:
 test: venv kafka-jars
 	@deploy/install-system-deps.sh --with-browser
 	$(BIN)/pytest -q
+
+## bench: the drift detectors' replay benchmark (writes bench/RESULTS-drift.md)
+bench: venv
+	$(BIN)/python bench/replay.py
 
 test-unit: venv
 	$(BIN)/pytest -q tests/unit

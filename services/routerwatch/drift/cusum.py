@@ -351,7 +351,11 @@ def _refine_on_lattice(
     low = h * 0.8
     a_low = arl(low)
     while a_low is not None and a_low >= target:
-        low *= 0.8
+        if low < 1e-6:
+            # Even "alarm at the first minute with positive evidence" meets the target (rare
+            # events, huge shifts): any small h does, and this is its ARL.
+            return low, a_low
+        low *= 0.5
         a_low = arl(low)
     if a_low is None:
         return None

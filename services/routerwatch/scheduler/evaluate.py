@@ -99,30 +99,32 @@ def evaluate(reader: Any, baselines: dict[tuple[str, str], Baseline], now: datet
         # Only read the long baseline window when some series still lacks a baseline.
         return fetch(reader, *window) if cfg.auto_baseline else None
 
-    # Escalation rate per router x tier x category, both directions.
     escalations = series.escalation_series(reader, start, now)
+    failures = series.failure_series(reader, start, now)
+    tiers = {k[:2] for k in escalations}
+    # One false-page budget for the whole fleet, shared by every one-sided CUSUM the run watches:
+    # category drift (2 sides), failure modes (1), tier drift (2) and tier surge (1).
+    sides = 2 * len(escalations) + len(failures) + 3 * len(tiers)
+    arl0 = arl0_for_budget(cfg.false_pages_per_month, series=max(1, sides), sides=1)
+
+    # Escalation rate per router x tier x category, both directions.
     keys = ("router", "tier", "category")
     missing = [k for k in escalations if (Signal.ESCALATION_DRIFT.value, series_key(_labels(keys, k))) not in baselines]
     esc_history = history(series.escalation_series) if missing else None
-    drift_config = DriftConfig(
-        delta=cfg.escalation_delta,
-        arl0_minutes=arl0_for_budget(cfg.false_pages_per_month, series=max(1, len(escalations)), sides=2),
-        min_volume=cfg.min_volume,
-    )
+    drift_config = DriftConfig(delta=cfg.escalation_delta, arl0_minutes=arl0, min_volume=cfg.min_volume)
     for key, counts in escalations.items():
         labels = _labels(keys, key)
         baseline = _baseline_for(Signal.ESCALATION_DRIFT, labels, baselines, esc_history, key, evaluation, cfg, window)
         evaluation.verdicts += detect_escalation_drift(baseline, counts, now=now, config=drift_config, labels=labels)
 
     # Failure modes per router x tier x mode: only rising matters (a ticket, not a page).
-    failures = series.failure_series(reader, start, now)
     fkeys = ("router", "tier", "failure_mode")
     missing = [k for k in failures if (Signal.FAILURE_SHIFT.value, series_key(_labels(fkeys, k))) not in baselines]
     fail_history = history(series.failure_series) if missing else None
     failure_config = DriftConfig(
         delta=cfg.failure_delta,
         directions=("up",),
-        arl0_minutes=arl0_for_budget(cfg.false_pages_per_month, series=max(1, len(failures)), sides=1),
+        arl0_minutes=arl0,
         min_volume=cfg.min_volume,
         severity=Severity.WARNING,
     )
@@ -132,7 +134,7 @@ def evaluate(reader: Any, baselines: dict[tuple[str, str], Baseline], now: datet
         evaluation.verdicts += detect_rate_drift(
             baseline, counts, now=now, config=failure_config, signal=Signal.FAILURE_SHIFT, labels=labels
         )
-    _tier_level(reader, baselines, evaluation, escalations, drift_config, start, now, cfg, window, history)
+    _tier_level(reader, baselines, evaluation, escalations, arl0, start, now, cfg, window)
     _latency(reader, evaluation, start, now, cfg)
     _tenants(reader, evaluation, start, now, cfg)
     _shadow(reader, baselines, evaluation, start, now, cfg, window, history)
@@ -141,7 +143,7 @@ def evaluate(reader: Any, baselines: dict[tuple[str, str], Baseline], now: datet
     return evaluation
 
 
-def _tier_level(reader, baselines, evaluation, escalations, drift_config, start, now, cfg, window, history) -> None:
+def _tier_level(reader, baselines, evaluation, escalations, arl0, start, now, cfg, window) -> None:
     """Per tier: the risk-adjusted drift (mix-proof, with the Kitagawa split) and the surge detector."""
     by_tier = series.tier_series(escalations)
     reasons = series.escalation_reason_series(reader, start, now) if by_tier else {}
@@ -149,12 +151,8 @@ def _tier_level(reader, baselines, evaluation, escalations, drift_config, start,
     surge_history = None
     if tier_keys and cfg.auto_baseline:
         surge_history = {k: series.pooled(v) for k, v in series.tier_series(series.escalation_series(reader, *window)).items()}
-    tier_config = DriftConfig(
-        delta=cfg.escalation_delta,
-        arl0_minutes=arl0_for_budget(cfg.false_pages_per_month, series=max(1, len(by_tier)), sides=2),
-        min_volume=cfg.min_volume,
-    )
-    surge_config = SurgeConfig(arl0_minutes=arl0_for_budget(cfg.false_pages_per_month, series=max(1, len(by_tier)), sides=1))
+    tier_config = DriftConfig(delta=cfg.escalation_delta, arl0_minutes=arl0, min_volume=cfg.min_volume)
+    surge_config = SurgeConfig(arl0_minutes=arl0)
     for (router, tier), categories in by_tier.items():
         labels = {"router": router, "tier": tier}
         category_baselines = {
