@@ -201,19 +201,31 @@ class _Chain:
         M = [[0.0] * size for _ in range(size)]
         for i in range(size):
             row = M[i]
+            # The diagonal of I - R is the probability of *leaving* state i, summed directly:
+            # 1 - R[i][i] would cancel to 0 for a state left with probability ~1e-17.
+            leave = 0.0
             for v, q in steps:
                 t = i + v
                 if t >= size:
+                    leave += q
                     continue
                 if t <= 0:
-                    row[0] -= q
+                    if i:
+                        row[0] -= q
+                        leave += q
                     continue
                 j = int(t)
                 f = t - j
-                row[j] -= q * (1 - f)
+                if j != i:
+                    row[j] -= q * (1 - f)
+                    leave += q * (1 - f)
                 if j + 1 < size:
-                    row[j + 1] -= q * f
-            row[i] += 1.0
+                    if j + 1 != i:
+                        row[j + 1] -= q * f
+                        leave += q * f
+                else:
+                    leave += q * f
+            row[i] = leave
         y = [1.0] * size
         for k in range(size):
             rk = M[k]
@@ -261,28 +273,35 @@ def _search_h(lo: int, probs: tuple[float, ...], a: float, c: float, target: flo
     """
     goal = math.log(target)
     bound = max(goal, 1.0)
-    size = states
-    while True:
-        w = bound / (size - 0.5)
-        chain = _Chain(_chain_steps(lo, probs, a, c, w), size, w)
-        if chain.arl(size) >= target:
+    for _ in range(12):
+        w = bound / (states - 0.5)
+        chain = _Chain(_chain_steps(lo, probs, a, c, w), states, w)
+        if chain.arl(states) >= target:
             break
-        size *= 2  # the bound only fails through discretisation error; widen the grid
+        bound *= 1.25  # the bound only fails through discretisation error: look a little higher
+    top = chain.arl(states)
+    if top < target:
+        return (states - 0.5) * w, top
     if chain.arl(1) >= target:
         return 0.5 * w, chain.arl(1)
-    lo_h, hi_h = 1, size  # arl(lo_h) < target <= arl(hi_h)
+    lo_h, hi_h = 1, states  # arl(lo_h) < target <= arl(hi_h)
     while hi_h - lo_h > 1:
         mid = (lo_h + hi_h) // 2
         if chain.arl(mid) >= target:
             hi_h = mid
         else:
             lo_h = mid
-    l0, l1 = math.log(chain.arl(lo_h)), math.log(chain.arl(hi_h))
-    t = (goal - l0) / (l1 - l0) if l1 > l0 else 1.0
+    a0, a1 = chain.arl(lo_h), chain.arl(hi_h)
+    if not math.isfinite(a1) or a1 <= a0:
+        return (hi_h - 0.5) * w, a1
+    l0, l1 = math.log(a0), math.log(a1)
+    t = (goal - l0) / (l1 - l0)
     return (lo_h - 0.5 + t) * w, math.exp(l0 + t * (l1 - l0))
 
 
-def _excursion_arl(lo: int, probs: Sequence[float], a: float, c: float, h: float, max_work: float = 5e5) -> float | None:
+def _excursion_arl(
+    lo: int, probs: Sequence[float], a: float, c: float, h: float, max_work: float = 2e5
+) -> float | None:
     """Exact zero-start ARL by Page's renewal argument, or None when that would cost too much.
 
     A CUSUM is a sequence of excursions from 0, each ending back at 0 or at an
@@ -332,6 +351,10 @@ def _excursion_arl(lo: int, probs: Sequence[float], a: float, c: float, h: float
 #: Lattice steps (``h / |log R|``) below which the exact excursion method refines the chain's ``h``.
 COARSE_LATTICE_STEPS = 20
 
+#: Threshold used when no minute can carry positive evidence at all (the shift is so large that
+#: even a 12-sigma minute under the baseline stays below it): any positive evidence alarms.
+TINY_H = 1e-6
+
 
 def _refine_on_lattice(
     lo: int, probs: tuple[float, ...], a: float, c: float, target: float, h: float
@@ -341,21 +364,23 @@ def _refine_on_lattice(
     def arl(x: float) -> float | None:
         return _excursion_arl(lo, probs, a, c, x)
 
-    hi = h * 1.2
+    hi = max(h, TINY_H) * 1.2
     a_hi = arl(hi)
-    while a_hi is not None and a_hi < target:
+    for _ in range(40):
+        if a_hi is None or a_hi >= target:
+            break
         hi *= 1.2
         a_hi = arl(hi)
-    if a_hi is None:
+    if a_hi is None or a_hi < target:
         return None
-    low = h * 0.8
+    low = hi / 1.5
     a_low = arl(low)
     while a_low is not None and a_low >= target:
-        if low < 1e-6:
+        if low <= TINY_H:
             # Even "alarm at the first minute with positive evidence" meets the target (rare
             # events, huge shifts): any small h does, and this is its ARL.
-            return low, a_low
-        low *= 0.5
+            return TINY_H, a_low
+        low = max(TINY_H, low / 2)
         a_low = arl(low)
     if a_low is None:
         return None
@@ -372,6 +397,8 @@ def _refine_on_lattice(
 
 
 def _design_h(lo: int, probs: tuple[float, ...], a: float, c: float, target: float, states: int) -> tuple[float, float]:
+    if max(a * (lo + k) - c for k in range(len(probs))) <= 0:
+        return TINY_H, math.inf
     h, achieved = _search_h(lo, probs, a, c, target, states)
     if h / abs(a) <= COARSE_LATTICE_STEPS:
         # Few successes separate 0 from h: the true ARL jumps between lattice values and the
@@ -379,7 +406,7 @@ def _design_h(lo: int, probs: tuple[float, ...], a: float, c: float, target: flo
         refined = _refine_on_lattice(lo, probs, a, c, target, h)
         if refined is not None:
             return refined
-    return h, achieved
+    return max(h, TINY_H), achieved
 
 
 @lru_cache(maxsize=4096)

@@ -167,11 +167,12 @@ def _tier_level(reader, baselines, evaluation, escalations, arl0, start, now, cf
 
 
 def _latency(reader, evaluation, start, now, cfg) -> None:
-    """Latency SLOs of kept and escalated requests: multi-window burn rates (needs 3 days of history)."""
+    """Latency SLOs per final tier of kept and escalated requests: multi-window burn rates (3 days back)."""
     since = min(start, now - timedelta(days=3))
     targets = {"kept": cfg.kept_p95_ms, "escalated": cfg.escalated_p95_ms}
-    for (router, path), counts in series.latency_slo_series(reader, since, now, targets).items():
-        evaluation.verdicts += evaluate_burn_rate(counts, now=now, objective=0.95, labels={"router": router, "path": path})
+    for (router, tier, path), counts in series.latency_slo_series(reader, since, now, targets).items():
+        labels = {"router": router, "tier": tier, "path": path}
+        evaluation.verdicts += evaluate_burn_rate(counts, now=now, objective=0.95, labels=labels)
 
 
 def _tenants(reader, evaluation, start, now, cfg) -> None:

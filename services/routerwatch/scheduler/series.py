@@ -98,24 +98,24 @@ def failure_series(reader: Any, since: datetime, until: datetime) -> dict[tuple[
 
 def latency_slo_series(
     reader: Any, since: datetime, until: datetime, targets_ms: dict[str, float]
-) -> dict[tuple[str, str], list[MinuteCount]]:
-    """(router, path) -> per minute requests within the path's latency target out of all requests.
+) -> dict[tuple[str, str, str], list[MinuteCount]]:
+    """(router, final tier, path) -> per minute requests within the path's latency target out of all.
 
     ``targets_ms`` maps ``kept`` / ``escalated`` to the p95 target. Read from the raw
     table: the rollups keep quantile sketches, not counts under an arbitrary bound.
     """
     result = reader.query(
-        "SELECT toStartOfMinute(occurred_at) AS minute, router_id, "
+        "SELECT toStartOfMinute(occurred_at) AS minute, router_id, final_tier, "
         "if(escalation_count > 0, 'escalated', 'kept') AS path, "
         "countIf(latency_ms <= if(path = 'escalated', {esc:Float64}, {kept:Float64})) AS good, count() AS total "
         "FROM decisions WHERE occurred_at >= {since:DateTime} AND occurred_at < {until:DateTime} "
         "AND canary_id = '' AND served AND (escalation_count > 0 OR final_tier = entry_tier) "
-        "GROUP BY minute, router_id, path",
+        "GROUP BY minute, router_id, final_tier, path",
         {"since": _fmt(since), "until": _fmt(until), "kept": targets_ms["kept"], "esc": targets_ms["escalated"]},
     )
     rows: dict[Any, dict[datetime, tuple[int, int]]] = defaultdict(dict)
-    for minute, router, path, good, total in result.rows:
-        rows[(router, path)][_minute(minute)] = (int(good), int(total))
+    for minute, router, tier, path, good, total in result.rows:
+        rows[(router, tier, path)][_minute(minute)] = (int(good), int(total))
     return _fill(rows, since, until)
 
 
