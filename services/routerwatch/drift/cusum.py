@@ -481,9 +481,12 @@ def average_run_length(
 class CusumDesign:
     """One one-sided CUSUM: the rates it compares, its threshold and the ARL0 it was sized for.
 
-    ``llr(x, n)`` is the per-minute increment. ``arl0`` is the chain's in-control
-    ARL at ``h`` (equal to ``arl0_target`` within the search tolerance) for
-    ``trials`` trials a minute.
+    ``llr(x, n)`` is the per-minute increment. ``arl0`` is the computed
+    in-control ARL at ``h`` for ``trials`` trials a minute: the target within
+    a per cent or two, or above it where the ARL jumps in steps (a few
+    successes between 0 and ``h``: no ``h`` hits the target, the next step up
+    is taken), or ``inf`` when no minute under the baseline can carry positive
+    evidence (then ``h`` is tiny: any positive evidence alarms).
     """
 
     direction: Direction
@@ -845,7 +848,7 @@ def _drift_verdict(
             if since is not None else f"{what} {verb} for {where}"
         )
     else:
-        summary = f"{what} {'steady' if st.s == 0 else 'watched'} at {obs_text} vs {design.p0:.1%} ({where})"
+        summary = f"{what} {obs_text} vs baseline {design.p0:.1%}: no {design.direction}ward shift ({where})"
         description = (
             f"{design.direction}ward CUSUM S={st.s:.2f} below h={design.h:.2f}; observed {obs_text} over "
             f"{n} trials since {window_from:%Y-%m-%d %H:%M} UTC."
@@ -869,7 +872,7 @@ def _drift_verdict(
         extra={
             "p1": design.p1,
             "arl0_target": design.arl0_target,
-            "arl0": design.arl0,
+            "arl0": design.arl0 if math.isfinite(design.arl0) else None,  # inf: no false alarm possible
             "design_trials_per_minute": design.trials,
             "alarm_at": st.alarm_at.isoformat() if st.alarm_at else None,
             "run_start": st.run_start.isoformat() if st.run_start else None,

@@ -224,7 +224,9 @@ def detect_tier_drift(
                 f"served predict {expected:.0f} ({exp_text}).{split_text}"
             )
         else:
-            summary = f"tier escalation rate {obs_text} vs {exp_text} expected for its mix ({where})"
+            summary = (
+                f"tier escalation rate {obs_text} vs {exp_text} expected for its mix: no {direction}ward shift ({where})"
+            )
             description = f"risk-adjusted {direction}ward CUSUM S={st.s:.2f} below h={h:.2f}.{split_text}"
         out.append(
             Verdict(
@@ -247,7 +249,7 @@ def detect_tier_drift(
                     "pooled_baseline_rate": pooled,
                     "odds_ratio": r,
                     "arl0_target": config.arl0_minutes,
-                    "arl0": achieved,
+                    "arl0": achieved if math.isfinite(achieved) else None,
                     "window_trials": n_tot,
                     "window_successes": x_tot,
                     "expected_successes": expected,

@@ -132,7 +132,7 @@ def silent(
     extra: dict[str, Any] | None = None,
 ) -> Verdict:
     """A non-firing verdict that says why the detector could not judge."""
-    what = ", ".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    what = fmt_labels(labels)
     return Verdict(
         signal=signal,
         labels=labels,

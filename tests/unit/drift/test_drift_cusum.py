@@ -56,6 +56,23 @@ def test_derived_threshold_meets_the_target_arl_by_simulation(direction):
     assert measured == pytest.approx(target, rel=0.15), measured
 
 
+@pytest.mark.parametrize(("p0", "trials", "delta"), [(0.3, 100, 0.2), (0.02, 50, 0.03)])
+def test_coarse_lattice_designs_use_the_exact_step_and_stay_at_or_above_target(p0, trials, delta):
+    # A few successes separate 0 from h: the ARL moves in steps, computed exactly (not smoothed).
+    design = design_cusum(p0, trials, direction="up", arl0=2000, delta=delta)
+    assert design.arl0 >= 2000 * 0.999
+    runs = simulate_run_lengths(design, p_true=p0, trials=trials, runs=300, seed=12)
+    assert statistics.mean(runs) == pytest.approx(design.arl0, rel=0.18)
+
+
+def test_extreme_designs_do_not_break():
+    # +20 points at 10,000 trials a minute: no in-control minute ever carries positive evidence.
+    design = design_cusum(0.3, 10_000, direction="up", arl0=1e7, delta=0.2)
+    assert design.arl0 == math.inf and 0 < design.h < 1e-3
+    assert design_cusum(0.999, 100, direction="up", arl0=1e5, delta=0.03).p1 < 1
+    assert design_cusum(0.001, 1, direction="down", arl0=1e5, delta=0.03).h > 0
+
+
 def test_threshold_grows_with_the_number_of_series_and_detection_slows_accordingly():
     one = arl0_for_budget(false_pages_per_month=1, series=1, sides=2)
     fleet = arl0_for_budget(false_pages_per_month=1, series=200, sides=2)
