@@ -209,7 +209,7 @@ def rw_rate_outcomes(baseline: Baseline, rows_pre: list[MinuteCount], rows_post:
 
 
 def naive_outcomes(xs: list[int], ns: list[int], history: int, change: int, end: int) -> dict[str, Outcome]:
-    flags = naive_firing(xs, ns, base_start=history - BASELINE_MINUTES, base_end=history, start=history, stop=end)
+    flags = naive_firing(xs, ns, base_start=max(0, history - BASELINE_MINUTES), base_end=history, start=history, stop=end)
     return {name: flag_outcome(f, change - history) for name, f in flags.items()}
 
 
@@ -529,7 +529,7 @@ def quiet_latency(spec: QuietSpec, first: int, count: int, days: float) -> Quiet
         flags = burn_flags(goods, ns, history, length, scn.params["objective"], check_every=360)
         for key, sev in (("rw.burn_page", Severity.CRITICAL), ("rw.burn_ticket", Severity.WARNING)):
             q.pages[key] = q.pages.get(key, 0) + len(page_onsets(flags[sev]))
-        for name, f in naive_firing(bad, ns, base_start=history - BASELINE_MINUTES, base_end=history,
+        for name, f in naive_firing(bad, ns, base_start=max(0, history - BASELINE_MINUTES), base_end=history,
                                     start=history).items():
             q.pages[name] = q.pages.get(name, 0) + len(page_onsets(f))
         q.units += 1
@@ -787,8 +787,10 @@ def budget_estimate(quiet: dict[str, Quiet]) -> dict[str, float] | None:
     scale = MINUTES_PER_MONTH * FLEET_SERIES / qc.minutes
     est["sample_cat"] = qc.info.get("model_pages", 0.0) * scale
     est["sample_design_cat"] = qc.info.get("design_pages", 0.0) * scale
-    est["model_cat"] = qc.info.get("expected_1d", est["sample_cat"])
-    est["design_cat"] = qc.info.get("designed_1d", est["sample_design_cat"])
+    # The expectation for the baseline window the streams actually use (BASELINE_MINUTES).
+    window = "7d" if BASELINE_MINUTES >= 7 * 1440 and "expected_7d" in qc.info else "1d"
+    est["model_cat"] = qc.info.get(f"expected_{window}", est["sample_cat"])
+    est["design_cat"] = qc.info.get(f"designed_{window}", est["sample_design_cat"])
     if "expected_7d" in qc.info:
         est["model_cat_7d"] = qc.info["expected_7d"]
         est["design_cat_7d"] = qc.info["designed_7d"]
@@ -875,7 +877,7 @@ def calibration_lines(quiet: dict[str, Quiet]) -> list[str]:
     out = []
     qc = quiet.get("quiet_category")
     if qc:
-        for key, text in (("oracle", "true p0 = 0.30"), ("learned", "baselines learned from 24 h")):
+        for key, text in (("oracle", "true p0 = 0.30"), ("learned", f"baselines learned from {BASELINE_MINUTES // 60} h")):
             if key in qc.calib:
                 o, x = qc.calib[key]
                 out.append(f"category CUSUMs at {ACCEL:.0f}x the budget, {text}: {o:.0f} alarms observed vs "

@@ -25,8 +25,8 @@ from routerwatch.drift import MinuteCount
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
-#: A baseline is learned from the last 24 h of history (the scheduler's ``baseline_window_hours``).
-BASELINE_MINUTES = 1440
+#: A baseline is learned from the last 7 days of history (the scheduler's default ``baseline_window_hours``).
+BASELINE_MINUTES = 7 * 1440
 VOLUME = 100
 
 _GRID: list[datetime] = []
