@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from routerwatch.drift.baseline import Baseline, learn_baseline
-from routerwatch.drift.cusum import DriftConfig, arl0_for_budget, detect_escalation_drift, detect_rate_drift
+from routerwatch.drift.cusum import DriftConfig, arl0_for_budget, detect_rate_drift
 from routerwatch.drift.burn_rate import evaluate_burn_rate
 from routerwatch.drift.confound import detect_experiment_confound
 from routerwatch.drift.pipeline import detect_silent_routers
@@ -107,33 +107,25 @@ def evaluate(reader: Any, baselines: dict[tuple[str, str], Baseline], now: datet
     sides = 2 * len(escalations) + len(failures) + 3 * len(tiers)
     arl0 = arl0_for_budget(cfg.false_pages_per_month, series=max(1, sides), sides=1)
 
-    # Escalation rate per router x tier x category, both directions.
-    keys = ("router", "tier", "category")
-    missing = [k for k in escalations if (Signal.ESCALATION_DRIFT.value, series_key(_labels(keys, k))) not in baselines]
-    esc_history = history(series.escalation_series) if missing else None
-    drift_config = DriftConfig(delta=cfg.escalation_delta, arl0_minutes=arl0, min_volume=cfg.min_volume)
-    for key, counts in escalations.items():
-        labels = _labels(keys, key)
-        baseline = _baseline_for(Signal.ESCALATION_DRIFT, labels, baselines, esc_history, key, evaluation, cfg, window)
-        evaluation.verdicts += detect_escalation_drift(baseline, counts, now=now, config=drift_config, labels=labels)
-
-    # Failure modes per router x tier x mode: only rising matters (a ticket, not a page).
-    fkeys = ("router", "tier", "failure_mode")
-    missing = [k for k in failures if (Signal.FAILURE_SHIFT.value, series_key(_labels(fkeys, k))) not in baselines]
-    fail_history = history(series.failure_series) if missing else None
-    failure_config = DriftConfig(
-        delta=cfg.failure_delta,
-        directions=("up",),
-        arl0_minutes=arl0,
-        min_volume=cfg.min_volume,
-        severity=Severity.WARNING,
-    )
-    for key, counts in failures.items():
-        labels = _labels(fkeys, key)
-        baseline = _baseline_for(Signal.FAILURE_SHIFT, labels, baselines, fail_history, key, evaluation, cfg, window)
-        evaluation.verdicts += detect_rate_drift(
-            baseline, counts, now=now, config=failure_config, signal=Signal.FAILURE_SHIFT, labels=labels
-        )
+    # Escalation rate per router x tier x category, both directions; failure modes per router x
+    # tier x mode, only rising (a ticket, not a page). Same CUSUM, different series and settings.
+    configs = {
+        Signal.ESCALATION_DRIFT: DriftConfig(delta=cfg.escalation_delta, arl0_minutes=arl0, min_volume=cfg.min_volume),
+        Signal.FAILURE_SHIFT: DriftConfig(
+            delta=cfg.failure_delta, directions=("up",), arl0_minutes=arl0, min_volume=cfg.min_volume,
+            severity=Severity.WARNING,
+        ),
+    }
+    for signal, current in ((Signal.ESCALATION_DRIFT, escalations), (Signal.FAILURE_SHIFT, failures)):
+        fetch, keys = RATE_SERIES[signal]
+        missing = any((signal.value, series_key(_labels(keys, k))) not in baselines for k in current)
+        long_history = history(fetch) if missing else None
+        for key, counts in current.items():
+            labels = _labels(keys, key)
+            baseline = _baseline_for(signal, labels, baselines, long_history, key, evaluation, cfg, window)
+            evaluation.verdicts += detect_rate_drift(
+                baseline, counts, now=now, config=configs[signal], signal=signal, labels=labels
+            )
     _tier_level(reader, baselines, evaluation, escalations, arl0, start, now, cfg, window)
     _latency(reader, evaluation, start, now, cfg)
     _tenants(reader, evaluation, start, now, cfg)
