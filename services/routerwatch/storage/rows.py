@@ -51,7 +51,7 @@ ATTEMPT_COLUMNS = (
 
 def decision_columns(items: Sequence[Located], prices: PriceTable) -> dict[str, list[Any]]:
     """Columns of the ``decisions`` table for these RoutingDecisions, enriched from the price table."""
-    cols: dict[str, list[Any]] = {name: [] for name in DECISION_COLUMNS}
+    rows = []
     for item in items:
         d: RoutingDecision = item.event
         entry = d.entry_attempt
@@ -97,14 +97,13 @@ def decision_columns(items: Sequence[Located], prices: PriceTable) -> dict[str, 
             prices.version,
             prices.top_tier_rank,
         )
-        for name, value in zip(DECISION_COLUMNS, values):
-            cols[name].append(value)
-    return cols
+        rows.append(values)
+    return _transpose(DECISION_COLUMNS, rows)
 
 
 def attempt_columns(items: Sequence[Located]) -> dict[str, list[Any]]:
     """Columns of the ``attempts`` table: one row per attempt of each decision."""
-    cols: dict[str, list[Any]] = {name: [] for name in ATTEMPT_COLUMNS}
+    rows = []
     for item in items:
         d: RoutingDecision = item.event
         context = (
@@ -147,9 +146,8 @@ def attempt_columns(items: Sequence[Located]) -> dict[str, list[Any]]:
                 a.cache_hit,
                 *context,
             )
-            for name, value in zip(ATTEMPT_COLUMNS, values):
-                cols[name].append(value)
-    return cols
+            rows.append(values)
+    return _transpose(ATTEMPT_COLUMNS, rows)
 
 
 def feedback_columns(items: Sequence[Located]) -> dict[str, list[Any]]:
