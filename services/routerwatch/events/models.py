@@ -277,12 +277,25 @@ class CanaryResult(_Model):
     occurred_at: UtcTime
     router_id: Name
     category: Name | None = None
+    side: Name | None = Field(
+        default=None, description="Which side of the routing boundary the canary sits on (e.g. cheap, strong)."
+    )
     expected_tier: Name
     observed_tier: Name | None = Field(default=None, description="Null when the router did not answer.")
+    tier_source: Literal["header", "body", "decision"] | None = Field(
+        default=None,
+        description="Where observed_tier came from: a response header, a response body field, or the "
+        "RoutingDecision the router emitted for this probe (joined on canary_id and request_id).",
+    )
     check_kind: CheckKind
     answer_passed: bool | None = Field(default=None, description="Null when there was no answer to check.")
+    check_detail: Annotated[str, StringConstraints(max_length=500)] | None = Field(
+        default=None, description="Why the answer check failed."
+    )
     latency_ms: NonNegFloat | None = None
-    error: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    error: Annotated[str, StringConstraints(max_length=2000)] | None = Field(
+        default=None, description="Set when the router gave no usable answer (connection refused, timeout, HTTP 5xx)."
+    )
     request_id: Ident | None = None
 
     @model_validator(mode="after")

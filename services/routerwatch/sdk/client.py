@@ -50,6 +50,7 @@ class SdkConfig(BaseModel):
     environment: str = "production"
     decisions_topic: str = DECISIONS_TOPIC
     feedback_topic: str = FEEDBACK_TOPIC
+    canary_topic: str = CANARY_TOPIC
     max_queue: int = Field(
         default=10_000, ge=1, description="Events held (queued plus unacknowledged) while the broker is slow or down."
     )
@@ -211,6 +212,23 @@ class RouterWatch:
         if self.config.strict:
             self._validate("QualityFeedback", event)
         self._enqueue(self.config.feedback_topic, request_id.encode(), event)
+
+    def canary_result(self, result: dict[str, Any]) -> None:
+        """Emit one CanaryResult (a dict in the contract's shape; ``router_id``,
+        ``event_id``, ``schema_version`` and ``occurred_at`` are filled in when absent).
+
+        The canary prober uses this; routers never need it. Never blocks.
+        """
+        event = {
+            "event_id": new_id(),
+            "schema_version": 1,
+            "router_id": self.config.router_id,
+            "occurred_at": _iso_ms(time.time()),
+            **{k: v for k, v in result.items() if v is not None},
+        }
+        if self.config.strict:
+            self._validate("CanaryResult", event)
+        self._enqueue(self.config.canary_topic, str(event["canary_id"]).encode(), event)
 
     def emit_raw(self, topic: str, value: bytes, key: bytes | None = None) -> None:
         """Send pre-serialised bytes as they are (tools and tests: replays, invalid input)."""

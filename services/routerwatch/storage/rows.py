@@ -187,18 +187,21 @@ def canary_columns(items: Sequence[Located]) -> dict[str, list[Any]]:
                 _ms(c.occurred_at),
                 c.router_id,
                 _str(c.category),
+                _str(c.side),
                 c.expected_tier,
                 _str(c.observed_tier),
+                _str(c.tier_source),
                 c.check_kind.value,
                 c.answer_passed,
+                _str(c.check_detail),
                 c.latency_ms,
                 _str(c.error),
                 _str(c.request_id),
             )
         )
     names = (
-        "event_id canary_id run_id occurred_at router_id category expected_tier observed_tier check_kind "
-        "answer_passed latency_ms error request_id"
+        "event_id canary_id run_id occurred_at router_id category side expected_tier observed_tier tier_source "
+        "check_kind answer_passed check_detail latency_ms error request_id"
     )
     return _transpose(names.split(), rows)
 
