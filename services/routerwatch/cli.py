@@ -1,7 +1,7 @@
 """The ``routerwatch`` command.
 
-Subcommands: ``migrate``, ``serve``, ``simulate``, ``wait``, ``sql``, ``report``,
-``schemas``. Settings come from ``ROUTERWATCH_*`` environment variables (see
+Subcommands: ``migrate``, ``serve``, ``simulate``, ``wait``, ``dlq``, ``sql``, ``report``,
+``alerts``, ``baseline``, ``canary``, ``example-router``, ``schemas``. Settings come from ``ROUTERWATCH_*`` environment variables (see
 :mod:`routerwatch.config`), built once here and passed down. Exit codes: 0 ok,
 1 the command ran and found a problem, 2 bad usage or configuration,
 3 a dependency (Kafka, ClickHouse) is unavailable.
@@ -306,6 +306,45 @@ def cmd_schemas(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_canary(args: argparse.Namespace) -> int:
+    from routerwatch.canary.prober import load_targets
+
+    settings = _settings()
+    files = [Path(f) for f in args.file] or list(settings.canary.files)
+    if not files:
+        raise ConfigError("no canary set: pass --file or set ROUTERWATCH_CANARY__FILES")
+    if args.action == "check":
+        targets = load_targets(files, args.router_url or settings.canary.router_url or "http://unused")
+        for path in files:
+            print(f"{path}: ok")
+        print(f"{len(targets)} canaries in {len(files)} file(s)")
+        return 0
+    return asyncio.run(_canary_run(settings, files, args))
+
+
+async def _canary_run(settings: Any, files: list[Path], args: argparse.Namespace) -> int:
+    from routerwatch.canary.prober import CanaryProber, result_kind
+
+    canary = settings.canary.model_copy(update={"files": files, "router_url": args.router_url or settings.canary.router_url})
+    settings = settings.model_copy(update={"canary": canary})
+    emit = None if args.emit else (lambda result: None)
+    prober = CanaryProber(settings, None, emit=emit, use_lease=False)
+    await prober.start()
+    try:
+        results = await prober.run_all_once()
+    finally:
+        await prober.stop()
+    bad = 0
+    for r in results:
+        kind = result_kind(r)
+        bad += kind != "passed"
+        what = r.get("error") or r.get("check_detail") or ""
+        print(f"{r['router_id']}/{r['canary_id']}\t{kind}\texpected {r['expected_tier']}\tobserved "
+              f"{r.get('observed_tier') or '-'} ({r.get('tier_source') or '-'})\t{r.get('latency_ms') or 0:.0f} ms\t{what}")
+    print(f"{len(results) - bad} of {len(results)} canaries passed" + ("; results sent to Kafka" if args.emit else ""))
+    return 1 if bad else 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="routerwatch", description="Telemetry and drift alerting for LLM routers.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -368,6 +407,13 @@ def parser() -> argparse.ArgumentParser:
     bl.add_argument("--hours", type=float, default=24.0, help="history window to learn from (learn)")
     bl.add_argument("--until", help="end of that window: ISO or a duration back from now (default now)")
     bl.set_defaults(func=cmd_baseline)
+
+    ca = sub.add_parser("canary", help="validate canary sets, or probe the router with them once")
+    ca.add_argument("action", choices=["check", "run"])
+    ca.add_argument("--file", action="append", default=[], help="canary set YAML (default ROUTERWATCH_CANARY__FILES)")
+    ca.add_argument("--router-url", help="chat completions URL (default: the set's endpoint)")
+    ca.add_argument("--emit", action="store_true", help="run: also send the CanaryResults to Kafka")
+    ca.set_defaults(func=cmd_canary)
 
     sc = sub.add_parser("schemas", help="export or check the events' JSON Schema files")
     sc.add_argument("action", choices=["export", "check"])

@@ -75,6 +75,35 @@ class SchedulerSettings(_Section):
     runbook_base_url: str | None = None
 
 
+class CanarySettings(_Section):
+    """Canary probes: which sets to fire, at which router, and the N-of-M alert windows."""
+
+    files: list[Path] = Field(
+        default_factory=list, description="JSON list of canary set files (YAML); empty: no probes are fired."
+    )
+    router_url: str | None = Field(
+        default=None, description="Chat completions URL of the router; overrides each set's `endpoint`."
+    )
+    tier_header: str | None = Field(default="X-Router-Tier", description="Response header naming the serving tier.")
+    tier_field: str | None = Field(
+        default="router.tier", description="Dotted path of the serving tier in the JSON response body."
+    )
+    decision_wait_s: float = Field(
+        default=20.0, ge=0, description="Without header or body field: how long to wait for the probe's RoutingDecision."
+    )
+    concurrency: int = Field(default=4, ge=1, description="Probes in flight at once.")
+    n: int = Field(default=3, ge=1, description="N-of-M: bad probes that fire an alert...")
+    m: int = Field(default=5, ge=1, description="...among the latest M probes of a canary (or of a router, no-answer).")
+    side_fraction: float = Field(default=0.5, gt=0, le=1, description="Share of a side's canaries firing for a side alert.")
+    lookback_minutes: int = Field(default=120, ge=1, description="Results older than this are not judged.")
+    lease_topic: str = Field(default="routerwatch.scheduler.lease", description="One-partition topic of the prober lease.")
+    lease_group: str = Field(default="routerwatch-canary-prober", description="Consumer group holding the lease.")
+    lease_session_timeout_s: float = Field(
+        default=10.0, ge=6, le=300, description="A holder that stops heartbeating loses the lease after this."
+    )
+    state_file: Path = Field(default=Path(".run/canary-schedule.json"), description="Last probe time per canary.")
+
+
 class HttpSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=9464, ge=0, le=65535, description="/metrics, /health and /query of `serve`.")
@@ -98,6 +127,7 @@ class Settings(BaseSettings):
     http: HttpSettings = HttpSettings()
     metrics: MetricsSettings = MetricsSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
+    canary: CanarySettings = CanarySettings()
     log_level: str = "INFO"
     sql_dir: Path | None = Field(default=None, description="Where sql/migrations lives; default: the source tree's sql/.")
 

@@ -165,3 +165,18 @@ DETECTOR_LAST_RUN = Gauge(
     "routerwatch_detector_last_run_timestamp_seconds",
     "Unix time (whole minute) of the last completed drift-detector run.",
 )
+CANARY_PROBES = Counter(
+    "routerwatch_canary_probes_total",
+    "Canary probes fired by this process, by router, canary and result (passed, failed_check, "
+    "tier_flip, no_answer; a probe that flipped and failed counts as tier_flip).",
+    ["router", "canary", "result"],
+)
+CANARY_LEASE_HELD = Gauge(
+    "routerwatch_canary_lease_held",
+    "1 while this process holds the canary prober lease (only the holder fires probes).",
+)
+CANARY_LAST_PROBE = Gauge(
+    "routerwatch_canary_last_probe_timestamp_seconds",
+    "Unix time of the last probe this process fired, by router and canary.",
+    ["router", "canary"],
+)

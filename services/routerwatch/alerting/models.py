@@ -125,7 +125,7 @@ class Alert(BaseModel):
         tier: str | None = None,
         category: str | None = None,
         direction: Literal["up", "down"] | None = None,
-        scope: Literal["tier", "category"] | None = None,
+        scope: Literal["tier", "category", "router", "side", "canary"] | None = None,
         labels: dict[str, str] | None = None,
         query: str | None = None,
         baseline: float | str | None = None,

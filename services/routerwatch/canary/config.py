@@ -4,6 +4,7 @@ A file looks like::
 
     version: "2026-11-22"
     router_id: support-router
+    endpoint: http://router.internal:8080/v1/chat/completions
     canaries:
       - id: refund-policy-simple
         request: {model: auto, messages: [{role: user, content: "What is your refund window?"}]}
@@ -78,7 +79,7 @@ class Check(_Model):
 
 
 class Schedule(_Model):
-    every_seconds: float = Field(default=300.0, ge=10, description="Probe interval.")
+    every_seconds: float = Field(default=300.0, ge=1, description="Probe interval.")
     jitter_seconds: float = Field(default=10.0, ge=0, description="Random delay added to spread probes.")
     timeout_seconds: float = Field(default=30.0, gt=0)
 
@@ -107,6 +108,11 @@ class Canary(_Model):
 class CanarySet(_Model):
     version: str = Field(min_length=1)
     router_id: Name
+    endpoint: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="The router's chat completions URL; ROUTERWATCH_CANARY__ROUTER_URL overrides it.",
+    )
     canaries: list[Canary] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -34,6 +34,9 @@ class Signal(StrEnum):
     PIPELINE_DLQ_RATE = "pipeline_dlq_rate"
     PIPELINE_SDK_DROPS = "pipeline_sdk_drops"
     PIPELINE_ROUTER_SILENT = "pipeline_router_silent"
+    CANARY_TIER_FLIP = "canary_tier_flip"  # canaries served off their expected tier, N of M
+    CANARY_ANSWER_FAILURE = "canary_answer_failure"  # canaries failing their answer check, N of M
+    CANARY_NO_ANSWER = "canary_no_answer"  # the router did not answer N of its last M probes
 
 
 #: Alertmanager ``alertname`` of each signal: CamelCase with the product prefix. The names the
@@ -50,6 +53,9 @@ ALERT_NAMES: dict[Signal, str] = {
     Signal.PIPELINE_DLQ_RATE: "RouterwatchDeadLetterRateHigh",
     Signal.PIPELINE_SDK_DROPS: "RouterwatchSdkEventsDropped",
     Signal.PIPELINE_ROUTER_SILENT: "RouterwatchRouterSilent",
+    Signal.CANARY_TIER_FLIP: "RouterwatchCanaryTierFlip",
+    Signal.CANARY_ANSWER_FAILURE: "RouterwatchCanaryAnswerFailure",
+    Signal.CANARY_NO_ANSWER: "RouterwatchCanaryNoAnswer",
 }
 
 

@@ -56,12 +56,13 @@ def to_jsonable(value: Any) -> Any:
 
 
 def build_app(
-    settings: Settings, store: Store, scheduler: Any = None
+    settings: Settings, store: Store, scheduler: Any = None, prober: Any = None
 ) -> tuple[faust.App, dict[str, BatchProcessor]]:
     """Create the faust app and its agents, bound to ``store``. Nothing connects until the worker starts.
 
     ``scheduler`` (a :class:`routerwatch.scheduler.service.DriftScheduler`) is started on the
-    worker's event loop and stopped with it; its state is served at ``/alerts``.
+    worker's event loop and stopped with it; its state is served at ``/alerts``. ``prober`` (a
+    :class:`routerwatch.canary.prober.CanaryProber`) likewise; it fires only while it holds the lease.
     """
     ingest = settings.ingest
     topics = settings.topics
@@ -171,6 +172,28 @@ def build_app(
                     return self.json({"error": f"now={given!r} needs a zone (e.g. Z)"}, status=400)
                 await asyncio.to_thread(scheduler.run_once, floor_minute(now))
                 return self.json(scheduler.status())
+
+    if prober is not None:
+
+        @app.task
+        async def run_prober() -> None:
+            await prober.start()
+            try:
+                await asyncio.Event().wait()  # lives as long as the worker
+            finally:
+                await prober.stop()
+
+        @app.page("/canaries")
+        async def canaries_view(web: Any, request: Any) -> Any:
+            return web.json(
+                {
+                    "instance": prober.instance,
+                    "lease_held": bool(prober.lease and prober.lease.held),
+                    "fired": prober.fired,
+                    "next_due": prober.next_due,
+                    "last_probe": prober.last_fired,
+                }
+            )
 
     _add_web_views(app, store, processors)
     return app, processors

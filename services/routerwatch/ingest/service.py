@@ -1,4 +1,4 @@
-"""``routerwatch serve``: the long-running process (ingest today; the scheduler joins it later)."""
+"""``routerwatch serve``: the long-running process: ingest, the drift scheduler and the canary prober."""
 
 from __future__ import annotations
 
@@ -39,7 +39,12 @@ def serve(settings: Settings, sql_dir) -> None:
             from routerwatch.scheduler.service import DriftScheduler
 
             scheduler = DriftScheduler(settings, store)
-        app, _ = build_app(settings, store, scheduler)
+        prober = None
+        if settings.canary.files:
+            from routerwatch.canary.prober import CanaryProber
+
+            prober = CanaryProber(settings, store)  # loads and validates the canary sets: fail fast
+        app, _ = build_app(settings, store, scheduler, prober)
         log.info(
             "routerwatch serve: Kafka %s -> %s database %s; http://%s:%d/metrics",
             settings.kafka_bootstrap,

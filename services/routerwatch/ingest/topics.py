@@ -20,9 +20,11 @@ log = logging.getLogger("routerwatch.ingest")
 
 
 async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
-    """Create the input and dead-letter topics that do not exist yet; return the names created."""
+    """Create the input, dead-letter and lease topics that do not exist yet; return the names created."""
     t = settings.topics
-    wanted = [t.decisions, t.feedback, t.canary, t.dlq]
+    wanted = {name: t.partitions for name in (t.decisions, t.feedback, t.canary, t.dlq)}
+    # The prober lease is "who is assigned partition 0": it needs exactly one partition.
+    wanted[settings.canary.lease_topic] = 1
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
         admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10_000)
@@ -43,11 +45,11 @@ async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str
         if missing:
             try:
                 await admin.create_topics(
-                    [NewTopic(name, num_partitions=t.partitions, replication_factor=1) for name in missing]
+                    [NewTopic(name, num_partitions=wanted[name], replication_factor=1) for name in missing]
                 )
             except TopicAlreadyExistsError:
                 pass  # another process created it between list and create: the goal is met
-            log.info("created Kafka topics %s with %d partitions", missing, t.partitions)
+            log.info("created Kafka topics %s", ", ".join(f"{n} ({wanted[n]} partitions)" for n in missing))
         return missing
     finally:
         await admin.close()

@@ -21,6 +21,13 @@ _QUERIES: dict[Signal, str] = {
         "SELECT * FROM failure_modes(since = '{since}', until = '{until}') WHERE tier = '{tier}'"
     ),
 }
+_CANARY_QUERY = (
+    "SELECT occurred_at, canary_id, side, expected_tier, observed_tier, answer_passed, check_detail, error "
+    "FROM canary_results FINAL WHERE router_id = '{router}' AND occurred_at >= '{since}'{where} "
+    "ORDER BY occurred_at DESC LIMIT 50"
+)
+for _signal in (Signal.CANARY_TIER_FLIP, Signal.CANARY_ANSWER_FAILURE, Signal.CANARY_NO_ANSWER):
+    _QUERIES[_signal] = _CANARY_QUERY
 
 
 def _sql_literal(value: str) -> str:
@@ -45,6 +52,12 @@ def to_alert(verdict: Verdict) -> Alert | None:
             until=verdict.evaluated_at.strftime("%Y-%m-%d %H:%M:%S"),
             tier=_sql_literal(labels.get("tier", "")),
             category=_sql_literal(labels.get("category", "")),
+            router=_sql_literal(labels.get("router", "")),
+            where="".join(
+                f" AND {column} = '{_sql_literal(labels[key])}'"
+                for key, column in (("canary", "canary_id"), ("side", "side"))
+                if key in labels
+            ),
         )
     mix = verdict.extra.get("mix_effect")
     within = verdict.extra.get("within_effect")

@@ -207,3 +207,23 @@ def router_volume(reader: Any, since: datetime, until: datetime) -> dict[str, li
     for minute, router, n in result.rows:
         rows[router][_minute(minute)] = (int(n), int(n))
     return _fill(rows, since, until)
+
+
+def canary_outcomes(reader: Any, since: datetime, until: datetime) -> list[Any]:
+    """Canary results with occurred_at in [since, until], oldest first, for the N-of-M detectors."""
+    from routerwatch.canary.detect import ProbeOutcome
+
+    result = reader.query(
+        "SELECT canary_id, router_id, occurred_at, expected_tier, observed_tier, answer_passed, side, category, "
+        "check_detail, error FROM canary_results FINAL "
+        "WHERE occurred_at >= {since:DateTime64(3)} AND occurred_at <= {until:DateTime64(3)} ORDER BY occurred_at",
+        {"since": since.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
+         "until": until.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]},
+    )
+    return [
+        ProbeOutcome(
+            canary_id=canary, router=router, occurred_at=_minute(at), expected_tier=expected,
+            observed_tier=observed or None, passed=passed, side=side, category=category, detail=detail, error=error,
+        )
+        for canary, router, at, expected, observed, passed, side, category, detail, error in result.rows
+    ]

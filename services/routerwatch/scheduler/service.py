@@ -20,7 +20,9 @@ from typing import Any
 
 from routerwatch import metrics
 from routerwatch.alerting.client import AlertManagerClient
+from routerwatch.canary.detect import NofM, detect_canaries
 from routerwatch.scheduler import baselines as baseline_store
+from routerwatch.scheduler import series
 from routerwatch.scheduler.alerts import to_alert
 from routerwatch.scheduler.evaluate import Evaluation, evaluate
 
@@ -33,6 +35,14 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+def _subject(labels: dict[str, str]) -> str:
+    """The series a detector statistic is about, below router and tier."""
+    for key in ("category", "failure_mode", "canary", "side"):
+        if key in labels:
+            return labels[key]
+    return ""
+
+
 def floor_minute(value: datetime) -> datetime:
     return value.astimezone(timezone.utc).replace(second=0, microsecond=0)
 
@@ -42,6 +52,7 @@ class DriftScheduler:
 
     def __init__(self, settings: Any, store: Any) -> None:
         self.cfg = settings.scheduler
+        self.canary = settings.canary
         self.store = store
         self.client: AlertManagerClient | None = None
         if self.cfg.alertmanager_urls:
@@ -91,15 +102,23 @@ class DriftScheduler:
     async def tick(self) -> None:
         """The scheduled job: never raises (a failed run is logged and retried next interval)."""
         try:
-            await asyncio.to_thread(self.run_once, floor_minute(datetime.now(timezone.utc)))
+            wall = datetime.now(timezone.utc)
+            await asyncio.to_thread(self.run_once, floor_minute(wall), wall)
         except Exception:  # noqa: BLE001 - the schedule must survive a bad run
             log.exception("drift detectors failed this run")
 
-    def run_once(self, now: datetime) -> Evaluation:
-        """Evaluate every detector at ``now`` (a whole minute), save baselines, sync alerts."""
+    def run_once(self, now: datetime, canary_until: datetime | None = None) -> Evaluation:
+        """Evaluate every detector at ``now`` (a whole minute), save baselines, sync alerts.
+
+        The rate detectors judge whole minutes up to ``now``; the canary detectors judge every
+        result up to ``canary_until`` (the wall clock when live, default ``now``): a probe is
+        an event, not a per-minute count, and waiting for the minute to close would only
+        delay the page.
+        """
         with self._lock:
             known = baseline_store.load(self.store)
             evaluation = evaluate(self.store, known, now, self.cfg)
+            evaluation.verdicts += self._canaries(canary_until or now)
             for signal, learned in evaluation.learned.items():
                 baseline_store.save(self.store, signal, learned)
                 log.info("learned %d %s baseline(s)", len(learned), signal)
@@ -110,6 +129,12 @@ class DriftScheduler:
             self._export(evaluation)
             self.last = evaluation
             return evaluation
+
+    def _canaries(self, until: datetime) -> list[Any]:
+        c = self.canary
+        outcomes = series.canary_outcomes(self.store, until - timedelta(minutes=c.lookback_minutes), until)
+        config = NofM(n=c.n, m=c.m, side_fraction=c.side_fraction)
+        return detect_canaries(outcomes, now=until, config=config)
 
     def status(self) -> dict[str, Any]:
         """What fires now and why, plus how many series each detector could not judge."""
@@ -150,7 +175,7 @@ class DriftScheduler:
             if v.statistic is None:
                 continue
             labels = (v.signal.value, v.labels.get("router", ""), v.labels.get("tier", ""),
-                      v.labels.get("category", v.labels.get("failure_mode", "")), v.labels.get("direction", ""))
+                      _subject(v.labels), v.labels.get("direction", ""))
             metrics.DETECTOR_STATISTIC.labels(*labels).set(v.statistic)
             if v.threshold is not None:
                 metrics.DETECTOR_THRESHOLD.labels(*labels).set(v.threshold)

@@ -1,0 +1,107 @@
+"""The canary prober lease on a real broker: exactly one holder, handed over on stop and on death."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from routerwatch.scheduler.lease import KafkaLease
+
+pytestmark = pytest.mark.timeout(120)
+
+
+async def _topic(bootstrap: str, name: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])
+    finally:
+        await admin.close()
+
+
+async def _until(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(0.1)
+    return predicate()
+
+
+def test_one_holder_and_clean_handover(kafka_bootstrap, names):
+    topic, group = f"{names['decisions']}.lease", f"{names['group']}-lease"
+
+    async def scenario() -> None:
+        await _topic(kafka_bootstrap, topic)
+        changes: list[tuple[str, bool]] = []
+        a = KafkaLease(kafka_bootstrap, topic, group, session_timeout_s=6, on_change=lambda h: changes.append(("a", h)))
+        b = KafkaLease(kafka_bootstrap, topic, group, session_timeout_s=6, on_change=lambda h: changes.append(("b", h)))
+        await a.start()
+        assert await a.wait_held(30), "the only member never got the lease"
+        await b.start()
+        # b joining forces a rebalance; afterwards exactly one of them holds it.
+        await asyncio.sleep(4)
+        assert await _until(lambda: a.held != b.held, 20), (a.held, b.held)
+        holder, other = (a, b) if a.held else (b, a)
+        await holder.stop()
+        assert not holder.held
+        assert await other.wait_held(20), "the lease did not move when its holder left the group"
+        await holder.stop()  # safe twice
+        await other.stop()
+        assert ("a", True) in changes or ("b", True) in changes
+
+    asyncio.run(scenario())
+
+
+def test_lease_moves_when_the_holder_dies(kafka_bootstrap, names, tmp_path):
+    """kill -9 of the holder: no clean leave, the lease moves after the session timeout."""
+    topic, group = f"{names['decisions']}.lease", f"{names['group']}-lease"
+    asyncio.run(_topic(kafka_bootstrap, topic))
+    flag = tmp_path / "held"
+    script = textwrap.dedent(
+        f"""
+        import asyncio, pathlib
+        from routerwatch.scheduler.lease import KafkaLease
+        async def main():
+            lease = KafkaLease({kafka_bootstrap!r}, {topic!r}, {group!r}, session_timeout_s=6)
+            await lease.start()
+            await lease.wait_held(60)
+            pathlib.Path({str(flag)!r}).write_text("held")
+            await asyncio.Event().wait()
+        asyncio.run(main())
+        """
+    )
+    holder = subprocess.Popen([sys.executable, "-c", script], env=dict(os.environ))
+    try:
+        deadline = time.monotonic() + 60
+        while not flag.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert flag.exists(), "the subprocess never got the lease"
+
+        async def standby() -> float:
+            lease = KafkaLease(kafka_bootstrap, topic, group, session_timeout_s=6)
+            await lease.start()
+            try:
+                await asyncio.sleep(3)
+                assert not lease.held, "two holders at once"
+                holder.send_signal(signal.SIGKILL)
+                killed = time.monotonic()
+                assert await lease.wait_held(40), "the lease never moved off the dead holder"
+                return time.monotonic() - killed
+            finally:
+                await lease.stop()
+
+        waited = asyncio.run(standby())
+        # Not before the dead member's session could expire, and not much after.
+        assert 1.0 < waited < 30, waited
+    finally:
+        holder.kill()
+        holder.wait()
