@@ -76,6 +76,25 @@ def build_report() -> Report:
                 escalated = 0 if tier == "large" else rng.randint(0, 6)
                 series.append({"minute": minute, "tier": tier, "category": category, "escalated": escalated,
                                "accepted": accepted, "escalation_rate": escalated / (escalated + accepted)})
+    canaries, canary_series = [], []
+    for side, expected, names in (("cheap", "small", ("refund-policy", "greeting")), ("strong", "large", ("contract-clause",))):
+        for name in names:
+            probes = 18
+            answered = probes - rng.randint(0, 2)
+            passed, flips = answered - rng.randint(0, 2), rng.randint(0, 2)
+            canaries.append({"router_id": "r1", "side": side, "canary_id": name, "category": "billing", "expected_tier": expected,
+                             "probes": probes, "answered": answered, "no_answer": probes - answered, "passed": passed,
+                             "pass_rate": passed / answered, "tier_flips": flips, "tier_flip_rate": flips / answered,
+                             "observed_tiers": {expected: answered - flips, "medium": flips} if flips else {expected: answered},
+                             "most_common_observed_tier": expected, "timed": answered, "latency_p50_ms": 400.0,
+                             "latency_p95_ms": 900.0, "last_probe_at": "2026-11-22 04:25:00", "last_error_at": None,
+                             "last_error": "", "last_check_detail": ""})
+        for i in range(0, 90, 5):
+            answered = rng.randint(3, 6)
+            passed = answered - rng.randint(0, 1)
+            canary_series.append({"bucket": (SINCE + timedelta(minutes=i)).strftime("%Y-%m-%d %H:%M:%S"), "router_id": "r1",
+                                  "side": side, "probes": answered, "answered": answered, "no_answer": 0, "passed": passed,
+                                  "pass_rate": passed / answered, "tier_flips": 0, "tier_flip_rate": 0.0})
     sections = {
         "tiers": tiers,
         "request_latency": latency,
@@ -95,6 +114,8 @@ def build_report() -> Report:
         "tenants": [{"tenant": f"tenant-{i:03d}", "requests": 900 - i, "escalated_requests": 10, "escalation_rate": 0.2,
                      "cost_usd": 9 - i * 0.2, "share_of_spend": 0.03} for i in range(30)],
         "dead_letters": [],
+        "canaries": canaries,
+        "canary_series": canary_series,
     }
     return Report(SINCE, UNTIL, "category", sections)
 
@@ -133,7 +154,10 @@ def test_browser_builds_the_plots_and_tables(chromium, page_url, tmp_path):
     dom = run_chromium(chromium, tmp_path, "dom", "--dump-dom", page_url).stdout
     assert re.match(r"\s*(<!DOCTYPE html>\s*)?<html\b", dom), dom[:500]
     svgs = re.findall(r"<svg\b[^>]*>", dom)
-    assert [re.search(r'data-plot="([^"]+)"', s).group(1) for s in svgs] == list(PLOTS)
+    assert [re.search(r'data-plot="([^"]+)"', s).group(1) for s in svgs if "data-plot=" in s] == list(PLOTS)
+    # The other pictures: one canary pass-rate sparkline per side.
+    assert [re.search(r'data-side="([^"]+)"', s).group(1) for s in svgs if 'class="sparkline"' in s] == ["cheap", "strong"]
+    assert len(svgs) == len(PLOTS) + 2
     for plot in PLOTS:
         start = dom.index(f'data-plot="{plot}"')
         body = dom[start:dom.index("</svg>", start)]
@@ -143,8 +167,10 @@ def test_browser_builds_the_plots_and_tables(chromium, page_url, tmp_path):
     assert len(re.findall(r'<rect class="bar"[^>]*data-tier=', dom)) == len(SEGMENTS) * 4
     assert len(re.findall(r'<rect class="bar"[^>]*data-series=', dom)) == len(SEGMENTS) * 2
     assert len(re.findall(r'class="q"', dom)) > 40
-    # Tables: every section (two for the wide per-tier one); empty ones say so.
+    # Tables: every section (two for the wide per-tier one, a per-side one more for canaries); empty ones say so.
     assert dom.count("<table>") == sum(1 for key, *_ in SECTIONS if build_report().sections.get(key)) + 1 + 1
+    assert dom.count('<table class="canary-sides">') == 1
+    assert len(re.findall(r'<path class="spark"', dom)) == 2
     for key, *_ in SECTIONS:
         assert f'id="section-{key}"' in dom
     dead = dom[dom.index('id="section-dead_letters"'):]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import math
 import re
 from collections import defaultdict
@@ -32,6 +33,34 @@ SERIES = [
     ("2026-11-22T04:09:00", EVIL_TIER, "coding", 1, 1),
     ("2026-11-22T04:10:00", "small", "coding", 5, 5),
     ("2026-11-22T04:10:00", "medium", "coding", 1, 1),
+]
+
+
+# Canary scoreboard rows as canary_scoreboard(...) returns them, and the pass-rate series per side.
+CANARIES = [
+    {"router_id": "r1", "side": "cheap", "canary_id": "refund-policy", "category": "billing", "expected_tier": "small",
+     "probes": 12, "answered": 10, "no_answer": 2, "passed": 9, "pass_rate": 0.9, "tier_flips": 1, "tier_flip_rate": 0.1,
+     "observed_tiers": {"small": 9, "large": 1}, "most_common_observed_tier": "small", "timed": 10,
+     "latency_p50_ms": 420.0, "latency_p95_ms": 900.0, "last_probe_at": "2026-11-22 04:50:00",
+     "last_error_at": "2026-11-22 04:40:00", "last_error": "timeout after 30 s", "last_check_detail": "regex did not match"},
+    {"router_id": "r1", "side": "cheap", "canary_id": "greeting", "category": "chitchat", "expected_tier": "small",
+     "probes": 12, "answered": 12, "no_answer": 0, "passed": 12, "pass_rate": 1.0, "tier_flips": 0, "tier_flip_rate": 0.0,
+     "observed_tiers": {"small": 12}, "most_common_observed_tier": "small", "timed": 12,
+     "latency_p50_ms": 380.0, "latency_p95_ms": 610.0, "last_probe_at": "2026-11-22 04:50:00",
+     "last_error_at": None, "last_error": "", "last_check_detail": ""},
+    {"router_id": "r1", "side": "strong", "canary_id": "contract-<clause>", "category": "legal", "expected_tier": "large",
+     "probes": 6, "answered": 0, "no_answer": 6, "passed": 0, "pass_rate": None, "tier_flips": 0, "tier_flip_rate": None,
+     "observed_tiers": {}, "most_common_observed_tier": None, "timed": 0,
+     "latency_p50_ms": None, "latency_p95_ms": None, "last_probe_at": "2026-11-22 04:45:00",
+     "last_error_at": "2026-11-22 04:45:00", "last_error": "HTTP 503", "last_check_detail": ""},
+]
+CANARY_SERIES = [
+    {"bucket": "2026-11-22T04:00:00", "router_id": "r1", "side": "cheap", "probes": 8, "answered": 8, "no_answer": 0,
+     "passed": 8, "pass_rate": 1.0, "tier_flips": 0, "tier_flip_rate": 0.0},
+    {"bucket": "2026-11-22T04:30:00", "router_id": "r1", "side": "cheap", "probes": 16, "answered": 14, "no_answer": 2,
+     "passed": 13, "pass_rate": 13 / 14, "tier_flips": 1, "tier_flip_rate": 1 / 14},
+    {"bucket": "2026-11-22T04:30:00", "router_id": "r1", "side": "strong", "probes": 6, "answered": 0, "no_answer": 6,
+     "passed": 0, "pass_rate": None, "tier_flips": 0, "tier_flip_rate": None},
 ]
 
 
@@ -112,6 +141,8 @@ def sample_sections() -> dict[str, list[dict]]:
         "dead_letters": [
             {"topic": "routerwatch.decisions.v1", "reason": "schema", "messages": 12, "last_received_at": "2026-11-22 04:30:00"},
         ],
+        "canaries": [dict(r) for r in CANARIES],
+        "canary_series": [dict(r) for r in CANARY_SERIES],
     }
 
 
@@ -201,8 +232,14 @@ def test_no_external_references_and_no_scripts(page_text, page):
     assert all(h[1:] in ids for h in hrefs), "every in-page link has its target"
 
 
+def plots(page: Page) -> list[dict]:
+    return [s for s in page.svgs if s["attrs"].get("class") == "plot"]
+
+
 def test_one_svg_per_plot_each_with_a_title(page):
-    assert [s["attrs"].get("data-plot") for s in page.svgs] == list(PLOTS)
+    assert [s["attrs"].get("data-plot") for s in plots(page)] == list(PLOTS)
+    # The only other pictures are the canary sparklines, one per side with pass rates to show.
+    assert [s["attrs"].get("class") for s in page.svgs if s not in plots(page)] == ["sparkline"]
     for svg in page.svgs:
         assert svg["first_child"] == "title"
         assert svg["title"] and svg["title"].strip()
@@ -377,7 +414,9 @@ def test_every_section_has_a_table(page_text, page):
         assert page.find("section", id=f"section-{key}"), key
     assert page.find("section", id="section-experiment_mix_test")
     # one table per section (the two computed ones included), two for the wide per-tier section
-    assert page_text.count("<table>") == len(SECTIONS) + 2 + 1
+    # and two for the canaries (per side, per canary)
+    assert page_text.count("<table>") + page_text.count('<table class="canary-sides">') == len(SECTIONS) + 2 + 1 + 1
+    assert not page.find("section", id="section-canary_series"), "drawn inside the canary section"
 
 
 def test_mix_differs_is_a_warning(page_text, page):
@@ -406,8 +445,10 @@ def test_all_sections_empty_still_renders():
     page = Page(text)
     assert [s["attrs"].get("data-plot") for s in page.svgs] == list(PLOTS)
     assert all(s["title"] for s in page.svgs)
-    assert text.count('class="nodata"') == len(PLOTS) + len(sample_sections())
-    assert "<table>" not in text
+    # every section says it is empty, except the canary series (drawn inside the canary section)
+    assert text.count('class="nodata"') == len(PLOTS) + len(sample_sections()) - 1
+    assert "no canary probes in this range" in text
+    assert "<table" not in text
 
 
 def test_no_sections_at_all_still_renders():
@@ -462,3 +503,59 @@ def test_value_labels_show_the_numbers(page):
     labels = page.text_by_class["value-label"]
     assert "p50 452" in labels and "p99 9,192" in labels
     assert any(re.fullmatch(r"actual \$9\.77", t) for t in labels)
+
+
+def _canary_tables(page_text: str) -> tuple[str, str]:
+    section = page_text[page_text.index('id="section-canaries"'):]
+    section = section[: section.index("</section>")]
+    sides = section[section.index('<table class="canary-sides">'):]
+    sides = sides[: sides.index("</table>")]
+    per_canary = section[section.index("<table>"):]
+    return sides, per_canary[: per_canary.index("</table>")]
+
+
+def _cells(table: str) -> list[list[str]]:
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.S)
+    return [[html.unescape(re.sub(r"<[^>]+>", "", c)) for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row, re.S)] for row in rows]
+
+
+def test_canary_section_per_side_and_per_canary(page_text, page):
+    assert page.find("a", href="#section-canaries")
+    sides, per_canary = _canary_tables(page_text)
+    header, *rows = _cells(sides)
+    assert header[:7] == ["side", "canaries", "probes", "answered", "no_answer", "pass_rate %", "tier_flip_rate %"]
+    # cheap: 24 probes, 22 answered, 21 passed, 1 flip; strong: nothing answered, so no rates (dashes, not NaN).
+    assert [r[:7] for r in rows] == [
+        ["cheap", "2", "24", "22", "2", f"{21 / 22 * 100:.1f}%", f"{1 / 22 * 100:.1f}%"],
+        ["strong", "1", "6", "0", "6", "-", "-"],
+    ]
+    header, *rows = _cells(per_canary)
+    assert "router_id" not in header, "one router: no router column"
+    by_canary = {r[header.index("canary_id")]: dict(zip(header, r)) for r in rows}
+    assert set(by_canary) == {"refund-policy", "greeting", "contract-<clause>"}
+    refund = by_canary["refund-policy"]
+    assert (refund["probes"], refund["no_answer"], refund["pass_rate %"], refund["tier_flip_rate %"]) == ("12", "2", "90.0%", "10.0%")
+    assert (refund["expected_tier"], refund["most_common_observed_tier"], refund["observed_tiers"]) == ("small", "small", "small 9, large 1")
+    assert refund["last_error"] == "timeout after 30 s" and refund["last_check_detail"] == "regex did not match"
+    assert by_canary["contract-<clause>"]["pass_rate %"] == "-" and by_canary["contract-<clause>"]["most_common_observed_tier"] == "-"
+    assert "contract-&lt;clause&gt;" in per_canary
+    # Rows with failures, flips or unanswered probes are highlighted; the clean canary is not.
+    assert len(page.find("tr", **{"class": "flag"})) == 2
+
+
+def test_canary_sparkline_carries_the_pass_rates(page):
+    (spark,) = [s["attrs"] for s in page.svgs if s["attrs"].get("class") == "sparkline"]
+    assert spark["data-side"] == "cheap" and spark["data-router"] == "r1"
+    assert spark["data-buckets"].split() == ["2026-11-22T04:00:00", "2026-11-22T04:30:00"]
+    assert [float(v) for v in spark["data-rates"].split()] == pytest.approx([1.0, 13 / 14])
+    (line,) = page.find("path", **{"class": "spark"})
+    points = [tuple(map(float, p.split(","))) for p in line["d"].lstrip("M").split(" L")]
+    assert points[0][0] < points[1][0] and points[0][1] < points[1][1], "later to the right, lower rate lower down"
+
+
+def test_no_canary_probes_says_so():
+    text = render_html(sample_report(canaries=[], canary_series=[]))
+    section = text[text.index('id="section-canaries"'):]
+    section = section[: section.index("</section>")]
+    assert '<p class="nodata">no canary probes in this range</p>' in section
+    assert "<table" not in section and "<svg" not in section

@@ -2,7 +2,8 @@
 
 :func:`render_html` turns a :class:`~routerwatch.report.scoreboard.Report` into a
 single HTML document: inline CSS, five plots drawn here as inline SVG, and a
-table for every section. Nothing is fetched when the page is opened (no
+table for every section (the canary section adds a pass-rate sparkline per
+side, also inline SVG). Nothing is fetched when the page is opened (no
 scripts, fonts, images or style sheets from elsewhere), so the file can be
 mailed, attached to an incident or opened offline.
 
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from routerwatch.report.scoreboard import SECTIONS, Report, _clean, _fmt, _fmt_time
+from routerwatch.report.scoreboard import NO_CANARIES, SECTIONS, Report, _clean, _fmt, _fmt_time, canary_sides
 
 __all__ = ["render_html"]
 
@@ -47,6 +48,11 @@ SECTION_ORDER = [key for key, _, _, _ in SECTIONS]
 SECTION_ORDER.insert(SECTION_ORDER.index("experiment_mix") + 1, "experiment_mix_test")
 TITLES["gate_thresholds"] = "Gate thresholds that meet the target error on graded answers"
 SECTION_ORDER.insert(SECTION_ORDER.index("gate_calibration") + 1, "gate_thresholds")
+# Drawn inside the canary section (sparklines), not as a table of its own.
+EMBEDDED_SECTIONS = {"canary_series"}
+CANARY_COLUMNS = ["router_id", "side", "canary_id", "category", "probes", "answered", "no_answer", "pass_rate", "tier_flips",
+                  "tier_flip_rate", "expected_tier", "most_common_observed_tier", "observed_tiers", "latency_p50_ms",
+                  "latency_p95_ms", "last_probe_at", "last_error", "last_check_detail"]
 
 PERCENT_COLUMNS = {"share", "rate", "accuracy", "pass_rate", "share_of_spend", "share_of_tier_escalations"}
 
@@ -86,6 +92,8 @@ th small { font-weight: 400; color: #5b6575; }
 td.num, th.num { text-align: right; }
 tbody tr:nth-child(even) td { background: #fafbfc; }
 tr.warn td { background: #fff3cd !important; }
+tr.flag td { background: #fde8e6 !important; }
+svg.sparkline { display: inline-block; vertical-align: middle; }
 .nodata { color: #6b7585; font-style: italic; margin: 6px 0; }
 .note { color: #4a5464; font-size: 13px; margin: 4px 0; }
 .warning { background: #fff3cd; border: 1px solid #e0b84c; border-left: 5px solid #d39e00; border-radius: 4px;
@@ -839,7 +847,98 @@ def _table(rows: list[dict[str, Any]], *, row_class: Any = None, drop_empty_segm
     return "".join(out)
 
 
+def _sparkline(report: Report, router: str, side: str) -> str:
+    """Pass rate per bucket of one router and side, over the report's range (0% at the bottom, 100% at the top)."""
+    points = []
+    for row in _rows(report, "canary_series"):
+        if str(row.get("router_id") or "") != router or str(row.get("side") or "") != side:
+            continue
+        when, rate = _parse_minute(row.get("bucket")), _num(row.get("pass_rate"))
+        if when is not None and rate is not None:
+            points.append((when, rate))
+    if not points:
+        return '<span class="note">-</span>'
+    points.sort()
+    width, height, pad = 160, 34, 3
+    t0, t1 = report.since.timestamp(), report.until.timestamp()
+
+    def x_of(when: datetime) -> float:
+        span = t1 - t0
+        return pad + (min(max(when.timestamp(), t0), t1) - t0) / span * (width - 2 * pad) if span > 0 else width / 2
+
+    def y_of(rate: float) -> float:
+        return height - pad - rate * (height - 2 * pad)
+
+    label = f"pass rate over time, {side or 'no side'}" + (f" ({router})" if router else "")
+    coords = " L".join(f"{x_of(w):.1f},{y_of(r):.1f}" for w, r in points)
+    parts = [
+        f'<svg class="sparkline" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'data-router="{_esc(router)}" data-side="{_esc(side)}" '
+        f'data-buckets="{_esc(" ".join(_minute_key(w) for w, _ in points))}" '
+        f'data-rates="{" ".join(_data_num(r) for _, r in points)}">',
+        f"<title>{_esc(label)}: {_esc(', '.join(f'{_minute_key(w)} {_pct(r)}' for w, r in points[-6:]))}</title>",
+        f'<line x1="{pad}" y1="{y_of(1.0):.1f}" x2="{width - pad}" y2="{y_of(1.0):.1f}" stroke="#d5dae1" stroke-dasharray="3 2"/>',
+        f'<line x1="{pad}" y1="{y_of(0.0):.1f}" x2="{width - pad}" y2="{y_of(0.0):.1f}" stroke="#d5dae1"/>',
+    ]
+    if len(points) > 1:
+        # A path, not a polyline: polylines on this page are the escalation-series lines.
+        parts.append(f'<path class="spark" fill="none" stroke="#0072B2" stroke-width="1.6" stroke-linejoin="round" d="M{coords}"/>')
+    last_when, last_rate = points[-1]
+    parts.append(f'<circle cx="{x_of(last_when):.1f}" cy="{y_of(last_rate):.1f}" r="2.4" fill="#0072B2"/>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _observed_tiers(value: Any) -> str:
+    """``{'small': 38, 'large': 2}`` -> ``small 38, large 2`` (most frequent first)."""
+    if not isinstance(value, dict):
+        return "" if value is None else str(value)
+    counts = [(str(k), _num(v) or 0) for k, v in value.items()]
+    return ", ".join(f"{k} {v:,.0f}" for k, v in sorted(counts, key=lambda kv: (-kv[1], kv[0])))
+
+
+def _canary_section(report: Report) -> str:
+    rows = _rows(report, "canaries")
+    if not rows:
+        return f'<p class="nodata">{_esc(NO_CANARIES)}</p>'
+    several_routers = len({r.get("router_id") for r in rows}) > 1
+    sides = canary_sides(rows)
+    side_columns = (["router_id"] if several_routers else []) + [
+        "side", "canaries", "probes", "answered", "no_answer", "pass_rate", "tier_flip_rate"]
+    out = ['<p class="note">Rates are over answered probes (no error from the router). A tier flip is an answered probe '
+           "served by another tier than the canary expects. Probe traffic is excluded from every other figure.</p>",
+           '<div class="table-wrap"><table class="canary-sides"><thead><tr>']
+    for c in side_columns:
+        cls = "" if c in ("router_id", "side") else ' class="num"'
+        out.append(f'<th scope="col"{cls}>{_header(c, None)}</th>')
+    out.append('<th scope="col">pass rate over time</th></tr></thead><tbody>')
+    for side in sides:
+        out.append(f'<tr data-router="{_esc(side["router_id"])}" data-side="{_esc(side["side"])}">')
+        for c in side_columns:
+            text, numeric = _cell(c, side.get(c))
+            out.append(f'<td class="num">{text}</td>' if numeric else f"<td>{text}</td>")
+        out.append(f"<td>{_sparkline(report, side['router_id'], side['side'])}</td></tr>")
+    out.append("</tbody></table></div>")
+    drop = set() if several_routers else {"router_id"}
+    for optional in ("last_error", "last_check_detail"):
+        if not any(r.get(optional) for r in rows):
+            drop.add(optional)
+    table_rows = [{c: (_observed_tiers(r.get(c)) if c == "observed_tiers" else r.get(c))
+                   for c in CANARY_COLUMNS if c not in drop} for r in rows]
+
+    def flagged(row: dict[str, Any]) -> str:
+        bad = (_num(row.get("no_answer")) or 0) > 0 or (_num(row.get("tier_flips")) or 0) > 0
+        rate = _num(row.get("pass_rate"))
+        return "flag" if bad or (rate is not None and rate < 1) else ""
+
+    out.append('<p class="note">Per canary (highlighted: failed checks, tier flips or probes without an answer)</p>')
+    out.append(_table(table_rows, row_class=flagged))
+    return "".join(out)
+
+
 def _section_table(report: Report, key: str) -> str:
+    if key == "canaries":
+        return _canary_section(report)
     rows = _rows(report, key)
     parts = []
     row_class = None
@@ -910,6 +1009,8 @@ VOCABULARY = (
     ("escalation rate", "of a tier: escalated / (accepted + escalated) attempts at that tier. Failed attempts (errors, "
                         "retries, fallbacks: reliability, not quality) and shadow attempts (never served) are excluded."),
     ("counterfactual cost", "what the same requests would have cost on the flagship tier alone."),
+    ("tier flip", "a canary probe answered by another tier than the canary expects. Canary pass and tier-flip rates "
+                  "are over answered probes; canary traffic is kept out of every other figure."),
     ("p50 / p95 / p99", "latency quantiles in milliseconds (t-digest estimates merged over the range)."),
 )
 
@@ -932,6 +1033,7 @@ def render_html(report: Report) -> str:
     ]
     section_keys = [k for k in SECTION_ORDER if k in report.sections or k in TITLES]
     section_keys += [k for k in report.sections if k not in section_keys]
+    section_keys = [k for k in section_keys if k not in EMBEDDED_SECTIONS]
 
     out = [
         "<!DOCTYPE html>",

@@ -1,7 +1,8 @@
 """``routerwatch report``: the per-tier scoreboard for a time range.
 
 Every section is one call of a named view from ``sql/migrations/0004_figures``
-(the same views analysts query by hand), run through a
+(canary sections: ``0007_canary_figures``; the same views analysts query by
+hand), run through a
 :class:`routerwatch.storage.reader.Reader`. :func:`build` returns plain data
 (``Report``); the renderers turn it into a terminal table, JSON or HTML.
 """
@@ -33,10 +34,15 @@ SECTIONS: tuple[tuple[str, str, str, bool], ...] = (
     ("escalation_series", "Escalation rate over time", "escalation_series", False),
     ("tenants", "Tenants by spend", "tenant_scoreboard", False),
     ("dead_letters", "Dead letters by reason", "dead_letter_counts", False),
+    ("canaries", "Canary probes: pass rate and tier flips per side and canary", "canary_scoreboard", False),
 )
 TEXT_SECTIONS = (
     "tiers", "request_latency", "routing_mix", "cost", "failure_modes", "gate_thresholds", "experiment_mix_test", "tenants",
+    "canaries",
 )
+NO_CANARIES = "no canary probes in this range"
+# Bucket widths (minutes) of the canary pass-rate series; the report picks the first giving <= 48 buckets.
+CANARY_STEPS = (1, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 10080)
 
 
 @dataclass
@@ -90,6 +96,11 @@ def build(reader: Any, since: datetime, until: datetime, by: str = "", target_er
         sql = f"SELECT * FROM {view}({args}{by_arg if takes_by else ''})"
         report.sections[key] = reader.query(sql).as_dicts()
     report.sections["experiment_mix_test"] = mix_tests(report.sections["experiment_mix"])
+    # Over time, per router and side; only asked for when the range has canary results.
+    report.sections["canary_series"] = (
+        reader.query(f"SELECT * FROM canary_series({args}, step_minutes = {canary_step(start, end)})").as_dicts()
+        if report.sections["canaries"] else []
+    )
     scored = reader.query(
         "SELECT tier, gate_kind, round(gate_score, 2) AS score, count() AS graded, countIf(grade_passed) AS correct "
         "FROM graded_attempts "
@@ -100,6 +111,39 @@ def build(reader: Any, since: datetime, until: datetime, by: str = "", target_er
     ).as_dicts()
     report.sections["gate_thresholds"] = gate_thresholds(scored, target_error)
     return report
+
+
+def canary_step(since: datetime, until: datetime) -> int:
+    """Bucket width in minutes for the canary series over [since, until): at most 48 buckets."""
+    minutes = (until - since).total_seconds() / 60
+    return next((step for step in CANARY_STEPS if minutes / step <= 48), CANARY_STEPS[-1])
+
+
+def canary_sides(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per router and side, the canary scoreboard rows summed: probes, answered, no answer, rates.
+
+    Rates are over answered probes, None when none was answered (as in the views).
+    """
+    sums: dict[tuple[str, str], dict[str, int]] = {}
+    canaries: dict[tuple[str, str], set[str]] = {}
+    for row in rows:
+        key = (row.get("router_id") or "", row.get("side") or "")
+        cell = sums.setdefault(key, {"probes": 0, "answered": 0, "no_answer": 0, "passed": 0, "tier_flips": 0})
+        canaries.setdefault(key, set()).add(row.get("canary_id") or "")
+        for column in cell:
+            cell[column] += int(row.get(column) or 0)
+    out = []
+    for (router, side), cell in sorted(sums.items()):
+        answered = cell["answered"]
+        out.append({
+            "router_id": router,
+            "side": side,
+            "canaries": len(canaries[(router, side)]),
+            **cell,
+            "pass_rate": cell["passed"] / answered if answered else None,
+            "tier_flip_rate": cell["tier_flips"] / answered if answered else None,
+        })
+    return out
 
 
 def gate_thresholds(rows: list[dict[str, Any]], target_error: float) -> list[dict[str, Any]]:
@@ -173,12 +217,45 @@ def render_text(report: Report) -> str:
             rows = [_flatten_quantiles(r, ("latency_ms",)) for r in rows]
         elif key == "tenants":
             rows = rows[:10]
+        elif key == "canaries":
+            out.append(titles[key])
+            out.extend(_canary_text(rows))
+            out.append("")
+            continue
         if report.by in ("", "tenant"):
             rows = [{k: v for k, v in r.items() if k != "segment"} for r in rows]
         out.append(titles[key])
         out.append(_table(rows))
         out.append("")
     return "\n".join(out)
+
+
+CANARY_TEXT_COLUMNS = ["router_id", "side", "canary_id", "probes", "answered", "no_answer", "pass_rate", "tier_flip_rate",
+                       "expected_tier", "most_common_observed_tier", "latency_p95_ms", "last_error"]
+
+
+def _canary_text(rows: list[dict[str, Any]]) -> list[str]:
+    """Per side, then per canary; one line saying so when the range has no canary results."""
+    if not rows:
+        return [f"  {NO_CANARIES}"]
+    sides = canary_sides(rows)
+    drop = set() if len({r.get("router_id") for r in rows}) > 1 else {"router_id"}
+    if not any(r.get("last_error") for r in rows):
+        drop.add("last_error")
+    side_columns = ["router_id", "side", "canaries", "probes", "answered", "no_answer", "pass_rate", "tier_flip_rate"]
+    return [
+        "  per side (rates over answered probes; a tier flip is an answer from another tier than expected)",
+        _table([{k: r[k] for k in side_columns if k not in drop} for r in sides]),
+        "",
+        "  per canary",
+        _table([{k: _shorten(r.get(k)) for k in CANARY_TEXT_COLUMNS if k not in drop} for r in rows]),
+    ]
+
+
+def _shorten(value: Any, limit: int = 60) -> Any:
+    if isinstance(value, str) and len(value) > limit:
+        return value[: limit - 3] + "..."
+    return value
 
 
 def _flatten_quantiles(row: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
