@@ -415,6 +415,10 @@ def parser() -> argparse.ArgumentParser:
     ca.add_argument("--emit", action="store_true", help="run: also send the CanaryResults to Kafka")
     ca.set_defaults(func=cmd_canary)
 
+    from routerwatch.examplerouter.cli import register as register_example_router
+
+    register_example_router(sub)
+
     sc = sub.add_parser("schemas", help="export or check the events' JSON Schema files")
     sc.add_argument("action", choices=["export", "check"])
     sc.add_argument("--dir", default="schemas")

@@ -136,6 +136,8 @@ class CanaryProber:
             self._emit = self._sdk.canary_result
         if not self.use_lease:
             await self._resume()
+        # APScheduler logs every run at INFO: with jobs every second that drowns the service log.
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
         self._scheduler = AsyncIOScheduler(event_loop=self._loop, timezone="UTC")
         self._scheduler.add_job(
             self.dispatch, "interval", seconds=1.0, max_instances=1, coalesce=True, id="canary-dispatch"
@@ -189,6 +191,8 @@ class CanaryProber:
             task.add_done_callback(self._tasks.discard)
 
     async def _resume(self) -> None:
+        if self.store is not None and self.use_lease:
+            await self._wait_ingest_caught_up()
         last = self._load_state()
         for key, ts in (await self._stored_last_probes()).items():
             last[key] = max(ts, last.get(key, 0.0))
@@ -203,6 +207,24 @@ class CanaryProber:
                 self.next_due[target.key] = max(now, previous + schedule.every_seconds)
         self._ready = True
         log.info("canary schedule resumed for %d canaries (%d seen before)", len(self.targets), len(last))
+
+    async def _wait_ingest_caught_up(self, timeout_s: float = 30.0) -> None:
+        """Let ingest store every canary result already on Kafka: the previous holder's last
+        probes must be in ClickHouse before the schedule is read back from it."""
+        from routerwatch.ingest.lag import consumer_lag
+
+        deadline = time.monotonic() + timeout_s
+        lag = -1
+        while time.monotonic() < deadline:
+            try:
+                lag = (await consumer_lag(self.settings)).get(self.settings.topics.canary, 0)
+            except Exception as exc:  # noqa: BLE001 - fall back on what is stored
+                log.warning("could not measure the canary topic's lag: %s", exc)
+                return
+            if lag == 0:
+                return
+            await asyncio.sleep(0.5)
+        log.warning("ingest still %d canary results behind after %.0fs; resuming the schedule anyway", lag, timeout_s)
 
     async def dispatch(self) -> list[asyncio.Task[Any]]:
         """The every-second job: fire the canaries that are due. Returns the probe tasks started."""

@@ -74,6 +74,8 @@ class DriftScheduler:
 
         if self.client is not None:
             self.client.start()
+        # APScheduler logs every run at INFO: with jobs every second that drowns the service log.
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
         self._scheduler = AsyncIOScheduler(event_loop=loop or asyncio.get_event_loop(), timezone="UTC")
         self._scheduler.add_job(
             self.tick,
