@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo incident incident-end bench stop test test-unit venv kafka-jars system-deps schemas clean
+.PHONY: demo incident incident-end canary-break canary-heal bench stop test test-unit venv kafka-jars system-deps schemas clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,14 @@ incident:
 ## incident-end: the incident's recovery traffic; the page resolves
 incident-end:
 	@deploy/incident.sh end
+
+## canary-break: raise the demo example router's gate threshold; its canaries page (tier flip)
+canary-break:
+	@deploy/canary.sh break
+
+## canary-heal: reset the example router's switches; the canary pages resolve
+canary-heal:
+	@deploy/canary.sh heal
 
 ## stop: stop what `make demo` started
 stop:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make demo`: local Kafka (unless ROUTERWATCH_KAFKA_BOOTSTRAP is set), migrations on the
-# embedded store, `routerwatch serve` in the background, simulated traffic, then the report.
+# embedded store, the example router and `routerwatch serve` (ingest, drift detectors, canary
+# probes of the example router) in the background, simulated traffic, then the report.
 # Safe to run again: the broker and serve are reused, and the simulator's fixed seed gives the
 # same event ids, so a second run stores nothing twice.
 set -euo pipefail
@@ -26,7 +27,23 @@ if [[ -z "${ROUTERWATCH_SCHEDULER__ALERTMANAGER_URLS:-}" ]]; then
   export ROUTERWATCH_SCHEDULER__ALERTMANAGER_URLS="[\"$am_url\"]"
 fi
 export ROUTERWATCH_SCHEDULER__STATE_FILE="${ROUTERWATCH_SCHEDULER__STATE_FILE:-$RUN/alerting-state.json}"
+# Canaries: the example set probes the example router every 15 s; the detectors run every 15 s
+# too so that a broken router pages within a minute or so (production: every 60 s).
+ROUTER_PORT="${EXAMPLE_ROUTER_PORT:-8088}"
+export ROUTERWATCH_CANARY__FILES="${ROUTERWATCH_CANARY__FILES:-[\"$PWD/deploy/canaries/example.yml\"]}"
+export ROUTERWATCH_CANARY__ROUTER_URL="${ROUTERWATCH_CANARY__ROUTER_URL:-http://127.0.0.1:$ROUTER_PORT/v1/chat/completions}"
+export ROUTERWATCH_CANARY__STATE_FILE="${ROUTERWATCH_CANARY__STATE_FILE:-$RUN/canary-schedule.json}"
+export ROUTERWATCH_SCHEDULER__INTERVAL_S="${ROUTERWATCH_SCHEDULER__INTERVAL_S:-15}"
 echo "== Kafka at $ROUTERWATCH_KAFKA_BOOTSTRAP; store $ROUTERWATCH_CLICKHOUSE_URL; alerts to $ROUTERWATCH_SCHEDULER__ALERTMANAGER_URLS"
+
+router_pid() { [[ -f $RUN/router.pid ]] && kill -0 "$(cat $RUN/router.pid)" 2>/dev/null && cat $RUN/router.pid; }
+if ! router_pid >/dev/null; then
+  echo "== starting the example router on port $ROUTER_PORT (log: $RUN/router.log)"
+  nohup $BIN/routerwatch example-router --port "$ROUTER_PORT" --router-id example-router >"$RUN/router.log" 2>&1 &
+  echo $! >"$RUN/router.pid"
+else
+  echo "== example router already running (pid $(router_pid))"
+fi
 
 # The embedded store can be opened by one process only: migrate before serve holds it.
 serve_pid() { [[ -f $RUN/serve.pid ]] && kill -0 "$(cat $RUN/serve.pid)" 2>/dev/null && cat $RUN/serve.pid; }
@@ -59,13 +76,26 @@ valid="$($BIN/python -c 'import json,sys; print(json.load(open(sys.argv[1]))["va
 router="$($BIN/python -c 'from routerwatch.simulate import Profile; print(Profile().router_id)')"
 stored="$($BIN/routerwatch sql "SELECT count() FROM requests WHERE router_id = '$router'")"
 dlq_after="$($BIN/routerwatch dlq --count)"
+echo "== waiting for the first canary probe of every canary in the example set"
+canaries="$($BIN/routerwatch canary check | tail -n 1 | cut -d' ' -f1)"
+for _ in $(seq 1 60); do
+  probed="$($BIN/routerwatch sql "SELECT uniqExact(canary_id) FROM canary_results WHERE router_id = 'example-router'")"
+  [[ "$probed" -ge "$canaries" ]] && break
+  sleep 1
+done
+canary_bad="$($BIN/routerwatch sql "SELECT countIf(error != '' OR NOT answer_passed OR observed_tier != expected_tier) FROM canary_results FINAL WHERE router_id = 'example-router' AND occurred_at > now() - INTERVAL 2 MINUTE")"
 echo
 $BIN/routerwatch report
 echo "simulator: $valid valid requests, $INVALID invalid, $DUPLICATES duplicates (summary: $RUN/simulate.json)"
 echo "stored:    $stored requests from $router (each event_id once)"
 echo "DLQ:       $((dlq_after - dlq_before)) message(s) dead-lettered by this run ($dlq_after in total)"
+echo "canaries:  $probed of $canaries canaries probed; $canary_bad bad probe(s) in the last 2 minutes"
 if [[ "$stored" != "$valid" ]] || [[ $((dlq_after - dlq_before)) != "$INVALID" ]]; then
   echo "demo check FAILED: stored/dead-lettered counts differ from what the simulator sent" >&2
+  exit 1
+fi
+if [[ "$probed" -lt "$canaries" ]] || [[ "$canary_bad" != 0 ]]; then
+  echo "demo check FAILED: the healthy example router should pass every canary (log: $RUN/serve.log)" >&2
   exit 1
 fi
 cat <<MSG
@@ -79,6 +109,11 @@ The services keep running. Explore with, for example:
   .venv/bin/routerwatch dlq
   .venv/bin/routerwatch alerts                      # what the drift detectors have firing
   curl -s http://127.0.0.1:$ROUTERWATCH_HTTP__PORT/metrics | grep routerwatch_
+  .venv/bin/routerwatch sql @sql/queries/canary_health.sql --param minutes=60 --header
+Break the example router and watch its canaries page in the local Alertmanager:
+  make canary-break      # raises its gate threshold: cheap-tier canaries escalate (tier flip page)
+  make canary-heal       # restores it: the page resolves
+  (other switches: .venv/bin/routerwatch example-router switch --url http://127.0.0.1:$ROUTER_PORT verifier=reject_all | down=true)
 Inject an escalation incident and watch it page in the local Alertmanager: make incident
 Stop them with: make stop
 MSG

@@ -329,7 +329,7 @@ async def _canary_run(settings: Any, files: list[Path], args: argparse.Namespace
     settings = settings.model_copy(update={"canary": canary})
     emit = None if args.emit else (lambda result: None)
     prober = CanaryProber(settings, None, emit=emit, use_lease=False)
-    await prober.start()
+    await prober.start(schedule=False)
     try:
         results = await prober.run_all_once()
     finally:

@@ -29,6 +29,9 @@ def test_demo_runs_twice_with_exact_counts_and_stops(kafka_bootstrap, names, tmp
         ROUTERWATCH_INGEST__APP_ID=names["group"],
         ROUTERWATCH_INGEST__BATCH_SECONDS="0.3",
         ALERTMANAGER_PORT=str(free_port()),
+        EXAMPLE_ROUTER_PORT=str(free_port()),
+        ROUTERWATCH_CANARY__LEASE_TOPIC=names["decisions"] + ".lease",
+        ROUTERWATCH_CANARY__LEASE_GROUP=names["group"] + "-lease",
         DEMO_REQUESTS="1500",
         DEMO_INVALID="12",
         DEMO_DUPLICATES="40",
@@ -41,8 +44,18 @@ def test_demo_runs_twice_with_exact_counts_and_stops(kafka_bootstrap, names, tmp
             assert "Per tier" in out and "Routing mix" in out
             assert re.search(r"^stored:\s+1500 requests", out, re.M), out[-2000:]
             assert re.search(rf"^DLQ:\s+12 message\(s\) dead-lettered by this run \({12 * run} in total\)", out, re.M), out[-2000:]
+            assert re.search(r"^canaries:\s+5 of 5 canaries probed; 0 bad probe", out, re.M), out[-2000:]
+            assert "Canary probes" in out and "contract-clause" in out
             if run == 2:
                 assert "already running" in out
+        # The documented switch: the example router's canaries page in the demo's Alertmanager, then resolve.
+        broken = subprocess.run([str(REPO / "deploy/canary.sh"), "break"], env=env, capture_output=True, text=True,
+                                timeout=400, cwd=REPO)
+        assert broken.returncode == 0, f"{broken.stdout[-3000:]}\n{broken.stderr[-3000:]}"
+        assert re.search(r"RouterwatchCanaryTierFlip \[critical, active\] scope=side, side=cheap", broken.stdout), broken.stdout
+        healed = subprocess.run([str(REPO / "deploy/canary.sh"), "heal"], env=env, capture_output=True, text=True,
+                                timeout=400, cwd=REPO)
+        assert healed.returncode == 0 and "0 active canary alert(s)" in healed.stdout, healed.stdout[-3000:]
         sql = subprocess.run(
             [sys.executable, "-m", "routerwatch.cli", "sql", "SELECT count() FROM requests"],
             env=env, capture_output=True, text=True, timeout=120, cwd=REPO,
@@ -51,6 +64,6 @@ def test_demo_runs_twice_with_exact_counts_and_stops(kafka_bootstrap, names, tmp
     finally:
         stopped = subprocess.run([str(REPO / "deploy/demo-stop.sh")], env=env, capture_output=True, text=True, timeout=120, cwd=REPO)
     assert stopped.returncode == 0, stopped.stderr
-    assert "stopped routerwatch serve" in stopped.stdout
+    assert "stopped routerwatch serve" in stopped.stdout and "stopped the example router" in stopped.stdout
     again = subprocess.run([str(REPO / "deploy/demo-stop.sh")], env=env, capture_output=True, text=True, timeout=120, cwd=REPO)
     assert again.returncode == 0, "stop is safe twice"

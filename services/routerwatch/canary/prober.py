@@ -112,9 +112,12 @@ class CanaryProber:
 
     # -- lifecycle -----------------------------------------------------------------
 
-    async def start(self) -> CanaryProber:
-        """Join the lease group and start the dispatch job on the running loop."""
-        if self._scheduler is not None:
+    async def start(self, schedule: bool = True) -> CanaryProber:
+        """Join the lease group and start the dispatch job on the running loop.
+
+        ``schedule=False`` only opens the HTTP session and the emitter, for :meth:`run_all_once`.
+        """
+        if self._scheduler is not None or self._session is not None:
             return self
         import aiohttp
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -134,6 +137,8 @@ class CanaryProber:
                 )
             ).start()
             self._emit = self._sdk.canary_result
+        if not schedule:
+            return self
         if not self.use_lease:
             await self._resume()
         # APScheduler logs every run at INFO: with jobs every second that drowns the service log.
