@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from alertkit import alertmanager, webhook  # noqa: F401 - session fixtures
 from routerkit import ExampleRouter
-from servicekit import Env, Serve, free_port
+from servicekit import Env, Serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -230,6 +230,14 @@ def test_restart_keeps_the_schedule_and_one_of_two_serves_probes(kafka_bootstrap
         with urllib.request.urlopen(f"http://127.0.0.1:{b.env.port}/canaries", timeout=5) as r:
             status = json.loads(r.read())
         assert status["lease_held"] is True and status["fired"] >= 2, status
+
+        # A router that names no tier: the prober joins the probe's own RoutingDecision in ClickHouse.
+        router.switch(expose_tier_header=False, expose_tier_body=False)
+        b.wait_for(
+            "SELECT count() >= 2 FROM canary_results FINAL WHERE tier_source = 'decision' "
+            "AND observed_tier = expected_tier AND answer_passed", 1, timeout=60,
+        )
+        assert b.scalar("SELECT countIf(tier_source = 'decision' AND error != '') FROM canary_results FINAL") == 0
     finally:
         a.stop()
         if b is not None:
