@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo incident incident-end canary-break canary-heal bench stop test test-unit venv kafka-jars system-deps schemas clean
+.PHONY: demo incident incident-end canary-break canary-heal bench bench-drift stop test test-unit venv kafka-jars system-deps schemas clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,8 +50,12 @@ test: venv kafka-jars
 	@deploy/install-system-deps.sh --with-browser
 	$(BIN)/pytest -q
 
-## bench: the drift detectors' replay benchmark (writes bench/RESULTS-drift.md)
-bench: venv
+## bench: the performance suite against its baselines, on a fresh local broker (writes bench/RESULTS.md)
+bench: venv kafka-jars
+	$(BIN)/python -m bench.perf.run
+
+## bench-drift: the drift detectors' replay benchmark (writes bench/RESULTS-drift.md)
+bench-drift: venv
 	$(BIN)/python bench/replay.py
 
 test-unit: venv
