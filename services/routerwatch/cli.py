@@ -314,7 +314,7 @@ def cmd_canary(args: argparse.Namespace) -> int:
     if not files:
         raise ConfigError("no canary set: pass --file or set ROUTERWATCH_CANARY__FILES")
     if args.action == "check":
-        targets = load_targets(files, args.router_url or settings.canary.router_url or "http://unused")
+        targets = load_targets(files, args.router_url or settings.canary.router_url)
         for path in files:
             print(f"{path}: ok")
         print(f"{len(targets)} canaries in {len(files)} file(s)")

@@ -14,9 +14,12 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "deploy/canaries/example.yml"
 
 def test_the_shipped_example_loads():
     canaries = load_canary_set(EXAMPLE)
-    assert canaries.router_id == "sim-router"
+    assert canaries.router_id == "example-router"
+    assert canaries.endpoint == "http://127.0.0.1:8088/v1/chat/completions"
     assert {c.labels["side"] for c in canaries.canaries} == {"cheap", "strong"}
-    assert [c.id for c in canaries.canaries] == ["refund-window", "greeting", "contract-clause"]
+    assert [c.id for c in canaries.canaries] == [
+        "refund-window", "greeting", "capital-of-france", "contract-clause", "multiplication"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -95,6 +95,7 @@ class CanaryProber:
         self.cfg = settings.canary
         self.store = store
         self.targets = load_targets(list(self.cfg.files), self.cfg.router_url)
+        self._given_emit = emit
         self._emit = emit
         self._sdk: Any = None
         self.use_lease = use_lease
@@ -125,6 +126,7 @@ class CanaryProber:
         self._loop = asyncio.get_running_loop()
         self._semaphore = asyncio.Semaphore(self.cfg.concurrency)
         self._session = aiohttp.ClientSession()
+        self._emit = self._given_emit
         if self._emit is None:
             from routerwatch.sdk import RouterWatch, SdkConfig
 
@@ -317,18 +319,21 @@ class CanaryProber:
     # -- state file ------------------------------------------------------------------
 
     def _load_state(self) -> dict[str, float]:
+        """Last probe time per canary key from the state file; anything unreadable is ignored
+        (with a warning): the store's ``canary_results`` still tells where the schedule stands."""
         path = Path(self.cfg.state_file)
         try:
             data = json.loads(path.read_text())
+            if not isinstance(data, dict):
+                raise ValueError(f"not a JSON object but {type(data).__name__}")
+            if data.get("version") != STATE_VERSION:
+                raise ValueError(f"of version {data.get('version')!r}, expected {STATE_VERSION}")
+            return {str(k): float(v) for k, v in data["last_probe"].items()}
         except FileNotFoundError:
             return {}
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, TypeError, AttributeError, KeyError) as exc:
             log.warning("ignoring unreadable canary state file %s: %s", path, exc)
             return {}
-        if data.get("version") != STATE_VERSION:
-            log.warning("ignoring canary state file %s of version %r", path, data.get("version"))
-            return {}
-        return {str(k): float(v) for k, v in data.get("last_probe", {}).items()}
 
     def _save_state(self) -> None:
         if not self.last_fired:
@@ -338,9 +343,15 @@ class CanaryProber:
         body = json.dumps({"version": STATE_VERSION, "last_probe": self.last_fired}, sort_keys=True)
         # Atomic replace: a crash mid-write leaves the previous state, never half a file.
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            fh.write(body)
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(body)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("could not save the canary state file %s: %s", path, exc)
+            Path(tmp).unlink(missing_ok=True)
 
 
 def _iso_ms(ts: float) -> str:
