@@ -389,3 +389,152 @@ def test_strict_feedback_rejects_a_shadow_grade_without_attempt_index(make_rw: M
     with pytest.raises(InvalidEventError, match="attempt_index"):
         rw.feedback("req-1", score=0.1, passed=False, target="shadow")
     assert rw.stats()["enqueued"] == 0
+
+
+# -- ids, partitioning and the sender's batches -------------------------------------------------
+
+
+def test_ids_are_version_4_uuids_made_once(make_rw: MakeRw) -> None:
+    from routerwatch.sdk.recorder import new_id
+
+    ids = {new_id() for _ in range(10_000)}
+    assert len(ids) == 10_000
+    for text in list(ids)[:100]:
+        parsed = uuid.UUID(text)
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed) == text
+
+    rw = make_rw()
+    with rw.decision() as d:
+        d.attempt("small", tier_rank=0, model="m", provider="p").accept(latency_ms=1.0)
+    # No id given: the queue has no key yet; the sender derives it from the request id it makes.
+    assert _queued(rw)[0][1] is None
+    first = d.to_event()
+    assert d.to_event()["event_id"] == first["event_id"]  # built twice, same event
+    assert d.request_id == first["request_id"] == d.to_event()["request_id"]
+
+    # Read by the router first: the event carries that id, and the key is known at enqueue.
+    with rw.decision() as read:
+        rid = read.request_id
+        read.attempt("small", tier_rank=0, model="m", provider="p").accept(latency_ms=1.0)
+    assert _queued(rw)[1][1] == rid.encode()
+    assert read.to_event()["request_id"] == rid
+
+
+def test_murmur2_and_partition_choice_match_aiokafka() -> None:
+    import random
+
+    from aiokafka.partitioner import DefaultPartitioner
+    from aiokafka.partitioner import murmur2 as reference
+
+    from routerwatch.sdk.partition import choose_partition, murmur2
+
+    rng = random.Random(7)
+    for length in range(0, 70):
+        for _ in range(20):
+            data = rng.randbytes(length)
+            assert murmur2(data) == reference(data)
+    default = DefaultPartitioner()
+    for n in (1, 2, 3, 7, 12):
+        partitions = list(range(n))
+        for _ in range(200):
+            key = str(uuid.uuid4()).encode()
+            assert choose_partition(key, partitions, partitions) == default(key, partitions, partitions)
+    assert choose_partition(None, [0, 1, 2], [2]) == 2  # no key: an available partition
+
+
+class _FakeBuilder:
+    def __init__(self, limit: int) -> None:
+        self.records: list[tuple[bytes | None, bytes]] = []
+        self.size = 0
+        self.limit = limit
+        self.closed = False
+
+    def append(self, *, timestamp: None, key: bytes | None, value: bytes, headers: list) -> object | None:
+        assert not self.closed and timestamp is None and headers == []
+        if self.size + len(value) > self.limit:
+            return None
+        self.records.append((key, value))
+        self.size += len(value)
+        return object()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class _FakeProducer:
+    """Just what the sender uses of AIOKafkaProducer; acknowledges every batch at once."""
+
+    def __init__(self, partitions: int, limit: int = 10_000) -> None:
+        self.n = partitions
+        self.limit = limit
+        self.sent: list[tuple[str, int, _FakeBuilder]] = []
+        cluster = type("Cluster", (), {"available_partitions_for_topic": lambda _, topic: set(range(partitions))})
+        self.client = type("Client", (), {"cluster": cluster()})()
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return set(range(self.n))
+
+    def create_batch(self) -> _FakeBuilder:
+        return _FakeBuilder(self.limit)
+
+    async def send_batch(self, builder: _FakeBuilder, topic: str, *, partition: int) -> object:
+        import asyncio
+
+        assert builder.closed  # closed batches go out at once instead of lingering again
+        self.sent.append((topic, partition, builder))
+        fut = asyncio.get_running_loop().create_future()
+        fut.set_result(None)
+        return fut
+
+
+async def test_sender_batches_per_partition_by_key_and_counts_every_event(make_rw: MakeRw) -> None:
+    import asyncio
+
+    from aiokafka.partitioner import DefaultPartitioner
+
+    from routerwatch.sdk.client import _Sender
+
+    rw = make_rw(max_batch=10_000)
+    rw._thread = object()  # type: ignore[assignment]  # keep the real sender out of it
+    for i in range(300):
+        with rw.decision(request_id=f"req-{i}") as d:
+            d.attempt("small", tier_rank=0, model="m", provider="p").accept(latency_ms=1.0)
+    for _ in range(5):
+        with rw.decision() as d:  # ids made by the sender
+            d.attempt("small", tier_rank=0, model="m", provider="p").accept(latency_ms=1.0)
+    rw.feedback("req-7", score=1.0, passed=True)
+    rw.emit_raw(DECISIONS_TOPIC, b"x" * 5_000, b"too-big")  # larger than a whole batch
+    with rw.decision(route={"tags": {"a"}}) as d:  # a set: orjson refuses it, to_json writes a list
+        d.attempt("small", tier_rank=0, model="m", provider="p").accept(latency_ms=1.0)
+    with rw.decision(route={"bad": object()}) as d:  # nothing can write this one
+        d.attempt("small", tier_rank=0, model="m", provider="p").accept(latency_ms=1.0)
+
+    producer = _FakeProducer(partitions=3, limit=4_000)
+    sender = _Sender(rw)
+    taken = await sender._drain(producer)
+    await asyncio.sleep(0)  # run the delivery callbacks
+    assert taken == 309
+    stats = rw.stats()
+    assert stats["sent"] == 307
+    assert stats["dropped_too_large"] == 1 and stats["dropped_unserialisable"] == 1
+    assert stats["in_flight"] == 0 and stats["queued"] == 0
+
+    default = DefaultPartitioner()
+    seen = 0
+    for topic, partition, builder in producer.sent:
+        assert builder.size <= 4_000  # a full batch is sent and a new one started
+        for key, value in builder.records:
+            assert key is not None and partition == default(key, [0, 1, 2], [0, 1, 2])
+            seen += 1
+            if topic == DECISIONS_TOPIC:
+                event = json.loads(value)
+                assert event["request_id"].encode() == key
+                if "route" not in event:
+                    decode(RoutingDecision, value)
+            else:
+                assert topic == FEEDBACK_TOPIC and decode(QualityFeedback, value).request_id == "req-7"
+    assert seen == 307
+    assert len({p for _, p, _ in producer.sent}) == 3
+    with_set = [v for _, _, b in producer.sent for _, v in b.records if b'"tags"' in v]
+    assert json.loads(with_set[0])["route"]["tags"] == ["a"]
+    rw._thread = None

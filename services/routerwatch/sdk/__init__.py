@@ -1,6 +1,6 @@
 """Router-side SDK: record one routing decision per request and emit it to Kafka.
 
-Needs only aiokafka and pydantic. Typical use inside a cascade::
+Needs only aiokafka, pydantic and orjson. Typical use inside a cascade::
 
     from routerwatch.sdk import RouterWatch
 
