@@ -538,3 +538,25 @@ async def test_sender_batches_per_partition_by_key_and_counts_every_event(make_r
     with_set = [v for _, _, b in producer.sent for _, v in b.records if b'"tags"' in v]
     assert json.loads(with_set[0])["route"]["tags"] == ["a"]
     rw._thread = None
+
+
+def test_a_recorded_decision_is_freed_without_the_garbage_collector(make_rw: MakeRw) -> None:
+    # No reference cycles: once the sender drops a decision it is freed at once, instead of piling
+    # up for full collections that would pause the router (they cost more than recording does).
+    import gc
+
+    rw = make_rw()
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(100):
+            with rw.decision() as d:
+                d.attempt("small", tier_rank=0, model="m", provider="p").escalate("low_confidence", latency_ms=1.0)
+                d.attempt("large", tier_rank=1, model="l", provider="p").shadow(latency_ms=1.0)
+                d.attempt("large", tier_rank=1, model="l", provider="p").accept(latency_ms=1.0)
+            d.to_event()
+        del d
+        rw._queue.clear()
+        assert gc.collect() == 0
+    finally:
+        gc.enable()

@@ -23,10 +23,14 @@ class AttemptRecorder:
     (a router bug, raised at the call site, not an event problem).
     """
 
-    __slots__ = ("_decision", "_started", "fields")
+    __slots__ = ("_decision_fields", "_started", "fields")
 
     def __init__(self, decision: DecisionRecorder, fields: dict[str, Any], started: float) -> None:
-        self._decision = decision
+        # The decision's fields, not the decision: a reference back to the decision would make
+        # every recorded request a reference cycle, freed only by the garbage collector instead
+        # of the moment the sender has serialised it (full collections over a busy router's
+        # heap then cost more than recording does).
+        self._decision_fields = decision.fields
         self._started = started
         self.fields = fields
 
@@ -146,7 +150,7 @@ class AttemptRecorder:
     ) -> AttemptRecorder:
         """A forced attempt in the shadow slice whose answer was not served."""
         f = self._open("shadow", latency_ms)
-        self._decision.fields["shadow"] = True
+        self._decision_fields["shadow"] = True
         if input_tokens is not None:
             f["input_tokens"] = input_tokens
         if output_tokens is not None:
