@@ -84,33 +84,53 @@ def build(reader: Any, since: datetime, until: datetime, by: str = "", target_er
 
     ``target_error`` is the error rate the gate-threshold section solves for.
     """
+    report = Report(since, until, by)
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for key, sql, parameters in queries(since, until, by):
+        if key == "canary_series" and not rows["canaries"]:
+            # Over time, per router and side; only asked for when the range has canary results.
+            rows[key] = []
+            continue
+        rows[key] = reader.query(sql, parameters).as_dicts()
+    report.sections = {key: rows[key] for key, *_ in SECTIONS}
+    report.sections["experiment_mix_test"] = mix_tests(rows["experiment_mix"])
+    report.sections["canary_series"] = rows["canary_series"]
+    report.sections["gate_thresholds"] = gate_thresholds(rows["gate_scores"], target_error)
+    return report
+
+
+def queries(since: datetime, until: datetime, by: str = "") -> list[tuple[str, str, dict[str, Any] | None]]:
+    """Every query :func:`build` runs for [since, until): (section key, SQL, parameters), in order.
+
+    ``canary_series`` is run only when ``canaries`` has rows; ``gate_scores`` feeds the
+    gate-threshold section. Raises ValueError for an unknown ``by``.
+    """
     if by not in BY_CHOICES:
         raise ValueError(f"--by must be one of {', '.join(b or repr('') for b in BY_CHOICES)}")
-    report = Report(since, until, by)
     # Rollups are per minute: the range widens to whole minutes (since down, until up).
     start = since.replace(second=0, microsecond=0)
     end = until if until == until.replace(second=0, microsecond=0) else until.replace(second=0, microsecond=0) + timedelta(minutes=1)
     args = f"since = '{_fmt_time(start)}', until = '{_fmt_time(end)}'"
     by_arg = ", by = '{}'".format("" if by == "tenant" else by)
-    for key, _, view, takes_by in SECTIONS:
-        sql = f"SELECT * FROM {view}({args}{by_arg if takes_by else ''})"
-        report.sections[key] = reader.query(sql).as_dicts()
-    report.sections["experiment_mix_test"] = mix_tests(report.sections["experiment_mix"])
-    # Over time, per router and side; only asked for when the range has canary results.
-    report.sections["canary_series"] = (
-        reader.query(f"SELECT * FROM canary_series({args}, step_minutes = {canary_step(start, end)})").as_dicts()
-        if report.sections["canaries"] else []
-    )
-    scored = reader.query(
+    out: list[tuple[str, str, dict[str, Any] | None]] = [
+        (key, f"SELECT * FROM {view}({args}{by_arg if takes_by else ''})", None) for key, _, view, takes_by in SECTIONS
+    ]
+    out.append(("canary_series", f"SELECT * FROM canary_series({args}, step_minutes = {canary_step(start, end)})", None))
+    out.append((
+        "gate_scores",
         "SELECT tier, gate_kind, round(gate_score, 2) AS score, count() AS graded, countIf(grade_passed) AS correct "
         "FROM graded_attempts "
         "WHERE occurred_at >= parseDateTimeBestEffort({since:String}, 'UTC') "
         "AND occurred_at < parseDateTimeBestEffort({until:String}, 'UTC') "
         "AND gate_kind != '' AND gate_score IS NOT NULL GROUP BY tier, gate_kind, score",
         {"since": _fmt_time(start), "until": _fmt_time(end)},
-    ).as_dicts()
-    report.sections["gate_thresholds"] = gate_thresholds(scored, target_error)
-    return report
+    ))
+    return out
+
+
+def series_step(since: datetime, until: datetime) -> int:
+    """Bucket width in minutes of the escalation series over [since, until)."""
+    return 1
 
 
 def canary_step(since: datetime, until: datetime) -> int:
