@@ -8,6 +8,9 @@ the leader election Kafka Connect and Kafka Streams lean on, with no extra servi
 - a holder that dies (kill -9, lost host) stops heartbeating and loses the lease after
   ``session_timeout_s``; a restarted ``serve`` simply rejoins, so the lease survives restarts
   and is never stuck on a stale lock file;
+- the lease is sticky: a ``serve`` that joins does not take it from the current holder (the
+  assignor gives the partition to the member that held it in the previous generation, and only
+  when there is none to the first member by id), so a rolling restart moves it at most once;
 - the holder learns it lost the lease in ``on_partitions_revoked``, before anyone else is
   given it (the coordinator waits for revocation during a rebalance). A holder cut off from
   the broker notices when its heartbeats fail; until then, at most one probe round can
@@ -25,6 +28,42 @@ from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger("routerwatch.lease")
+
+
+def _sticky_assignor(lease: KafkaLease) -> type:
+    """A one-partition assignor that leaves the lease with its holder across rebalances.
+
+    Each member says in its join metadata whether it held the lease in the previous generation;
+    the group leader gives every partition to that member (the first by id if several claim it,
+    e.g. a holder cut off and replaced), else to the first member by id.
+    """
+    from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
+    from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment, ConsumerProtocolMemberMetadata
+
+    class StickyLeaseAssignor(AbstractPartitionAssignor):
+        name = "routerwatch-sticky-lease"
+        version = 0
+
+        @classmethod
+        def metadata(cls, topics: Any) -> Any:
+            return ConsumerProtocolMemberMetadata(cls.version, list(topics), b"held" if lease.held_last_generation else b"")
+
+        @classmethod
+        def assign(cls, cluster: Any, members: Any) -> dict[str, Any]:
+            claimants = sorted(m for m, meta in members.items() if meta.user_data == b"held")
+            winner = claimants[0] if claimants else sorted(members)[0]
+            topics = sorted({t for meta in members.values() for t in meta.subscription})
+            owned = [(t, sorted(cluster.partitions_for_topic(t) or ())) for t in topics]
+            return {
+                member: ConsumerProtocolMemberAssignment(cls.version, owned if member == winner else [], b"")
+                for member in members
+            }
+
+        @classmethod
+        def on_assignment(cls, assignment: Any) -> None:
+            pass
+
+    return StickyLeaseAssignor
 
 
 class KafkaLease:
@@ -50,6 +89,8 @@ class KafkaLease:
         self.session_timeout_s = session_timeout_s
         self.on_change = on_change
         self.held = False
+        # Survives the revoke that precedes every rebalance: what this member claims when rejoining.
+        self.held_last_generation = False
         self._consumer: Any = None
         self._task: asyncio.Task[None] | None = None
 
@@ -66,7 +107,9 @@ class KafkaLease:
                 lease._set(False)
 
             async def on_partitions_assigned(self, assigned: Any) -> None:
-                lease._set(any(tp.topic == lease.topic for tp in assigned))
+                held = any(tp.topic == lease.topic for tp in assigned)
+                lease.held_last_generation = held
+                lease._set(held)
 
         session_ms = int(self.session_timeout_s * 1000)
         self._consumer = AIOKafkaConsumer(
@@ -78,6 +121,7 @@ class KafkaLease:
             # Polling is only for membership: nothing is read, so a long poll interval is harmless.
             max_poll_interval_ms=max(60_000, session_ms * 2),
             auto_offset_reset="latest",
+            partition_assignment_strategy=(_sticky_assignor(self),),
         )
         self._consumer.subscribe([self.topic], listener=_Listener())
         await self._consumer.start()
@@ -96,6 +140,7 @@ class KafkaLease:
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
             await consumer.stop()  # leaves the group: the lease moves without waiting for the timeout
+        self.held_last_generation = False
         self._set(False)
 
     async def wait_held(self, timeout: float) -> bool:
@@ -112,10 +157,13 @@ class KafkaLease:
         while True:
             try:
                 await self._consumer.getmany(timeout_ms=1000)
+                # Re-read after every poll: after a failed poll this is what brings ``held`` back.
+                self._set(any(tp.topic == self.topic for tp in self._consumer.assignment()))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a broker hiccup must not end membership for good
                 log.warning("lease group %s: %s; retrying", self.group, exc)
+                self.held_last_generation = False
                 self._set(False)
                 await asyncio.sleep(1.0)
 
