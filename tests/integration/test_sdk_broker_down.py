@@ -67,3 +67,54 @@ def test_sdk_stays_non_blocking_and_bounded_while_the_broker_is_down(tmp_path):
     finally:
         rw.close(timeout=1)
         subprocess.run(stop + ["--wipe"], env=env, capture_output=True, timeout=120)
+
+
+async def test_batches_land_on_the_partition_of_their_key_and_all_are_acknowledged(kafka_bootstrap, names):
+    """The sender fills one record batch per partition itself: each event must land where
+    ``producer.send(key=request_id)`` would have put it, intact, and be counted as sent."""
+    import json
+
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.partitioner import DefaultPartitioner
+
+    from routerwatch.events import RoutingDecision, decode
+
+    topic = names["decisions"]
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
+    finally:
+        await admin.close()
+
+    n = 3_000
+    async with RouterWatch(bootstrap_servers=kafka_bootstrap, router_id="r", decisions_topic=topic,
+                           max_queue=n, close_timeout_s=60) as rw:
+        for i in range(n):
+            with rw.decision(request_id=f"req-{i}" if i % 2 else None, category="billing") as d:
+                d.attempt("small", tier_rank=0, model="m", provider="p", offset_ms=0.0).escalate(
+                    "low_confidence", latency_ms=5.0)
+                d.attempt("large", tier_rank=1, model="l", provider="p", offset_ms=6.0).accept(latency_ms=9.0, cost_usd=0.01)
+                d.finish(latency_ms=20.0)
+    stats = rw.stats()
+    assert stats["sent"] == n and stats["dropped"] == 0
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False, group_id=names["group"])
+    await consumer.start()
+    seen: dict[str, int] = {}
+    try:
+        deadline = time.monotonic() + 60
+        while len(seen) < n and time.monotonic() < deadline:
+            for tp, records in (await consumer.getmany(timeout_ms=1000)).items():
+                for record in records:
+                    event = decode(RoutingDecision, record.value)
+                    assert record.key == event.request_id.encode()
+                    assert tp.partition == DefaultPartitioner()(record.key, [0, 1, 2], [0, 1, 2])
+                    assert json.loads(record.value)["final"]["tier"] == "large"
+                    seen[event.request_id] = tp.partition
+    finally:
+        await consumer.stop()
+    assert len(seen) == n
+    assert set(seen.values()) == {0, 1, 2}
