@@ -4,11 +4,14 @@ Contract with the router:
 
 * Recording never blocks and never raises into the request path (strict mode
   aside). Finished decisions go into a bounded in-memory queue; a sender thread
-  with its own event loop batches them into an aiokafka producer (linger,
-  compression, bounded in-flight sends).
+  with its own event loop builds and serialises the events there, fills one
+  record batch per partition and hands the batches to an aiokafka producer
+  (linger, compression, bounded in-flight events).
 * When the queue is full, or the broker stays unreachable, events are dropped,
   counted in :meth:`RouterWatch.stats` and logged (at most one log line per
-  ``drop_log_interval_s``), never queued without bound.
+  ``drop_log_interval_s``), never queued without bound. So is an event that
+  cannot be serialised (``unserialisable``) or exceeds a whole record batch
+  (``too_large``); the sender goes on with the next.
 * :meth:`RouterWatch.close` flushes what is queued, waiting at most
   ``close_timeout_s``; what could not be sent by then is counted as dropped.
 
@@ -70,7 +73,7 @@ class SdkConfig(BaseModel):
     # 1.3 kB event; zstd level 3 costs a third of that, compresses twice as well, and lets
     # other threads run while it works.
     compression: str | None = "zstd"
-    max_in_flight: int = Field(default=20_000, ge=1, description="Sends awaiting broker acknowledgement.")
+    max_in_flight: int = Field(default=20_000, ge=1, description="Events sent and awaiting broker acknowledgement.")
     request_timeout_ms: int = Field(default=15_000, ge=1000)
     close_timeout_s: float = Field(default=5.0, ge=0)
     strict: bool = Field(default=False, description="Development mode: validate at the call site and raise.")
@@ -255,7 +258,8 @@ class RouterWatch:
         self._enqueue(topic, key, value)
 
     def stats(self) -> dict[str, int]:
-        """Counters: ``enqueued``, ``sent``, ``dropped_<reason>``, ``dropped`` (total), and the gauges
+        """Counters: ``enqueued``, ``sent``, ``dropped_<reason>`` (``queue_full``, ``closed``, ``delivery_failed``,
+        ``unserialisable``, ``too_large``), ``dropped`` (total), and the gauges
         ``queued`` (waiting for the sender) and ``in_flight`` (handed to the producer, unacknowledged)."""
         counts = dict(self._counts)
         counts["dropped"] = sum(v for k, v in self._counts.items() if k.startswith("dropped_"))
