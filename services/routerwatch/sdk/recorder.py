@@ -296,6 +296,7 @@ class DecisionRecorder:
 # second, and strftime is most of the cost of a timestamp. Swapped as one tuple, so
 # threads never see a half-updated pair.
 _iso_second: tuple[int, str] = (-1, "")
+_MS_SUFFIX = tuple(f".{ms:03d}Z" for ms in range(1000))
 
 
 def _iso_ms(epoch_seconds: float) -> str:
@@ -306,7 +307,7 @@ def _iso_ms(epoch_seconds: float) -> str:
     if cached[0] != seconds:
         cached = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
         _iso_second = cached
-    return f"{cached[1]}.{ms:03d}Z"
+    return cached[1] + _MS_SUFFIX[ms]
 
 
 _randbits = random.getrandbits
