@@ -296,14 +296,16 @@ def call_cost(ctx: Context, sz: dict[str, int], details: list[str]) -> list[Comp
     down_p99.note = (f"{total_down:,} calls against a closed port: {down_stats['enqueued']:,} queued (the bound is "
                      f"{held:,}), {refused:,} refused and counted as dropped_queue_full, the queued ones counted as "
                      f"dropped_closed at close; p50 {fmt(statistics.median(r.p(50) for r in down_runs))} us, "
-                     f"slowest call {fmt(max(max(r.walls) for r in down_runs) / 1000)} us, longest garbage collection in "
+                     f"slowest call {fmt(max(max(r.walls) for r in down_runs) / 1000)} us, longest garbage "
+                     "collection in "
                      f"those runs {fmt(max(r.gc_longest_ns for r in down_runs) / 1000)} us (the process's collector "
                      "walking the held decisions, not a wait on the broker: no call takes a lock the sender holds "
                      "while it talks to Kafka)")
     per = sz["calls"]
     details.append(
         f"Call cost: {sz['repeats']} interleaved runs of {per:,} calls per side, in blocks of {sz['block']:,}; "
-        f"p50/p99 over each run's {per:,} calls, then the median over runs. Timing each call costs ~0.1 us on both sides.")
+        f"p50/p99 over each run's {per:,} calls, then the median over runs. Timing each call costs ~0.1 us "
+        "on both sides.")
     details.append(
         "Background threads, same process, per decision: the SDK's sender thread (event dict, JSON, compression, "
         f"Kafka protocol) used {fmt(statistics.median(r.background_us() for r in sdk_runs))} us of CPU; the span "
@@ -317,7 +319,8 @@ def call_cost(ctx: Context, sz: dict[str, int], details: list[str]) -> list[Comp
         f"{fmt(statistics.median(r.gc_us() for r in sdk_runs))} us for the SDK (decisions wait in its queue for the "
         f"next batch, long enough to reach older generations), {fmt(statistics.median(r.gc_us() for r in otel_runs))} "
         "us for the span; both are included in the CPU figures.")
-    details.append(f"Broker up during the cost runs: {up_stats['sent']:,} decisions acknowledged, {up_stats['dropped']} "
+    details.append(f"Broker up during the cost runs: {up_stats['sent']:,} decisions acknowledged, "
+                   f"{up_stats['dropped']} "
                    f"dropped; the span processor exported {exported[0]:,} of the {spans:,} timed spans"
                    + (" (it drops spans when its queue of 2,048 is full)." if exported[0] < spans else "."))
     return [cpu, p50, p99, down_p99]

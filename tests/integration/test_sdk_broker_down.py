@@ -95,7 +95,8 @@ async def test_batches_land_on_the_partition_of_their_key_and_all_are_acknowledg
             with rw.decision(request_id=f"req-{i}" if i % 2 else None, category="billing") as d:
                 d.attempt("small", tier_rank=0, model="m", provider="p", offset_ms=0.0).escalate(
                     "low_confidence", latency_ms=5.0)
-                d.attempt("large", tier_rank=1, model="l", provider="p", offset_ms=6.0).accept(latency_ms=9.0, cost_usd=0.01)
+                large = d.attempt("large", tier_rank=1, model="l", provider="p", offset_ms=6.0)
+                large.accept(latency_ms=9.0, cost_usd=0.01)
                 d.finish(latency_ms=20.0)
     stats = rw.stats()
     assert stats["sent"] == n and stats["dropped"] == 0

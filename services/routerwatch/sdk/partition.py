@@ -42,7 +42,7 @@ def murmur2(data: bytes) -> int:
 
 
 def choose_partition(key: bytes | None, partitions: Sequence[int], available: Sequence[int]) -> int:
-    """The partition ``DefaultPartitioner`` picks: by key hash, or at random (preferring available ones) without a key."""
+    """The partition ``DefaultPartitioner`` picks: by key hash, or without a key at random (available ones first)."""
     if key is None:
         return random.choice(available or partitions)
     return partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
