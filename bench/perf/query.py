@@ -724,7 +724,7 @@ def run(ctx: Context, rows: int | None = None) -> Section:
 
     started = time.perf_counter()
     target = rows or (500_000 if ctx.quick else FULL_ROWS)
-    repeats = 3 if ctx.quick else ctx.repeats
+    repeats = min(ctx.repeats, 3) if ctx.quick else ctx.repeats
     log = (lambda m: None) if ctx.quick else (lambda m: print(m, flush=True))
     store = Store(f"chdb://{ctx.workdir / 'query-store'}", "routerwatch").start()
     try:
@@ -733,7 +733,7 @@ def run(ctx: Context, rows: int | None = None) -> Section:
         gen = generate(store, target, log)
         waited = settle(store, 5 if ctx.quick else 60)
         sizes = {t: int(store.query(f"SELECT count() FROM {t}").scalar())
-                 for t in ("attempt_minute", "request_minute", "tenant_minute")}
+                 for t in ROLLUPS if store.query(f"EXISTS TABLE {t}").scalar()}
         parts = dict(store.query(
             "SELECT table, count() FROM system.parts WHERE active AND database = currentDatabase() GROUP BY table").rows)
         request_id = store.query(
@@ -787,7 +787,8 @@ def run(ctx: Context, rows: int | None = None) -> Section:
             f"({rate:,.0f} attempts/s with their decisions, grades and rollups); 50M attempts would take "
             f"~{50_000_000 / rate / 60:.1f} min at this rate; merges settled after {waited:.0f} s",
             "rollup rows: " + ", ".join(f"{t} {n:,}" for t, n in sizes.items())
-            + f" (attempts per attempt_minute row: {gen.attempts / max(sizes['attempt_minute'], 1):.1f})",
+            + " (attempts per row: " + ", ".join(f"{t} {gen.attempts / max(n, 1):.1f}" for t, n in sizes.items()
+                                              if t.startswith("attempt_")) + ")",
             "active parts: " + ", ".join(f"{t} {n}" for t, n in sorted(parts.items())),
             f"chDB per-call floor (SELECT 1 through the client): {floor.text()}",
             "over the goal: " + (", ".join(misses) if misses else "none"),
@@ -799,6 +800,8 @@ def run(ctx: Context, rows: int | None = None) -> Section:
 
 
 FULL_ROWS = 50_000_000
+ROLLUPS = ("attempt_minute", "attempt_hour", "attempt_day", "request_minute", "request_hour", "request_day",
+           "tenant_minute", "tenant_hour", "tenant_day")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,15 @@
 -- What did this request do? Every attempt of one request in order: tier,
 -- model, provider, timing, gate decision, outcome and why, plus any grades.
 -- Parameters: request_id.
+-- The decision is found through its request_id bloom filter; its hour and
+-- event_id (the attempts' sorting key) then select the attempts' granules
+-- instead of a scan of every attempt.
+WITH d AS
+(
+    SELECT event_id, occurred_at, category, tenant, latency_ms, final_tier
+    FROM decisions FINAL
+    WHERE request_id = {request_id:String}
+)
 SELECT
     a.attempt_index,
     a.tier,
@@ -22,6 +31,7 @@ SELECT
     d.final_tier                    AS final_tier,
     (SELECT groupArray((target, passed, score)) FROM feedback FINAL WHERE request_id = {request_id:String}) AS grades
 FROM attempts AS a FINAL
-INNER JOIN (SELECT event_id, category, tenant, latency_ms, final_tier FROM decisions FINAL) AS d USING (event_id)
+INNER JOIN d USING (event_id)
 WHERE a.request_id = {request_id:String}
+  AND (toStartOfHour(a.occurred_at), a.event_id) IN (SELECT toStartOfHour(occurred_at), event_id FROM d)
 ORDER BY a.attempt_index

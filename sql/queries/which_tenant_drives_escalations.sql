@@ -6,8 +6,7 @@
 WITH fleet AS
 (
     SELECT sum(t.escalated_attempts) / nullIf(sum(t.escalated_attempts) + sum(t.accepted_attempts), 0) AS rate
-    FROM tenant_minute AS t
-    WHERE minute >= now() - toIntervalMinute({minutes:UInt32})
+    FROM tenant_rollup(since = toString(now() - toIntervalMinute({minutes:UInt32}), 'UTC'), until = '2100-01-01 00:00:00') AS t
 )
 SELECT
     tenant,
@@ -16,8 +15,7 @@ SELECT
     (SELECT rate FROM fleet)                                                               AS fleet_rate,
     escalation_rate - fleet_rate                                                           AS excess,
     sum(t.cost_usd)                                                                        AS cost_usd
-FROM tenant_minute AS t
-WHERE minute >= now() - toIntervalMinute({minutes:UInt32})
+FROM tenant_rollup(since = toString(now() - toIntervalMinute({minutes:UInt32}), 'UTC'), until = '2100-01-01 00:00:00') AS t
 GROUP BY tenant
 HAVING requests >= 20
 ORDER BY excess DESC, requests DESC

@@ -11,7 +11,7 @@ SELECT
     requests / sum(sum(r.requests)) OVER (PARTITION BY experiment_id, experiment_variant) AS share,
     quantilesTDigestMerge(0.95)(latency_q)[1]                              AS p95_latency_ms,
     sum(r.cost_usd) / nullIf(requests, 0)                                  AS cost_per_request_usd
-FROM request_minute AS r
-WHERE minute >= now() - toIntervalMinute({minutes:UInt32}) AND experiment_id != ''
+FROM request_rollup(since = toString(now() - toIntervalMinute({minutes:UInt32}), 'UTC'), until = '2100-01-01 00:00:00') AS r
+WHERE experiment_id != ''
 GROUP BY experiment_id, experiment_variant, slice
 ORDER BY experiment_id, slice, experiment_variant

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from routerwatch.report.scoreboard import NO_CANARIES, SECTIONS, Report, _clean, _fmt, _fmt_time, canary_sides
+from routerwatch.report.scoreboard import NO_CANARIES, SECTIONS, Report, _clean, _fmt, _fmt_time, canary_sides, series_step
 
 __all__ = ["render_html"]
 
@@ -588,10 +588,17 @@ def _time_ticks(start: datetime, end: datetime, max_ticks: int = 9) -> tuple[lis
     return ticks, fmt
 
 
+def _series_bucket(report: Report) -> str:
+    """What one point of the escalation series covers: a minute, or the report's wider bucket."""
+    step = series_step(report.since, report.until)
+    return "minute" if step == 1 else f"{step}-minute bucket"
+
+
 def _plot_escalation_series(report: Report, colours: dict[str, str]) -> str:
     title = "Escalation rate over time per tier"
-    desc = ("Per tier and minute, escalated / (escalated + accepted) attempts, all categories together. "
-            "Tiers with no accepted or escalated attempts in a minute have no point in that minute.")
+    bucket = _series_bucket(report)
+    desc = (f"Per tier and {bucket}, escalated / (escalated + accepted) attempts, all categories together. "
+            f"Tiers with no accepted or escalated attempts in a {bucket} have no point in that {bucket}.")
     width, height = 1160, 380
     left, right = 86, 24
     lines = _escalation_lines(report)
@@ -644,7 +651,7 @@ def _plot_escalation_series(report: Report, colours: dict[str, str]) -> str:
             x = left + ((tt.timestamp() - t0) / (t1 - t0) * (width - left - right) if t1 > t0 else (width - left - right) / 2)
             svg.add(f'<line x1="{x:.1f}" y1="{bottom}" x2="{x:.1f}" y2="{bottom + 5}" stroke="#8a93a3"/>')
             svg.text(x, bottom + 19, tt.strftime(fmt), size=11.5, anchor="middle", fill="#4a5464")
-        axis = f"time (UTC, per minute; {start.strftime('%Y-%m-%d %H:%M')} .. {end.strftime('%Y-%m-%d %H:%M')})"
+        axis = f"time (UTC, per {bucket}; {start.strftime('%Y-%m-%d %H:%M')} .. {end.strftime('%Y-%m-%d %H:%M')})"
     else:
         for m in minutes[:: max(1, len(minutes) // 8)]:
             svg.text(x_of(m), bottom + 19, m, size=11, anchor="middle", fill="#4a5464")
@@ -659,7 +666,7 @@ def _plot_escalation_series(report: Report, colours: dict[str, str]) -> str:
             f'<polyline class="series" fill="none" stroke="{colour}" stroke-width="2.2" stroke-linejoin="round" '
             f'data-tier="{_esc(tier)}" data-minutes="{_esc(" ".join(m for m, _, _ in pts))}" '
             f'data-rates="{" ".join(_data_num(r) for _, r, _ in pts)}" points="{coords}">'
-            f"<title>{_esc(tier)}: escalation rate per minute</title></polyline>"
+            f"<title>{_esc(tier)}: escalation rate per {bucket}</title></polyline>"
         )
         if total_points <= 400 or len(pts) == 1:
             for m, r, n in pts:
@@ -1027,7 +1034,7 @@ def render_html(report: Report) -> str:
         ("request-latency", "Request latency", _plot_request_latency(report),
          "Kept and escalated requests are two populations with two SLOs; the blended figure is shown only beside them."),
         ("escalation-series", "Escalation rate over time", _plot_escalation_series(report, colours),
-         "Categories are summed per tier and minute before the rate is taken."),
+         f"Categories are summed per tier and {_series_bucket(report)} before the rate is taken."),
         ("routing-mix", "Routing mix", _plot_routing_mix(report, colours), "Where requests ended: the tier that served the answer."),
         ("cost", "Cost", _plot_cost(report), "Savings share = 1 - actual / counterfactual."),
     ]

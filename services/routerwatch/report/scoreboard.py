@@ -31,7 +31,7 @@ SECTIONS: tuple[tuple[str, str, str, bool], ...] = (
     ("gate_calibration", "Gate calibration (graded traffic)", "gate_calibration", False),
     ("experiment_slices", "Experiments, stratified by slice", "experiment_slices", False),
     ("experiment_mix", "Experiments: routing mix per variant", "experiment_mix", False),
-    ("escalation_series", "Escalation rate over time", "escalation_series", False),
+    ("escalation_series", "Escalation rate over time", "escalation_series_step", False),
     ("tenants", "Tenants by spend", "tenant_scoreboard", False),
     ("dead_letters", "Dead letters by reason", "dead_letter_counts", False),
     ("canaries", "Canary probes: pass rate and tier flips per side and canary", "canary_scoreboard", False),
@@ -43,6 +43,9 @@ TEXT_SECTIONS = (
 NO_CANARIES = "no canary probes in this range"
 # Bucket widths (minutes) of the canary pass-rate series; the report picks the first giving <= 48 buckets.
 CANARY_STEPS = (1, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 10080)
+# The escalation series is per minute up to a day; longer ranges take the first of these whole-hour
+# widths giving <= 720 buckets, so the hourly rollup does the work and the plot keeps ~1 point a pixel.
+SERIES_STEPS = (60, 120, 180, 360, 720, 1440, 10080)
 
 
 @dataclass
@@ -107,13 +110,13 @@ def queries(since: datetime, until: datetime, by: str = "") -> list[tuple[str, s
     """
     if by not in BY_CHOICES:
         raise ValueError(f"--by must be one of {', '.join(b or repr('') for b in BY_CHOICES)}")
-    # Rollups are per minute: the range widens to whole minutes (since down, until up).
-    start = since.replace(second=0, microsecond=0)
-    end = until if until == until.replace(second=0, microsecond=0) else until.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    start, end = _minute_range(since, until)
     args = f"since = '{_fmt_time(start)}', until = '{_fmt_time(end)}'"
     by_arg = ", by = '{}'".format("" if by == "tenant" else by)
+    step_arg = f", step_minutes = {series_step(since, until)}"
     out: list[tuple[str, str, dict[str, Any] | None]] = [
-        (key, f"SELECT * FROM {view}({args}{by_arg if takes_by else ''})", None) for key, _, view, takes_by in SECTIONS
+        (key, f"SELECT * FROM {view}({args}{by_arg if takes_by else ''}{step_arg if view == 'escalation_series_step' else ''})", None)
+        for key, _, view, takes_by in SECTIONS
     ]
     out.append(("canary_series", f"SELECT * FROM canary_series({args}, step_minutes = {canary_step(start, end)})", None))
     out.append((
@@ -128,9 +131,20 @@ def queries(since: datetime, until: datetime, by: str = "") -> list[tuple[str, s
     return out
 
 
+def _minute_range(since: datetime, until: datetime) -> tuple[datetime, datetime]:
+    """Rollups are per minute: the range widens to whole minutes (since down, until up)."""
+    start = since.replace(second=0, microsecond=0)
+    end = until if until == until.replace(second=0, microsecond=0) else until.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    return start, end
+
+
 def series_step(since: datetime, until: datetime) -> int:
-    """Bucket width in minutes of the escalation series over [since, until)."""
-    return 1
+    """Bucket width in minutes of the escalation series over [since, until): 1 up to a day, then whole hours."""
+    start, end = _minute_range(since, until)
+    minutes = (end - start).total_seconds() / 60
+    if minutes <= 1440:
+        return 1
+    return next((step for step in SERIES_STEPS if minutes / step <= 720), SERIES_STEPS[-1])
 
 
 def canary_step(since: datetime, until: datetime) -> int:
