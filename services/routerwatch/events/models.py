@@ -54,10 +54,16 @@ def _to_utc_ms(value: datetime) -> datetime:
     # ClickHouse stores DateTime64(3, 'UTC'): normalise here so that the model
     # and the stored row agree to the millisecond.
     value = value.astimezone(UTC)
-    return value.replace(microsecond=(value.microsecond // 1000) * 1000)
+    micro = value.microsecond
+    # Most timestamps already are whole milliseconds: skip the second copy then.
+    return value.replace(microsecond=micro - micro % 1000) if micro % 1000 else value
 
 
 UtcTime = Annotated[AwareDatetime, AfterValidator(_to_utc_ms)]
+
+
+# Members bound once: the validators below compare identities per attempt, per event.
+_ACCEPTED, _ESCALATED, _FAILED, _SHADOW = Outcome.ACCEPTED, Outcome.ESCALATED, Outcome.FAILED, Outcome.SHADOW
 
 
 class _Model(BaseModel):
@@ -129,22 +135,34 @@ class Attempt(_Model):
 
     @model_validator(mode="after")
     def _outcome_rules(self) -> Attempt:
-        where = f"attempt {self.index} (tier {self.tier!r})"
-        if self.outcome is Outcome.ESCALATED and self.escalation_reason is None:
-            raise ValueError(f"{where}: outcome 'escalated' needs an escalation_reason")
-        if self.outcome is not Outcome.ESCALATED and self.escalation_reason is not None:
-            raise ValueError(f"{where}: escalation_reason is only allowed when outcome is 'escalated'")
-        if self.outcome is Outcome.FAILED and self.failure_mode is None:
-            raise ValueError(f"{where}: outcome 'failed' needs a failure_mode")
-        if self.outcome is Outcome.ACCEPTED and self.failure_mode is not None:
-            raise ValueError(f"{where}: an accepted attempt cannot carry a failure_mode")
-        if self.gate is not None and self.outcome is Outcome.ESCALATED and self.gate.passed:
-            raise ValueError(f"{where}: escalated although its gate passed (gate.passed is true)")
-        if self.gate is not None and self.outcome is Outcome.ACCEPTED and not self.gate.passed:
-            raise ValueError(f"{where}: accepted although its gate rejected it (gate.passed is false)")
-        if self.ttft_ms is not None and self.ttft_ms > self.latency_ms:
-            raise ValueError(f"{where}: ttft_ms {self.ttft_ms} exceeds latency_ms {self.latency_ms}")
+        # Runs once per attempt on the ingest hot path: the checks are ordered so that a
+        # valid attempt costs a few identity tests, and the message is built only on error.
+        outcome = self.outcome
+        gate = self.gate
+        if outcome is _ACCEPTED:
+            if self.escalation_reason is not None:
+                self._broken("escalation_reason is only allowed when outcome is 'escalated'")
+            if self.failure_mode is not None:
+                self._broken("an accepted attempt cannot carry a failure_mode")
+            if gate is not None and not gate.passed:
+                self._broken("accepted although its gate rejected it (gate.passed is false)")
+        elif outcome is _ESCALATED:
+            if self.escalation_reason is None:
+                self._broken("outcome 'escalated' needs an escalation_reason")
+            if gate is not None and gate.passed:
+                self._broken("escalated although its gate passed (gate.passed is true)")
+        else:
+            if self.escalation_reason is not None:
+                self._broken("escalation_reason is only allowed when outcome is 'escalated'")
+            if outcome is _FAILED and self.failure_mode is None:
+                self._broken("outcome 'failed' needs a failure_mode")
+        ttft = self.ttft_ms
+        if ttft is not None and ttft > self.latency_ms:
+            self._broken(f"ttft_ms {ttft} exceeds latency_ms {self.latency_ms}")
         return self
+
+    def _broken(self, rule: str) -> None:
+        raise ValueError(f"attempt {self.index} (tier {self.tier!r}): {rule}")
 
 
 class Final(_Model):
@@ -194,17 +212,25 @@ class RoutingDecision(_Model):
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> RoutingDecision:
-        for position, attempt in enumerate(self.attempts):
+        # One pass over the attempts (this runs for every event ingested); the rules and
+        # their messages are those of the contract, checked in the same order.
+        attempts = self.attempts
+        served_attempts = []
+        accepted = []
+        for position, attempt in enumerate(attempts):
             if attempt.index != position:
                 raise ValueError(
                     f"attempts[{position}] has index {attempt.index}: indexes must be 0..n-1 in order"
                 )
-        served_attempts = [a for a in self.attempts if a.outcome is not Outcome.SHADOW]
+            outcome = attempt.outcome
+            if outcome is not _SHADOW:
+                served_attempts.append(attempt)
+                if outcome is _ACCEPTED:
+                    accepted.append(attempt)
         if not served_attempts:
             raise ValueError("a request needs at least one non-shadow attempt")
-        if not self.shadow and len(served_attempts) != len(self.attempts):
+        if not self.shadow and len(served_attempts) != len(attempts):
             raise ValueError("shadow attempts are only allowed when the request's shadow flag is true")
-        accepted = [a for a in self.attempts if a.outcome is Outcome.ACCEPTED]
         if self.final.served:
             if len(accepted) != 1:
                 raise ValueError(
@@ -237,7 +263,10 @@ class RoutingDecision(_Model):
     @property
     def entry_attempt(self) -> Attempt:
         """The first non-shadow attempt: the tier the router chose first."""
-        return next(a for a in self.attempts if a.outcome is not Outcome.SHADOW)
+        for a in self.attempts:
+            if a.outcome is not _SHADOW:
+                return a
+        raise StopIteration  # unreachable for a validated decision: one non-shadow attempt is required
 
 
 class QualityFeedback(_Model):

@@ -6,7 +6,7 @@ than the validation itself.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -19,6 +19,10 @@ EVENT_TYPES: dict[str, type] = {
     "CanaryResult": CanaryResult,
 }
 _ADAPTERS: dict[type, TypeAdapter[Any]] = {model: TypeAdapter(model) for model in EVENT_TYPES.values()}
+# The core validators' bound methods: calling them skips the TypeAdapter wrapper (about 1 us per event).
+_VALIDATORS: dict[type, Callable[[bytes | str], Any]] = {
+    model: adapter.validator.validate_json for model, adapter in _ADAPTERS.items()
+}
 
 
 class InvalidEventError(PermanentError):
@@ -53,14 +57,30 @@ def decode(model: type, raw: bytes | str) -> Any:
     Raises :class:`InvalidEventError` with reason ``undecodable`` (not UTF-8),
     ``invalid_json`` (not JSON) or ``schema`` (JSON that breaks the contract).
     """
+    try:
+        return _VALIDATORS[model](raw)
+    except ValidationError as exc:
+        raise invalid(exc, raw) from exc
+
+
+def json_validator(model: type) -> Callable[[bytes | str], Any]:
+    """The raw validate-JSON function of ``model``: fastest per call; raises pydantic's ValidationError.
+
+    For loops over many messages (the ingest batch). Turn its error into the contract's
+    :class:`InvalidEventError` with :func:`invalid`.
+    """
+    return _VALIDATORS[model]
+
+
+def invalid(error: ValidationError, raw: bytes | str) -> InvalidEventError:
+    """The :class:`InvalidEventError` for a payload that failed validation with ``error``."""
+    # The JSON parser rejects any byte sequence that is not UTF-8, so the (rarely needed)
+    # UTF-8 check runs only for payloads that failed: valid events never pay for it.
     if isinstance(raw, bytes):
         try:
             raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise InvalidEventError("undecodable", f"payload is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
-    try:
-        return _ADAPTERS[model].validate_json(raw)
-    except ValidationError as exc:
-        if any(item["type"] == "json_invalid" for item in exc.errors()):
-            raise InvalidEventError("invalid_json", describe(exc)) from exc
-        raise InvalidEventError("schema", describe(exc)) from exc
+            return InvalidEventError("undecodable", f"payload is not UTF-8 ({exc.reason} at byte {exc.start})")
+    if any(item["type"] == "json_invalid" for item in error.errors()):
+        return InvalidEventError("invalid_json", describe(error))
+    return InvalidEventError("schema", describe(error))

@@ -1,11 +1,14 @@
 """The faust-streaming application of ``routerwatch serve``.
 
-One agent per input topic (decisions, feedback, canary results). Each agent
-takes batches with ``noack_take`` (size- and time-bound) and acknowledges the
-batch's messages only after :class:`BatchProcessor` has stored or
-dead-lettered all of them, so faust commits no offset for a row ClickHouse
-does not have. A crash or ``kill -9`` at any point means redelivery, which the
-sink turns into no-ops by event_id.
+Ingest is one :class:`~routerwatch.ingest.consumer.IngestConsumer` task in the
+faust app: an aiokafka consumer of the three input topics (decisions,
+feedback, canary results) that takes records with ``getmany`` in size- and
+time-bound batches and commits a batch's offsets only after each
+:class:`BatchProcessor` has stored or dead-lettered all of its messages, so no
+offset is committed for a row ClickHouse does not have. A crash or ``kill -9``
+at any point means redelivery, which the sink turns into no-ops by event_id.
+(faust's own stream machinery costs more per event than validating and
+storing it; the app keeps faust for its web server, timers, tasks and worker.)
 
 The same web server (faust's) serves ``/metrics`` (Prometheus), ``/health`` and
 ``/query`` (read-only SQL, which lets ``routerwatch sql`` work while this
@@ -23,11 +26,13 @@ from typing import Any
 from uuid import UUID
 
 import faust
+from faust.app.base import BootStrategy
 from prometheus_client import generate_latest
 
 from routerwatch import metrics
 from routerwatch.config import Settings
-from routerwatch.ingest.processor import BatchProcessor, DeadLetter, RawMessage
+from routerwatch.ingest.consumer import IngestConsumer
+from routerwatch.ingest.processor import BatchProcessor, DeadLetter
 from routerwatch.ingest.sink import ClickHouseSink
 from routerwatch.storage.client import Store
 from routerwatch.storage.errors import QueryError, StoreUnavailable
@@ -55,6 +60,16 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
+class _ServeBootStrategy(BootStrategy):
+    # Ingest has its own consumer (IngestConsumer): faust's consumer, conductor and tables
+    # would have no topic to read. Producer (dead letters), web server, timers and tasks stay.
+    enable_kafka_consumer = False
+
+
+class _ServeApp(faust.App):
+    BootStrategy = _ServeBootStrategy
+
+
 def build_app(
     settings: Settings, store: Store, scheduler: Any = None, prober: Any = None
 ) -> tuple[faust.App, dict[str, BatchProcessor]]:
@@ -66,25 +81,24 @@ def build_app(
     """
     ingest = settings.ingest
     topics = settings.topics
-    app = faust.App(
-        ingest.app_id,
+    app = _ServeApp(
+        # Not the ingest group's id: should faust ever consume, it must not join (and
+        # rebalance) the group IngestConsumer commits for.
+        f"{ingest.app_id}-serve",
         broker=broker_urls(settings.kafka_bootstrap),
         store="memory://",
         value_serializer="raw",
         key_serializer="raw",
         topic_partitions=topics.partitions,
         topic_disable_leader=True,
-        consumer_auto_offset_reset="earliest",
         broker_session_timeout=ingest.session_timeout_s,
         broker_heartbeat_interval=min(3.0, ingest.session_timeout_s / 3),
-        broker_commit_interval=1.0,
         web_enabled=True,
         web_bind=settings.http.host,
         web_host=settings.http.host,
         web_port=settings.http.port,
         web_in_thread=False,
         producer_compression_type="lz4",
-        stream_buffer_maxsize=max(4096, ingest.batch_size * 2),
     )
     dlq_topic = app.topic(topics.dlq, value_serializer="raw", key_serializer="raw")
 
@@ -95,6 +109,7 @@ def build_app(
 
     sink = ClickHouseSink(store, settings.price_table(), ingest.dedup_window_hours)
     processors: dict[str, BatchProcessor] = {}
+    by_topic: dict[str, BatchProcessor] = {}
     for kind, topic_name in (("decision", topics.decisions), ("feedback", topics.feedback), ("canary", topics.canary)):
         processor = BatchProcessor(
             kind,
@@ -104,8 +119,12 @@ def build_app(
             retry_max_s=ingest.retry_max_s,
         )
         processors[kind] = processor
-        source = app.topic(topic_name, value_serializer="raw", key_serializer="raw", partitions=topics.partitions)
-        app.agent(source, name=f"ingest-{kind}")(_make_agent(processor, ingest.batch_size, ingest.batch_seconds))
+        by_topic[topic_name] = processor
+    consumer = IngestConsumer(settings, by_topic)
+
+    @app.task
+    async def run_ingest() -> None:
+        await consumer.run()
 
     @app.timer(interval=15.0)
     async def export_consumer_lag() -> None:
@@ -197,28 +216,6 @@ def build_app(
 
     _add_web_views(app, store, processors)
     return app, processors
-
-
-def _make_agent(processor: BatchProcessor, batch_size: int, batch_seconds: float) -> Any:
-    async def agent(stream: faust.StreamT) -> None:
-        async for events in stream.noack_take(batch_size, within=batch_seconds):
-            messages = [
-                RawMessage(
-                    topic=event.message.topic,
-                    partition=event.message.partition,
-                    offset=event.message.offset,
-                    key=event.message.key,
-                    value=event.message.value,
-                    timestamp_ms=int(event.message.timestamp * 1000) if event.message.timestamp else None,
-                )
-                for event in events
-            ]
-            await processor.process(messages)
-            for event in events:
-                await stream.ack(event)
-
-    agent.__name__ = f"ingest_{processor.kind}"
-    return agent
 
 
 def _add_web_views(app: faust.App, store: Store, processors: dict[str, BatchProcessor]) -> None:

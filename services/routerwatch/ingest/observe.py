@@ -28,8 +28,10 @@ free-form categories cannot grow the number of series without limit.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
+from bisect import bisect_left
 from typing import Any, Sequence
 
 from routerwatch import metrics
@@ -110,8 +112,32 @@ def observe_stored(kind: str, report: Any) -> None:
         fresh = getattr(report, "fresh_decisions", None) or ()
         observe_decisions(fresh)
         now = time.time()
-        for decision in fresh:
-            metrics.INGEST_DELAY_SECONDS.observe(max(0.0, now - decision.occurred_at.timestamp()))
+        observe_many(metrics.INGEST_DELAY_SECONDS, [max(0.0, now - d.occurred_at.timestamp()) for d in fresh])
+
+
+def observe_many(histogram: Any, values: Sequence[float]) -> None:
+    """``histogram.observe(v)`` for each value, with one increment per bucket touched.
+
+    Same result as observing one by one (sum and bucket counts), at a fraction of the cost
+    for the tens of thousands of values a batch brings: no lock and no bucket search per value.
+    """
+    if not values:
+        return
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+        for value in values:  # pragma: no cover - a prometheus_client without these internals
+            histogram.observe(value)
+        return
+    counts = [0] * len(bounds)
+    for value in values:
+        # Buckets are "le" upper bounds, the last one +Inf: bisect_left finds the first bound >= value.
+        counts[bisect_left(bounds, value)] += 1
+    total.inc(math.fsum(values))
+    for index, n in enumerate(counts):
+        if n:
+            buckets[index].inc(n)
 
 
 def observe_decisions(decisions: Sequence[RoutingDecision], *, categories: LabelCap | None = None) -> None:
@@ -141,8 +167,8 @@ def _observe(decisions: Sequence[RoutingDecision], categories: LabelCap) -> None
     model_cost: dict[str, float] = {}
     verifier_cost: dict[str, float] = {}
     requests: dict[str, int] = {}
-    attempt_seconds: dict[tuple[str, str], Any] = {}
-    request_seconds: dict[str, Any] = {}
+    attempt_seconds: dict[tuple[str, str], list[float]] = {}
+    request_seconds: dict[str, list[float]] = {}
     canaries = 0
     overflowed = 0
 
@@ -163,10 +189,10 @@ def _observe(decisions: Sequence[RoutingDecision], categories: LabelCap) -> None
             key = (tier, category, name)
             attempts[key] = attempts.get(key, 0) + 1
             hkey = (tier, name)
-            child = attempt_seconds.get(hkey)
-            if child is None:
-                child = attempt_seconds[hkey] = metrics.ATTEMPT_SECONDS.labels(*hkey)
-            child.observe((a.latency_ms + a.verify_latency_ms) / 1000.0)
+            avalues = attempt_seconds.get(hkey)
+            if avalues is None:
+                avalues = attempt_seconds[hkey] = []
+            avalues.append((a.latency_ms + a.verify_latency_ms) / 1000.0)
             if outcome is _SHADOW:
                 continue
             if entry_tier is None:
@@ -187,11 +213,15 @@ def _observe(decisions: Sequence[RoutingDecision], categories: LabelCap) -> None
             final_tier = final.tier  # type: ignore[assignment]
             path = ESCALATED if escalated else KEPT if final_tier == entry_tier else OTHER
         requests[final_tier] = requests.get(final_tier, 0) + 1
-        rchild = request_seconds.get(path)
-        if rchild is None:
-            rchild = request_seconds[path] = metrics.REQUEST_SECONDS.labels(path)
-        rchild.observe(final.latency_ms / 1000.0)
+        rvalues = request_seconds.get(path)
+        if rvalues is None:
+            rvalues = request_seconds[path] = []
+        rvalues.append(final.latency_ms / 1000.0)
 
+    for hkey, avalues in attempt_seconds.items():
+        observe_many(metrics.ATTEMPT_SECONDS.labels(*hkey), avalues)
+    for path, rvalues in request_seconds.items():
+        observe_many(metrics.REQUEST_SECONDS.labels(path), rvalues)
     for key, n in attempts.items():
         metrics.ATTEMPTS.labels(*key).inc(n)
     for key, n in escalations.items():

@@ -66,21 +66,24 @@ class ClickHouseSink:
         report = StoreReport()
         unique: dict[Any, Located] = {}
         for item in items:
-            unique.setdefault(item.event.event_id, item)
+            unique.setdefault(item[0].event_id, item)
         batch = list(unique.values())
         in_batch_dupes = len(items) - len(batch)
         if not batch:
             return report
-        lowest = min(item.event.occurred_at for item in batch)
+        lowest = min(item[0].occurred_at for item in batch)
+        ids = [str(event_id) for event_id in unique]
+        # The ids as one comma-separated text parameter, built once for every table's lookup.
+        joined = ",".join(ids) if self.store.target.kind == "chdb" else ""
         for table in TABLES[kind]:
             started = time.perf_counter()
-            seen = self._stored_ids(table, [item.event.event_id for item in batch], lowest)
-            fresh = [item for item in batch if item.event.event_id not in seen]
+            seen = self._stored_ids(table, ids, joined, lowest)
+            fresh = [item for item, event_id in zip(batch, ids) if event_id not in seen] if seen else batch
             if fresh:
                 columns = self.builders[table](fresh)
                 self.store.insert_columns(table, columns)
                 if table == "decisions":
-                    report.fresh_decisions = [item.event for item in fresh]
+                    report.fresh_decisions = [item[0] for item in fresh]
                 rows = len(next(iter(columns.values())))
                 report.inserted[table] = rows
                 metrics.INGEST_STORED.labels(table).inc(rows)
@@ -108,11 +111,18 @@ class ClickHouseSink:
             },
         )
 
-    def _stored_ids(self, table: str, ids: list[Any], lowest: Any) -> set[Any]:
-        result = self.store.query(
-            f"SELECT DISTINCT event_id FROM {table} "
-            "WHERE occurred_at >= {since:DateTime64(3)} - INTERVAL {hours:UInt32} HOUR "
-            "AND event_id IN {ids:Array(UUID)}",
-            parameters={"since": lowest, "hours": self.dedup_window_hours, "ids": ids},
-        )
-        return {row[0] for row in result.rows}
+    def _stored_ids(self, table: str, ids: list[str], joined: str, lowest: Any) -> set[str]:
+        """The event_ids among ``ids`` already in ``table`` (as text)."""
+        window = "WHERE occurred_at >= {since:DateTime64(3)} - INTERVAL {hours:UInt32} HOUR AND event_id IN "
+        if joined:
+            # chDB: the ids travel as one text parameter, split by the engine (no per-id binding);
+            # query_column passes the time as UTC text.
+            sql = f"SELECT DISTINCT event_id FROM {table} " + (
+                "WHERE occurred_at >= {since:DateTime64(3, 'UTC')} - INTERVAL {hours:UInt32} HOUR AND event_id IN "
+                "(SELECT toUUID(arrayJoin(splitByChar(',', {ids:String}))))"
+            )
+            parameters = {"since": lowest, "hours": self.dedup_window_hours, "ids": joined}
+        else:
+            sql = f"SELECT DISTINCT event_id FROM {table} {window}" + "{ids:Array(UUID)}"
+            parameters = {"since": lowest, "hours": self.dedup_window_hours, "ids": ids}
+        return set(self.store.query_column(sql, parameters))

@@ -3,12 +3,21 @@
 A query on chDB costs about a millisecond of fixed overhead and opening the
 engine far more, so the process keeps one :class:`Store` and serialises calls
 through a lock (the embedded engine's session is not shared between threads).
+
+Inserts into the embedded engine go in as one Arrow IPC stream per block
+through chDB's own streaming insert: pyarrow turns the Python column lists
+into Arrow in C++, where clickhouse-connect's Native encoder (LowCardinality
+dictionaries in particular) would spend more Python time than the engine
+spends storing the rows. Servers, and any block pyarrow cannot type, take the
+clickhouse-connect path.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Sequence
 
 from routerwatch.storage.dsn import StoreTarget, parse_dsn
@@ -43,6 +52,8 @@ class Store:
         self.database = database
         self._client: Any = None
         self._reader: Any = None
+        self._raw: Any = None  # chDB's own connection to the same engine, for Arrow inserts
+        self._arrow_types: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
     def start(self) -> Store:
@@ -61,11 +72,22 @@ class Store:
         except ClickHouseError as exc:
             raise StoreUnavailable(f"cannot open ClickHouse at {self.target.describe()}: {exc}") from exc
         self._client = client
+        if self.target.kind == "chdb":
+            # Open the Arrow insert path now (chdb and pyarrow imports, second engine handle),
+            # not on the first batch.
+            with self._lock:
+                try:
+                    import pyarrow  # noqa: F401
+
+                    self._raw_connection()
+                except Exception:  # noqa: BLE001 - the inserts fall back to clickhouse-connect
+                    pass
         return self
 
     def stop(self) -> None:
-        clients = (self._client, self._reader)
-        self._client = self._reader = None
+        clients = (self._client, self._reader, self._raw)
+        self._client = self._reader = self._raw = None
+        self._arrow_types.clear()
         for client in clients:
             if client is not None:
                 try:
@@ -119,12 +141,142 @@ class Store:
         result = self._call("query", sql, parameters=parameters, readonly=readonly)
         return QueryResult(columns=list(result.column_names), rows=[tuple(r) for r in result.result_rows])
 
+    def query_column(self, sql: str, parameters: dict[str, Any] | None = None) -> list[str]:
+        """The first column of a read query, as text (the ingest dedup lookup).
+
+        On chDB the query goes through chDB's own connection with text parameters: for the
+        tens of thousands of ids one lookup carries, clickhouse-connect's binding and result
+        decoding cost several times what the engine spends on the query.
+        """
+        if self.target.kind != "chdb":
+            return [str(row[0]) for row in self.query(sql, parameters).rows]
+        params = {name: _param_text(value) for name, value in (parameters or {}).items()}
+        with self._lock:
+            try:
+                raw = self._raw_connection()
+                text = raw.query(sql, "TabSeparated", params=params).data()
+            except Exception as exc:  # noqa: BLE001 - chDB raises RuntimeError subclasses with the server's message
+                raise QueryError(str(exc).strip()) from exc
+        return text.split("\n")[:-1] if text else []
+
+    def _raw_connection(self) -> Any:
+        # Callers hold self._lock. One more handle on the engine clickhouse-connect opened.
+        if self._client is None:
+            self.start()
+        if self._raw is None:
+            import chdb
+
+            self._raw = chdb.connect(os.path.realpath(self.target.path))
+            self._raw.query(f"USE `{self.database}`", "TabSeparated")
+        return self._raw
+
     def insert_columns(self, table: str, columns: dict[str, Sequence[Any]]) -> None:
-        """Insert one block, column-oriented (the fast path for both backends)."""
+        """Insert one block, column-oriented (the fast path for both backends).
+
+        Values are Python objects as the clickhouse-connect client takes them (UUIDs as
+        ``uuid.UUID`` or text, DateTime64(3) as integer milliseconds, None for NULL).
+        """
         if not columns:
             return
         names = list(columns)
+        if self.target.kind == "chdb" and self._insert_arrow(table, names, columns):
+            return
         self._call("insert", table, [columns[n] for n in names], column_names=names, column_oriented=True)
+
+    def _insert_arrow(self, table: str, names: list[str], columns: dict[str, Sequence[Any]]) -> bool:
+        """Insert through chDB's streaming insert as Arrow; False when this block must take the other path."""
+        try:
+            import pyarrow as pa
+        except ImportError:  # pragma: no cover - pyarrow ships with chdb
+            return False
+        if self._client is None:
+            self.start()
+        types = self._arrow_types.get(table)
+        if types is None:
+            types = self._arrow_types[table] = self._table_arrow_types(table)
+        arrays = []
+        for name in names:
+            kind = types.get(name)
+            if kind is None:
+                return False  # a column pyarrow cannot type (or unknown): let clickhouse-connect handle it
+            values = columns[name]
+            if kind is _UUID:
+                values = [v if v is None or type(v) is str else str(v) for v in values]
+                kind = pa.string()
+            try:
+                arrays.append(pa.array(values, type=kind))
+            except (pa.ArrowException, TypeError, ValueError, OverflowError):
+                return False
+        batch = pa.RecordBatch.from_arrays(arrays, names=names)
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, batch.schema) as writer:
+            writer.write_batch(batch)
+        payload = sink.getvalue()
+        quoted = ", ".join(f"`{n}`" for n in names)
+        with self._lock:
+            try:
+                inserter = self._raw_connection().send_insert(f"INSERT INTO `{self.database}`.`{table}` ({quoted})", "ArrowStream")
+                try:
+                    inserter.append(payload.to_pybytes())
+                    inserter.finish()
+                except BaseException:
+                    inserter.cancel()
+                    raise
+            except Exception as exc:  # noqa: BLE001 - chDB raises RuntimeError subclasses with the server's message
+                self._arrow_types.pop(table, None)  # the table may have changed (migration): look it up again
+                raise QueryError(str(exc).strip()) from exc
+        return True
+
+    def _table_arrow_types(self, table: str) -> dict[str, Any]:
+        import pyarrow as pa
+
+        result = self.query(
+            "SELECT name, type FROM system.columns WHERE database = {db:String} AND table = {t:String}",
+            {"db": self.database, "t": table},
+        )
+        types: dict[str, Any] = {}
+        for name, ch_type in result.rows:
+            kind = _arrow_type(pa, ch_type)
+            if kind is not None:
+                types[name] = kind
+        return types
+
+
+def _param_text(value: Any) -> str:
+    """A query parameter as the text chDB binds (datetimes in UTC, to the millisecond)."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    return str(value)
+
+
+_UUID = object()  # marker: UUID columns travel as text, which ClickHouse parses
+
+
+def _arrow_type(pa: Any, ch_type: str) -> Any:
+    """The Arrow type a ClickHouse column is sent as, or None when it has no simple mapping."""
+    inner = ch_type
+    for wrapper in ("LowCardinality(", "Nullable("):
+        if inner.startswith(wrapper):
+            inner = inner[len(wrapper) : -1]
+    if inner in ("String",):
+        return pa.string()
+    if inner == "UUID":
+        return _UUID
+    if inner.startswith("DateTime64(3"):
+        return pa.timestamp("ms", tz="UTC")
+    return {
+        "Bool": pa.bool_(),
+        "Float64": pa.float64(),
+        "Float32": pa.float32(),
+        "UInt8": pa.uint8(),
+        "UInt16": pa.uint16(),
+        "UInt32": pa.uint32(),
+        "UInt64": pa.uint64(),
+        "Int8": pa.int8(),
+        "Int16": pa.int16(),
+        "Int32": pa.int32(),
+        "Int64": pa.int64(),
+    }.get(inner)
 
 
 def open_store(settings: Any) -> Store:

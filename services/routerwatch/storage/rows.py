@@ -8,16 +8,14 @@ instead of datetime objects built per row.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 from routerwatch.events.models import CanaryResult, QualityFeedback, RoutingDecision
 from routerwatch.events.vocabulary import Outcome
 from routerwatch.prices import PriceTable
 
 
-@dataclass(frozen=True)
-class Located:
+class Located(NamedTuple):
     """An event with where it came from in Kafka (kept for lineage in the row)."""
 
     event: Any
@@ -26,12 +24,15 @@ class Located:
 
 
 def _ms(value: Any) -> int:
-    return int(value.timestamp() * 1000)
+    # Events carry whole milliseconds (models.UtcTime): rounding makes the float product exact.
+    return round(value.timestamp() * 1000)
 
 
 def _str(value: Any) -> str:
     return "" if value is None else str(value)
 
+
+_ACCEPTED, _ESCALATED, _FAILED, _SHADOW = Outcome.ACCEPTED, Outcome.ESCALATED, Outcome.FAILED, Outcome.SHADOW
 
 DECISION_COLUMNS = (
     "event_id request_id occurred_at schema_version router_id router_version strategy policy_version "
@@ -51,103 +52,143 @@ ATTEMPT_COLUMNS = (
 
 def decision_columns(items: Sequence[Located], prices: PriceTable) -> dict[str, list[Any]]:
     """Columns of the ``decisions`` table for these RoutingDecisions, enriched from the price table."""
-    rows = []
-    for item in items:
-        d: RoutingDecision = item.event
-        entry = d.entry_attempt
-        accepted = next((a for a in d.attempts if a.outcome is Outcome.ACCEPTED), None)
-        values = (
-            d.event_id,
-            d.request_id,
-            _ms(d.occurred_at),
-            d.schema_version,
-            d.router.id,
-            _str(d.router.version),
-            d.router.strategy.value,
-            _str(d.router.policy_version),
-            d.environment,
-            d.category,
-            _str(d.tenant),
-            _str(d.source),
-            d.experiment.id if d.experiment else "",
-            d.experiment.variant if d.experiment else "",
-            d.shadow,
-            _str(d.canary_id),
-            d.route.confidence if d.route else None,
-            _str(d.route.rule) if d.route else "",
-            json.dumps(d.route.features, sort_keys=True) if d.route else "{}",
-            len(d.attempts),
-            sum(1 for a in d.attempts if a.outcome is Outcome.ESCALATED),
-            sum(1 for a in d.attempts if a.outcome is Outcome.FAILED),
-            entry.tier,
-            entry.tier_rank,
-            d.final.served,
-            _str(d.final.tier),
-            accepted.tier_rank if accepted else 0,
-            _str(d.final.model),
-            d.final.latency_ms,
-            d.final.cost_usd,
-            d.quality.score if d.quality else None,
-            d.quality.passed if d.quality else None,
-            d.prompt.hash if d.prompt else "",
-            d.prompt.length if d.prompt else 0,
-            item.partition,
-            item.offset,
-            prices.counterfactual(d),
-            prices.version,
-            prices.top_tier_rank,
-        )
-        rows.append(values)
-    return _transpose(DECISION_COLUMNS, rows)
+    cols: dict[str, list[Any]] = {name: [] for name in DECISION_COLUMNS}
+    # One bound append per column, called once per event: no per-row tuple, no transpose.
+    (
+        event_id, request_id, occurred_at, schema_version, router_id, router_version, strategy, policy_version,
+        environment, category, tenant, source, experiment_id, experiment_variant, shadow, canary_id,
+        route_confidence, route_rule, route_features, attempt_count, escalation_count, failure_count, entry_tier,
+        entry_tier_rank, served, final_tier, final_tier_rank, final_model, latency_ms, cost_usd, quality_score,
+        quality_passed, prompt_hash, prompt_length, kafka_partition, kafka_offset, counterfactual_cost_usd,
+        price_version, top_tier_rank,
+    ) = (cols[name].append for name in DECISION_COLUMNS)
+    counterfactual = prices.counterfactual
+    version, top_rank = prices.version, prices.top_tier_rank
+    for event, partition, offset in items:
+        d: RoutingDecision = event
+        router = d.router
+        experiment = d.experiment
+        route = d.route
+        final = d.final
+        quality = d.quality
+        prompt = d.prompt
+        entry = accepted = None
+        escalations = failures = 0
+        for a in d.attempts:
+            outcome = a.outcome
+            if outcome is _SHADOW:
+                continue
+            if entry is None:
+                entry = a
+            if outcome is _ACCEPTED:
+                accepted = a
+            elif outcome is _ESCALATED:
+                escalations += 1
+            elif outcome is _FAILED:
+                failures += 1
+        event_id(d.event_id)
+        request_id(d.request_id)
+        occurred_at(round(d.occurred_at.timestamp() * 1000))
+        schema_version(d.schema_version)
+        router_id(router.id)
+        router_version(_str(router.version))
+        strategy(router.strategy._value_)
+        policy_version(_str(router.policy_version))
+        environment(d.environment)
+        category(d.category)
+        tenant(_str(d.tenant))
+        source(_str(d.source))
+        experiment_id(experiment.id if experiment else "")
+        experiment_variant(experiment.variant if experiment else "")
+        shadow(d.shadow)
+        canary_id(_str(d.canary_id))
+        route_confidence(route.confidence if route else None)
+        route_rule(_str(route.rule) if route else "")
+        route_features(json.dumps(route.features, sort_keys=True) if route else "{}")
+        attempt_count(len(d.attempts))
+        escalation_count(escalations)
+        failure_count(failures)
+        entry_tier(entry.tier)  # type: ignore[union-attr]
+        entry_tier_rank(entry.tier_rank)  # type: ignore[union-attr]
+        served(final.served)
+        final_tier(_str(final.tier))
+        final_tier_rank(accepted.tier_rank if accepted else 0)
+        final_model(_str(final.model))
+        latency_ms(final.latency_ms)
+        cost_usd(final.cost_usd)
+        quality_score(quality.score if quality else None)
+        quality_passed(quality.passed if quality else None)
+        prompt_hash(prompt.hash if prompt else "")
+        prompt_length(prompt.length if prompt else 0)
+        kafka_partition(partition)
+        kafka_offset(offset)
+        counterfactual_cost_usd(counterfactual(d))
+        price_version(version)
+        top_tier_rank(top_rank)
+    return cols
 
 
 def attempt_columns(items: Sequence[Located]) -> dict[str, list[Any]]:
     """Columns of the ``attempts`` table: one row per attempt of each decision."""
-    rows = []
+    cols: dict[str, list[Any]] = {name: [] for name in ATTEMPT_COLUMNS}
+    (
+        event_id, request_id, occurred_at, attempt_index, tier, tier_rank, model, provider, offset_ms, latency_ms,
+        ttft_ms, input_tokens, output_tokens, cost_usd, outcome, gate_kind, gate_score, gate_threshold, gate_passed,
+        escalation_reason, failure_mode, verify_latency_ms, verify_cost_usd, cache_hit, router_id, environment,
+        category, tenant, experiment_id, experiment_variant, shadow, canary_id,
+    ) = (cols[name].append for name in ATTEMPT_COLUMNS)
     for item in items:
-        d: RoutingDecision = item.event
-        context = (
-            d.router.id,
-            d.environment,
-            d.category,
-            _str(d.tenant),
-            d.experiment.id if d.experiment else "",
-            d.experiment.variant if d.experiment else "",
-            d.shadow,
-            _str(d.canary_id),
-        )
-        occurred = _ms(d.occurred_at)
+        d: RoutingDecision = item[0]
+        # Request context repeated per attempt: computed once per decision.
+        eid, rid = d.event_id, d.request_id
+        occurred = round(d.occurred_at.timestamp() * 1000)
+        rtr, env, cat, ten = d.router.id, d.environment, d.category, _str(d.tenant)
+        experiment = d.experiment
+        exp_id, exp_variant = (experiment.id, experiment.variant) if experiment else ("", "")
+        shd, can = d.shadow, _str(d.canary_id)
         for a in d.attempts:
             gate = a.gate
-            values = (
-                d.event_id,
-                d.request_id,
-                occurred,
-                a.index,
-                a.tier,
-                a.tier_rank,
-                a.model,
-                a.provider,
-                a.offset_ms,
-                a.latency_ms,
-                a.ttft_ms,
-                a.input_tokens,
-                a.output_tokens,
-                a.cost_usd,
-                a.outcome.value,
-                gate.kind.value if gate else "",
-                gate.score if gate else None,
-                gate.threshold if gate else None,
-                gate.passed if gate else None,
-                a.escalation_reason.value if a.escalation_reason else "",
-                a.failure_mode.value if a.failure_mode else "",
-                a.verify_latency_ms,
-                a.verify_cost_usd,
-                a.cache_hit,
-                *context,
-            )
-            rows.append(values)
-    return _transpose(ATTEMPT_COLUMNS, rows)
+            reason = a.escalation_reason
+            mode = a.failure_mode
+            event_id(eid)
+            request_id(rid)
+            occurred_at(occurred)
+            attempt_index(a.index)
+            tier(a.tier)
+            tier_rank(a.tier_rank)
+            model(a.model)
+            provider(a.provider)
+            offset_ms(a.offset_ms)
+            latency_ms(a.latency_ms)
+            ttft_ms(a.ttft_ms)
+            input_tokens(a.input_tokens)
+            output_tokens(a.output_tokens)
+            cost_usd(a.cost_usd)
+            outcome(a.outcome._value_)
+            if gate is None:
+                gate_kind("")
+                gate_score(None)
+                gate_threshold(None)
+                gate_passed(None)
+            else:
+                gate_kind(gate.kind._value_)
+                gate_score(gate.score)
+                gate_threshold(gate.threshold)
+                gate_passed(gate.passed)
+            escalation_reason(reason._value_ if reason else "")
+            failure_mode(mode._value_ if mode else "")
+            verify_latency_ms(a.verify_latency_ms)
+            verify_cost_usd(a.verify_cost_usd)
+            cache_hit(a.cache_hit)
+            router_id(rtr)
+            environment(env)
+            category(cat)
+            tenant(ten)
+            experiment_id(exp_id)
+            experiment_variant(exp_variant)
+            shadow(shd)
+            canary_id(can)
+    return cols
 
 
 def feedback_columns(items: Sequence[Located]) -> dict[str, list[Any]]:
