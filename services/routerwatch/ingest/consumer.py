@@ -12,9 +12,14 @@ Memory stays bounded whatever the backlog: a batch holds at most
 records ahead of it; a batch being stored (or waiting for ClickHouse to come
 back) simply stops the reading.
 
+Batch N+1 is validated (Python, on the event loop) while batch N is being
+stored (the engine's C++ in a worker thread, without the GIL); storing and
+committing stay strictly one batch after the other, in order.
+
 When the group rebalances, the partitions being revoked are first drained:
-the records already taken are stored and committed (``on_partitions_revoked``
-runs under the same lock as a batch), so the next owner starts after them.
+the batch in flight and the records already taken are stored and committed
+(``on_partitions_revoked`` runs under the same lock as a batch), so the next
+owner starts after them.
 Were a commit lost anyway (crash, fenced member), the next owner reads the
 records again and the sink skips their event_ids.
 """
@@ -23,14 +28,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
+import time
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from routerwatch.config import Settings
-from routerwatch.ingest.processor import BatchProcessor, gc_paused
+from routerwatch.ingest.processor import BatchProcessor, Prepared
 
 log = logging.getLogger("routerwatch.ingest")
 
@@ -39,6 +46,8 @@ FETCH_MAX_BYTES = 32 * 1024 * 1024
 PARTITION_FETCH_BYTES = 4 * 1024 * 1024
 # How long a stopping worker lets the batch in hand finish storing before giving it up to redelivery.
 STOP_GRACE_S = 20.0
+# How often the cyclic garbage collector runs while ingest has its automatic runs off.
+COLLECT_EVERY_S = 10.0
 
 
 class IngestConsumer:
@@ -58,6 +67,8 @@ class IngestConsumer:
         self._pending: dict[TopicPartition, list[Any]] = {}
         self._count = 0
         self._lock = asyncio.Lock()
+        self._inflight: asyncio.Future[Any] | None = None
+        self._collected_at = 0.0
         self.ready = False  # set once the group assigned this member its partitions
 
     def _create(self) -> AIOKafkaConsumer:
@@ -83,22 +94,40 @@ class IngestConsumer:
         consumer = self.consumer = self._create()
         await consumer.start()
         consumer.subscribe(list(self.processors), listener=_DrainOnRevoke(self))
+        # A batch builds hundreds of thousands of short-lived acyclic objects; generational scans
+        # of them cost more than validating them. So the collector's automatic runs are off while
+        # ingest runs (what start-up built is frozen out of every scan), and _collect() runs it
+        # between batches, where it has little to look at.
+        gc_was_enabled = gc.isenabled()
+        gc.freeze()
+        gc.disable()
+        self._collected_at = time.monotonic()
         try:
             while True:
                 await self._fill(consumer)
-                flush = asyncio.ensure_future(self._flush_locked())
-                try:
-                    await asyncio.shield(flush)
-                except asyncio.CancelledError:
-                    # Stopping: let the batch in hand finish storing, so the store is not closed
-                    # under it, but do not wait for an unreachable ClickHouse forever.
-                    with contextlib.suppress(Exception, asyncio.CancelledError):
-                        await asyncio.wait_for(flush, STOP_GRACE_S)
-                    raise
+                async with self._lock:
+                    await self._pipeline_step()
+                self._collect()
+        except asyncio.CancelledError:
+            # Stopping: let the batch being stored finish, so the store is not closed under it,
+            # but do not wait for an unreachable ClickHouse forever.
+            inflight = self._inflight
+            if inflight is not None:
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.wait_for(asyncio.shield(inflight), STOP_GRACE_S)
+            raise
         finally:
             self.consumer = None
+            if gc_was_enabled:
+                gc.enable()
             with contextlib.suppress(Exception):
                 await consumer.stop()
+
+    def _collect(self, every_s: float = COLLECT_EVERY_S) -> None:
+        now = time.monotonic()
+        if now - self._collected_at >= every_s:
+            self._collected_at = now
+            gc.collect()
 
     async def _fill(self, consumer: AIOKafkaConsumer) -> None:
         """Take records until the batch is full or ``batch_seconds`` passed since its first one."""
@@ -107,6 +136,7 @@ class IngestConsumer:
         while self._count < self.batch_size:
             if deadline is None:
                 timeout_ms = 1000
+                self._collect()  # idle: a good moment
             else:
                 timeout_ms = int((deadline - loop.time()) * 1000)
                 if timeout_ms <= 0:
@@ -119,28 +149,51 @@ class IngestConsumer:
             if self._count and deadline is None:
                 deadline = loop.time() + self.batch_seconds
 
-    async def _flush_locked(self) -> None:
-        async with self._lock:
-            await self._flush()
+    async def _pipeline_step(self) -> None:
+        """Validate the records taken while the previous batch is being stored, then store them.
 
-    async def _flush(self) -> None:
-        """Store (or dead-letter) every record taken, then commit their offsets."""
-        if not self._pending:
+        Validation is Python (the event loop's thread), storing is mostly the engine's C++ (a
+        worker thread, without the GIL): overlapping the two keeps both cores busy. Batches are
+        still stored, and their offsets committed, one after the other in order. Caller holds the lock.
+        """
+        taken = self._take()
+        if taken is None:
             return
-        # The batch's objects (records, events, columns) all live in _store_and_commit's frame,
-        # so they are freed when it returns, before the cyclic collector is back on: with them
-        # gone, re-enabling it does not start a scan of the whole batch.
-        with gc_paused():
-            await self._store_and_commit()
+        prepared, offsets = taken
+        if self._inflight is not None:
+            # The previous batch: stored and committed before this one starts. Should storing
+            # it have failed for good (a bug, not an outage: outages are retried inside), this
+            # raises, and ingest stops before committing anything after it.
+            inflight, self._inflight = self._inflight, None
+            await inflight
+        self._inflight = asyncio.ensure_future(self._store_and_commit(prepared, offsets))
 
-    async def _store_and_commit(self) -> None:
+    def _take(self) -> tuple[list[tuple[BatchProcessor, Prepared]], dict[TopicPartition, int]] | None:
+        if not self._pending:
+            return None
         pending, self._pending, self._count = self._pending, {}, 0
         by_topic: dict[str, list[Any]] = {}
         for tp, records in pending.items():
             by_topic.setdefault(tp.topic, []).extend(records)
-        for topic, records in by_topic.items():
-            await self.processors[topic].process(records)
-        offsets = {tp: records[-1].offset + 1 for tp, records in pending.items()}
+        prepared = [(self.processors[topic], self.processors[topic].prepare(records)) for topic, records in by_topic.items()]
+        return prepared, {tp: records[-1].offset + 1 for tp, records in pending.items()}
+
+    async def _drain(self) -> None:
+        """Store and commit everything taken (the batch in flight and the records not yet validated)."""
+        async with self._lock:
+            if self._inflight is not None:
+                inflight, self._inflight = self._inflight, None
+                await inflight
+            taken = self._take()
+            if taken is not None:
+                await self._store_and_commit(*taken)
+
+    async def _store_and_commit(
+        self, prepared: list[tuple[BatchProcessor, Prepared]], offsets: dict[TopicPartition, int]
+    ) -> None:
+        """Store (or dead-letter) every prepared batch, then commit their offsets."""
+        for processor, batch in prepared:
+            await processor.store(batch)
         consumer = self.consumer
         if consumer is None:
             return
@@ -162,7 +215,7 @@ class _DrainOnRevoke(ConsumerRebalanceListener):
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         if revoked:
-            await self.owner._flush_locked()
+            await self.owner._drain()
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         if not self.owner.ready:

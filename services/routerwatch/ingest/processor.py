@@ -81,7 +81,16 @@ class DeadLetter:
 
 SendDeadLetter = Callable[[DeadLetter], Awaitable[None]]
 
+
+@dataclass
+class Prepared:
+    """A validated batch waiting to be stored: its valid events and its dead letters."""
+
+    valid: list[Located]
+    dead: list[DeadLetter]
+
 _gc_pauses = 0
+_gc_was_enabled = True
 
 
 @contextmanager
@@ -93,15 +102,16 @@ def gc_paused() -> Iterator[None]:
     objects cost more than the validation itself. Reference counting still frees them; any
     cyclic garbage waits for the next collection after the batch. Nests and overlaps safely.
     """
-    global _gc_pauses
+    global _gc_pauses, _gc_was_enabled
     _gc_pauses += 1
     if _gc_pauses == 1:
+        _gc_was_enabled = gc.isenabled()
         gc.disable()
     try:
         yield
     finally:
         _gc_pauses -= 1
-        if _gc_pauses == 0:
+        if _gc_pauses == 0 and _gc_was_enabled:
             gc.enable()
 
 
@@ -150,16 +160,23 @@ class BatchProcessor:
                 keep(Located(event, message.partition, message.offset))
         return valid, dead
 
-    async def process(self, messages: Sequence[Message]) -> StoreReport:
-        """Handle one batch; returns only when every message is stored or dead-lettered."""
+    def prepare(self, messages: Sequence[Message]) -> Prepared:
+        """Count and validate a batch (CPU only, no I/O): the first half of :meth:`process`."""
         if not messages:
-            return StoreReport()
+            return Prepared([], [])
         topic = messages[0].topic
         metrics.INGEST_CONSUMED.labels(topic).inc(len(messages))
         metrics.INGEST_BATCH_SIZE.labels(topic).observe(len(messages))
+        valid, dead = self.split(messages)
+        return Prepared(valid, dead)
+
+    async def store(self, prepared: Prepared) -> StoreReport:
+        """Dead-letter and store a prepared batch: the second half of :meth:`process`.
+
+        Returns only when every message is stored or acknowledged by the dead-letter topic.
+        """
         with gc_paused():
-            valid, dead = self.split(messages)
-            for letter in dead:
+            for letter in prepared.dead:
                 await self._retry(f"dead-letter {letter.message.topic}@{letter.message.offset}", self.send_dead_letter, letter)
                 metrics.INGEST_DEAD_LETTERED.labels(letter.message.topic, letter.reason).inc()
                 log.info(
@@ -170,14 +187,19 @@ class BatchProcessor:
                     letter.reason,
                     letter.detail,
                 )
-            if dead:
+            if prepared.dead:
                 # Also in ClickHouse, so "what is rejected, and why" is one SQL query away.
-                await self._retry(f"record {len(dead)} dead letters", self._record_dead, dead)
-            if not valid:
+                await self._retry(f"record {len(prepared.dead)} dead letters", self._record_dead, prepared.dead)
+            if not prepared.valid:
                 return StoreReport()
-            report = await self._retry(f"store {len(valid)} {self.kind} events", self._store, valid)
+            report = await self._retry(f"store {len(prepared.valid)} {self.kind} events", self._store, prepared.valid)
             observe_stored(self.kind, report)
         return report
+
+    async def process(self, messages: Sequence[Message]) -> StoreReport:
+        """Handle one batch; returns only when every message is stored or dead-lettered."""
+        with gc_paused():
+            return await self.store(self.prepare(messages))
 
     async def _record_dead(self, dead: list[DeadLetter]) -> None:
         await asyncio.to_thread(self.sink.store_dead_letters, dead)

@@ -1,0 +1,389 @@
+"""Freshness and memory: `routerwatch serve` fed by the SDK at fixed rates, then a backlog.
+
+One serve (fresh topics, group and embedded store; settings as shipped) is fed by an SDK process
+emitting simulated RoutingDecisions at a fixed rate, in phases: 1k events/s, 10k events/s for the
+soak (10 minutes in full mode), then rising rates to find the highest one serve sustains.
+
+- Freshness is emit-to-queryable: the emitter logs how many decisions it has handed to the SDK
+  (each stamped occurred_at = now) every 100 ms; the bench polls serve's /query for
+  ``count()`` of decisions every 200 ms. Decision i is queryable at the start of the first poll
+  that counts at least i rows, and its freshness is that moment minus the moment i was emitted
+  (count order stands in for emit order; resolution one poll interval). p50/p99 over a sample of
+  every decision index.
+- Sustainable: the emitter reached the rate and the backlog (emitted - queryable) at the end of the
+  phase is under 3 seconds' worth of events.
+- Memory: RSS of serve and of the emitting SDK process every 5 s over the soak phase: start, end,
+  max and the least-squares slope (MiB per minute).
+
+Then a backlog: several million decisions (3M full) wait in a fresh topic before a fresh serve
+starts; its RSS while it drains (bounded batches: flat), against the steady-state RSS of the soak.
+
+Usage: python -m bench.perf.soak [--quick] [--kafka HOST:PORT] [--soak-seconds S] [--backlog N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench.perf.common import Comparison, Context, Measure, Section, percentile, rss_mb  # noqa: E402
+from bench.perf.ingest import Serve, _free_port, prefill, query, serve_env  # noqa: E402
+
+NAME = "soak"
+TITLE = "Freshness and memory: serve fed by the SDK at fixed rates, and a backlog"
+POLL_S = 0.2
+RSS_EVERY_S = 5.0
+GOAL_P99_S = 5.0
+
+
+# ------------------------------------------------------------------------------------- emitter
+def emitter(args: argparse.Namespace) -> int:
+    """The SDK process: emit at ``args.rate`` for ``args.duration`` s; progress lines "t count"."""
+    from routerwatch.sdk import RouterWatch, SdkConfig
+    from routerwatch.simulate import Profile, plan, record
+
+    profile = Profile(router_id="soak-router")
+    plans = plan(profile, 5_000, seed=args.seed)
+    rw = RouterWatch(SdkConfig(bootstrap_servers=args.kafka, router_id="soak-router", decisions_topic=args.topic,
+                               feedback_topic=args.topic + ".feedback", close_timeout_s=60)).start()
+    print(f"{time.time():.4f} 0", flush=True)
+    rate, duration = args.rate, args.duration
+    t0 = time.monotonic()
+    emitted = 0
+    last_report = t0
+    while True:
+        now = time.monotonic()
+        elapsed = now - t0
+        if elapsed >= duration:
+            break
+        due = min(int(rate * elapsed), int(rate * duration))
+        while emitted < due:
+            p = plans[emitted % len(plans)]
+            p.event_id = ""  # a fresh id from the SDK
+            p.occurred_at = None  # type: ignore[assignment]  # now, as a router would stamp it
+            d = record(rw, profile, p)
+            d.finish(latency_ms=p.latency_ms)
+            emitted += 1
+        if now - last_report >= 0.1:
+            print(f"{time.time():.4f} {emitted}", flush=True)
+            last_report = now
+        time.sleep(0.002)
+    print(f"{time.time():.4f} {emitted}", flush=True)
+    stats = rw.close()
+    print("stats " + json.dumps({k: v for k, v in stats.items() if isinstance(v, (int, float))}), flush=True)
+    return 0
+
+
+@dataclass
+class Phase:
+    rate: int
+    seconds: float
+    progress: list[tuple[float, int]] = field(default_factory=list)  # (epoch, emitted) from the emitter
+    polls: list[tuple[float, int]] = field(default_factory=list)  # (poll start epoch, queryable in phase)
+    rss_serve: list[tuple[float, float]] = field(default_factory=list)
+    rss_sdk: list[tuple[float, float]] = field(default_factory=list)
+    emitted: int = 0
+    stats: dict[str, Any] = field(default_factory=dict)
+    backlog_at_end: int = 0
+    drain_s: float = 0.0
+
+    @property
+    def achieved_rate(self) -> float:
+        if len(self.progress) < 2:
+            return 0.0
+        (t0, _), (t1, n1) = self.progress[0], self.progress[-1]
+        return n1 / max(t1 - t0, 1e-9)
+
+    def freshness(self, samples: int = 4000) -> list[float]:
+        """Emit-to-queryable seconds for a sample of the phase's decision indices."""
+        if not self.emitted or not self.polls:
+            return []
+        times = [t for t, _ in self.progress]
+        counts = [n for _, n in self.progress]
+        poll_counts = [n for _, n in self.polls]
+        out = []
+        step = max(1, self.emitted // samples)
+        for i in range(1, self.emitted + 1, step):
+            k = bisect.bisect_left(counts, i)  # first progress line with >= i emitted
+            if k >= len(counts):
+                continue
+            if k == 0:
+                emitted_at = times[0]
+            else:  # interpolate between the progress lines around i
+                (ta, na), (tb, nb) = (times[k - 1], counts[k - 1]), (times[k], counts[k])
+                emitted_at = ta + (tb - ta) * (i - na) / max(nb - na, 1)
+            j = bisect.bisect_left(poll_counts, i)
+            if j >= len(poll_counts):
+                continue  # never seen within the phase's polls (counted in backlog_at_end)
+            out.append(max(0.0, self.polls[j][0] - emitted_at))
+        return out
+
+    @property
+    def sustained(self) -> bool:
+        return self.achieved_rate >= 0.95 * self.rate and self.backlog_at_end <= 3 * self.rate
+
+
+def _slope_per_minute(points: list[tuple[float, float]]) -> float:
+    if len(points) < 3:
+        return 0.0
+    t0 = points[0][0]
+    xs = [(t - t0) / 60 for t, _ in points]
+    ys = [v for _, v in points]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    den = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / den if den else 0.0
+
+
+def _count(port: int) -> int | None:
+    rows = query(port, "SELECT count() FROM decisions", timeout=10)
+    return int(rows[0][0]) if rows else None
+
+
+def run_phase(serve: Serve, kafka: str, topic: str, phase: Phase, base: int, *, sample_rss: bool,
+              drain_timeout: float, seed: int) -> None:
+    """Emit one phase and poll serve until it has caught up (or ``drain_timeout`` after the emitter ends)."""
+    cmd = [sys.executable, "-m", "bench.perf.soak", "--emitter", "--kafka", kafka, "--topic", topic,
+           "--rate", str(phase.rate), "--duration", str(phase.seconds), "--seed", str(seed)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            cwd=Path(__file__).resolve().parents[2])
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    next_rss = time.time()
+    ended_at = None
+    try:
+        while True:
+            start = time.time()
+            count = _count(serve.port)
+            if count is not None:
+                phase.polls.append((start, count - base))
+            if sample_rss and start >= next_rss:
+                phase.rss_serve.append((start, rss_mb(serve.proc.pid)))  # type: ignore[union-attr]
+                try:
+                    phase.rss_sdk.append((start, rss_mb(proc.pid)))
+                except (OSError, RuntimeError):
+                    pass
+                next_rss = start + RSS_EVERY_S
+            if proc.poll() is not None:
+                reader.join(5)
+                if ended_at is None:
+                    ended_at = time.time()
+                    emitted = _parse(lines, phase)
+                    phase.backlog_at_end = max(0, emitted - (phase.polls[-1][1] if phase.polls else 0))
+                if phase.polls and phase.polls[-1][1] >= phase.emitted:
+                    phase.drain_s = time.time() - ended_at
+                    return
+                if time.time() - ended_at > drain_timeout:
+                    phase.drain_s = float("inf")
+                    return
+            time.sleep(max(0.0, POLL_S - (time.time() - start)))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def _parse(lines: list[str], phase: Phase) -> int:
+    for line in lines:
+        if line.startswith("stats "):
+            phase.stats = json.loads(line[6:])
+            continue
+        parts = line.split()
+        if len(parts) == 2:
+            phase.progress.append((float(parts[0]), int(parts[1])))
+    phase.emitted = phase.progress[-1][1] if phase.progress else 0
+    return phase.emitted
+
+
+def run_backlog(kafka: str, workdir: Path, n: int, window_s: float) -> dict[str, Any]:
+    """Pre-fill ``n`` decisions, start a fresh serve, sample its RSS every 2 s while it drains."""
+    topic = f"bench.backlog.{uuid.uuid4().hex[:8]}.decisions"
+    t = time.perf_counter()
+    prefill(kafka, topic, n)
+    fill_s = time.perf_counter() - t
+    tag = uuid.uuid4().hex[:8]
+    run_dir = Path(tempfile.mkdtemp(prefix=f"backlog-{tag}-", dir=workdir))
+    serve = Serve(serve_env(kafka, topic, run_dir / "store", tag, _free_port()), run_dir, "serve.log")
+    serve.migrate()
+    serve.start()
+    rss: list[tuple[float, float]] = []
+    try:
+        serve.wait_ready()
+        t0 = time.time()
+        stored = 0
+        while time.time() - t0 < window_s:
+            rss.append((time.time(), rss_mb(serve.proc.pid)))  # type: ignore[union-attr]
+            stored = _count(serve.port) or stored
+            if stored >= n:
+                break
+            time.sleep(2.0)
+        elapsed = time.time() - t0
+    finally:
+        serve.stop()
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return {"n": n, "fill_s": fill_s, "stored": stored, "seconds": elapsed, "rss": rss}
+
+
+def run(ctx: Context, *, soak_seconds: float | None = None, low_seconds: float | None = None,
+        ramp: list[int] | None = None, ramp_seconds: float | None = None, backlog: int | None = None,
+        backlog_window: float | None = None) -> Section:
+    started = time.perf_counter()
+    soak_s = soak_seconds or (30.0 if ctx.quick else 600.0)
+    low_s = low_seconds or (10.0 if ctx.quick else 30.0)
+    ramp = ramp if ramp is not None else ([15_000] if ctx.quick else [15_000, 20_000, 30_000])
+    ramp_s = ramp_seconds or (10.0 if ctx.quick else 20.0)
+    backlog_n = backlog if backlog is not None else (200_000 if ctx.quick else 3_000_000)
+    window = backlog_window or (20.0 if ctx.quick else 75.0)
+    ctx.workdir.mkdir(parents=True, exist_ok=True)
+
+    tag = uuid.uuid4().hex[:8]
+    topic = f"bench.soak.{tag}.decisions"
+    run_dir = Path(tempfile.mkdtemp(prefix=f"soak-{tag}-", dir=ctx.workdir))
+    serve = Serve(serve_env(ctx.kafka, topic, run_dir / "store", tag, _free_port()), run_dir, "serve.log")
+    serve.migrate()
+    serve.start()
+    phases = [Phase(1_000, low_s), Phase(10_000, soak_s), *(Phase(r, ramp_s) for r in ramp)]
+    try:
+        serve.wait_ready()
+        base = 0
+        for k, phase in enumerate(phases):
+            run_phase(serve, ctx.kafka, topic, phase, base, sample_rss=phase is phases[1],
+                      drain_timeout=30.0 if ctx.quick else 60.0, seed=100 + k)
+            base = _count(serve.port) or base
+            if not phase.sustained and phase.rate > 10_000:
+                break  # higher rates would not be sustained either
+    finally:
+        serve.stop()
+        shutil.rmtree(run_dir, ignore_errors=True)
+    back = run_backlog(ctx.kafka, ctx.workdir, backlog_n, window) if backlog_n else None
+
+    section = Section(NAME, TITLE)
+    low, soak = phases[0], phases[1]
+    tried = [p for p in phases[1:] if p.progress]
+    sustained = [p for p in tried if p.sustained]
+    top = max(sustained, key=lambda p: p.rate) if sustained else soak
+
+    def fresh(p: Phase, q: float) -> float:
+        values = p.freshness()
+        return percentile(values, q) if values else float("nan")
+
+    p99_10k = fresh(soak, 99)
+    section.comparisons.append(Comparison(
+        "emit-to-queryable p99 at 10k events/s", Measure([p99_10k], "s"), "issue goal", Measure([GOAL_P99_S], "s"),
+        False, goal=f"p99 < {GOAL_P99_S:.0f} s at 10k events/s", met=p99_10k < GOAL_P99_S,
+        note=f"p50 {fresh(soak, 50):.2f} s; achieved rate {soak.achieved_rate:,.0f}/s over {soak.seconds:.0f} s"))
+    section.comparisons.append(Comparison(
+        "emit-to-queryable p50 / p99 at 1k events/s", Measure([fresh(low, 50), fresh(low, 99)], "s"),
+        "issue goal (p99)", Measure([GOAL_P99_S], "s"), False, goal="p99 < 5 s", met=fresh(low, 99) < GOAL_P99_S,
+        note="values are [p50, p99]"))
+    section.comparisons.append(Comparison(
+        f"emit-to-queryable p50 / p99 at the highest sustained rate tried ({top.rate:,}/s)",
+        Measure([fresh(top, 50), fresh(top, 99)], "s"), "issue goal (p99)", Measure([GOAL_P99_S], "s"), False,
+        met=fresh(top, 99) < GOAL_P99_S,
+        note=f"values are [p50, p99]; rates tried: " + ", ".join(
+            f"{p.rate:,}/s ({'sustained' if p.sustained else 'not sustained'}: achieved {p.achieved_rate:,.0f}/s, "
+            f"backlog at end {p.backlog_at_end:,})" for p in tried)))
+    rs = [v for _, v in soak.rss_serve]
+    rk = [v for _, v in soak.rss_sdk]
+    slope_serve, slope_sdk = _slope_per_minute(soak.rss_serve), _slope_per_minute(soak.rss_sdk)
+    if rs:
+        section.comparisons.append(Comparison(
+            f"serve RSS slope over the {soak.seconds / 60:.0f}-minute soak at 10k events/s",
+            Measure([slope_serve], "MiB/min"), "the SDK process emitting the same events",
+            Measure([slope_sdk], "MiB/min") if rk else None, False,
+            goal="flat: no growth trend (|slope| x duration < 5% of the start RSS)",
+            met=abs(slope_serve) * soak.seconds / 60 < 0.05 * rs[0],
+            note=f"serve start {rs[0]:.0f}, end {rs[-1]:.0f}, max {max(rs):.0f} MiB"
+                 + (f"; SDK start {rk[0]:.0f}, end {rk[-1]:.0f}, max {max(rk):.0f} MiB" if rk else "")))
+    if rk:
+        section.comparisons.append(Comparison(
+            "SDK process RSS slope over the soak", Measure([slope_sdk], "MiB/min"), "", None, False,
+            goal="flat", met=abs(slope_sdk) * soak.seconds / 60 < 0.05 * rk[0],
+            note=f"start {rk[0]:.0f}, end {rk[-1]:.0f}, max {max(rk):.0f} MiB"))
+    if back and back["rss"]:
+        br = [v for _, v in back["rss"]]
+        section.comparisons.append(Comparison(
+            f"serve peak RSS draining a backlog of {back['n']:,} decisions", Measure([max(br)], "MiB"),
+            "serve peak RSS in the steady state at 10k events/s", Measure([max(rs)], "MiB") if rs else None, False,
+            goal="bounded: no growth with the backlog's size",
+            met=abs(_slope_per_minute(back["rss"][len(back["rss"]) // 3:])) * back["seconds"] / 60 < 0.05 * br[0],
+            note=f"start {br[0]:.0f}, end {br[-1]:.0f} MiB, slope {_slope_per_minute(back['rss']):.1f} MiB/min "
+                 f"(after the first third: {_slope_per_minute(back['rss'][len(back['rss']) // 3:]):.1f}); "
+                 f"{back['stored']:,} stored in the {back['seconds']:.0f} s sampled "
+                 f"({back['stored'] / max(back['seconds'], 1e-9):,.0f}/s)"))
+    section.setup = (
+        f"One `routerwatch serve` with the shipped settings (batch size 5,000, batch_seconds 1.0, drift scheduler "
+        f"on) on a fresh embedded store; a separate SDK process (routerwatch.sdk, simulated cascade traffic) emits "
+        f"at fixed rates: 1k/s for {low_s:.0f} s, 10k/s for {soak_s:.0f} s (memory sampled every {RSS_EVERY_S:.0f} s), "
+        f"then {', '.join(f'{r:,}/s' for r in ramp)} for {ramp_s:.0f} s each until one is not sustained. "
+        f"Freshness: count() of decisions through serve's /query every {POLL_S} s against the emitter's "
+        f"100 ms progress log (resolution one poll). Backlog: {backlog_n:,} decisions pre-filled before a fresh "
+        f"serve starts, RSS every 2 s for up to {window:.0f} s of draining. Kafka broker on the same 2 shared cores."
+    )
+    section.details = [
+        f"phase {p.rate:,}/s for {p.seconds:.0f} s: emitted {p.emitted:,} (achieved {p.achieved_rate:,.0f}/s), "
+        f"freshness p50 {fresh(p, 50):.2f} s, p99 {fresh(p, 99):.2f} s, max {max(p.freshness() or [float('nan')]):.2f} s, "
+        f"backlog at end {p.backlog_at_end:,}, caught up {p.drain_s:.1f} s after the emitter stopped, "
+        f"SDK stats {p.stats}"
+        for p in tried + [low]
+    ]
+    if back:
+        section.details.append(
+            f"backlog: {back['n']:,} pre-filled in {back['fill_s']:.0f} s; RSS samples (s, MiB): "
+            + ", ".join(f"({t - back['rss'][0][0]:.0f}, {v:.0f})" for t, v in back["rss"]))
+    section.details.append("serve RSS samples during the soak (s, MiB): " + ", ".join(
+        f"({t - soak.rss_serve[0][0]:.0f}, {v:.0f})" for t, v in soak.rss_serve))
+    section.seconds = time.perf_counter() - started
+    return section
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--kafka", default=os.environ.get("ROUTERWATCH_KAFKA_BOOTSTRAP"))
+    parser.add_argument("--soak-seconds", type=float)
+    parser.add_argument("--backlog", type=int)
+    parser.add_argument("--emitter", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--topic", help=argparse.SUPPRESS)
+    parser.add_argument("--rate", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--duration", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=1, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.emitter:
+        return emitter(args)
+    stop = None
+    workdir = Path(tempfile.mkdtemp(prefix="bench-soak-"))
+    kafka = args.kafka
+    if not kafka:
+        from bench.perf.common import local_broker
+
+        kafka, stop = local_broker(workdir)
+    try:
+        section = run(Context(kafka=kafka, workdir=workdir, quick=args.quick), soak_seconds=args.soak_seconds,
+                      backlog=args.backlog)
+    finally:
+        if stop:
+            stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(json.dumps(section.to_json(), indent=1))
+    print(f"saved {section.save()}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
