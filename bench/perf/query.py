@@ -459,7 +459,7 @@ GRADED_RAW = f"""
 Q3 = "0.5, 0.95, 0.99"
 
 # Report section -> the same figure from the raw tables (parameters since, until; by = '').
-REPORT_RAW: dict[str, str | None] = {
+REPORT_RAW: dict[str, Any] = {
     "tiers": f"""
 SELECT '' AS segment, tier, tier_rank, count() AS attempts, countIf(outcome = 'accepted') AS accepted,
     countIf(outcome = 'escalated') AS escalated, countIf(outcome = 'failed') AS failed, countIf(outcome = 'shadow') AS shadow,
@@ -505,6 +505,8 @@ SELECT tier, failure_mode, failures, failures / nullIf(total, 0) AS rate FROM
     GROUP BY tier, failure_mode
 )
 WHERE failures > 0 ORDER BY tier, failures DESC""",
+    # The report's graded_summary query: its three sections, each by the raw join of 0004's graded_attempts.
+    "graded": None,  # filled below from the three
     "quality": f"""
 SELECT '' AS segment, tier, target, count() AS graded, avg(grade_passed) AS pass_rate, avg(grade_score) AS mean_score
 FROM ({GRADED_RAW}) GROUP BY tier, target ORDER BY tier, target""",
@@ -546,6 +548,8 @@ FROM ({GRADED_RAW}) WHERE gate_kind != '' AND gate_score IS NOT NULL GROUP BY ti
     "canaries": None,
     "canary_series": None,
 }
+
+REPORT_RAW["graded"] = [REPORT_RAW.pop("quality"), REPORT_RAW.pop("gate_calibration"), REPORT_RAW.pop("gate_scores")]
 
 RECENT = "now() - toIntervalMinute({recent_minutes:UInt32})"
 BASELINE_START = f"{RECENT} - toIntervalMinute({{baseline_minutes:UInt32}})"
@@ -672,7 +676,9 @@ def figures(store: Any, until: datetime, request_id: str) -> list[Figure]:
     """Every report section and cookbook query over each range, with its raw-scan baseline."""
     from routerwatch.report import scoreboard
 
-    def q(sql: str, params: dict[str, Any] | None = None) -> Callable[[], Any]:
+    def q(sql: str | list[str], params: dict[str, Any] | None = None) -> Callable[[], Any]:
+        if isinstance(sql, list):
+            return lambda: [store.query(one, params).rows for one in sql]
         return lambda: store.query(sql, params).rows
 
     out: list[Figure] = []

@@ -1,10 +1,12 @@
 """``routerwatch report``: the per-tier scoreboard for a time range.
 
-Every section is one call of a named view from ``sql/migrations/0004_figures``
-(canary sections: ``0007_canary_figures``; the same views analysts query by
-hand), run through a
-:class:`routerwatch.storage.reader.Reader`. :func:`build` returns plain data
-(``Report``); the renderers turn it into a terminal table, JSON or HTML.
+Every section is a call of a named view from ``sql/migrations/0004_figures`` (over the
+hour and day rollups since ``0008``; canary sections: ``0007_canary_figures``; the same
+views analysts query by hand), run through a :class:`routerwatch.storage.reader.Reader`.
+The three sections from graded answers (quality, gate calibration, gate thresholds) share
+one ``graded_summary`` query (``0009``): one scan of the graded attempts instead of three.
+:func:`build` returns plain data (``Report``); the renderers turn it into a terminal
+table, JSON or HTML.
 """
 
 from __future__ import annotations
@@ -95,6 +97,7 @@ def build(reader: Any, since: datetime, until: datetime, by: str = "", target_er
             rows[key] = []
             continue
         rows[key] = reader.query(sql, parameters).as_dicts()
+    rows.update(split_graded(rows.pop("graded")))
     report.sections = {key: rows[key] for key, *_ in SECTIONS}
     report.sections["experiment_mix_test"] = mix_tests(rows["experiment_mix"])
     report.sections["canary_series"] = rows["canary_series"]
@@ -102,11 +105,37 @@ def build(reader: Any, since: datetime, until: datetime, by: str = "", target_er
     return report
 
 
-def queries(since: datetime, until: datetime, by: str = "") -> list[tuple[str, str, dict[str, Any] | None]]:
-    """Every query :func:`build` runs for [since, until): (section key, SQL, parameters), in order.
+# The sections read from one graded_summary query (migration 0009), with the columns of the views
+# quality_by_tier and gate_calibration and of the gate-threshold scores.
+GRADED_SECTIONS: dict[str, tuple[str, ...]] = {
+    "quality": ("segment", "tier", "target", "graded", "pass_rate", "mean_score"),
+    "gate_calibration": ("tier", "gate_kind", "score_bucket", "graded", "pass_rate", "false_accepts", "false_escalates",
+                         "gate_passed_n", "gate_rejected_n"),
+    "gate_scores": ("tier", "gate_kind", "score", "graded", "correct"),
+}
 
-    ``canary_series`` is run only when ``canaries`` has rows; ``gate_scores`` feeds the
-    gate-threshold section. Raises ValueError for an unknown ``by``.
+
+def split_graded(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """graded_summary rows -> the quality, gate_calibration and gate_scores sections.
+
+    Gate rows without a gate kind or score are the attempts gate_calibration leaves out.
+    """
+    out: dict[str, list[dict[str, Any]]] = {key: [] for key in GRADED_SECTIONS}
+    for row in rows:
+        section = row["section"]
+        if section != "quality" and (row["gate_kind"] == "" or row["score_bucket" if section == "gate_calibration" else "score"] is None):
+            continue
+        out[section].append({("accuracy" if c == "pass_rate" and section == "gate_calibration" else c): row[c]
+                             for c in GRADED_SECTIONS[section]})
+    return out
+
+
+def queries(since: datetime, until: datetime, by: str = "") -> list[tuple[str, str, dict[str, Any] | None]]:
+    """Every query :func:`build` runs for [since, until): (key, SQL, parameters), in order.
+
+    ``canary_series`` is run only when ``canaries`` has rows; ``graded`` is split into the quality
+    and gate_calibration sections and the scores of the gate-threshold section (:func:`split_graded`).
+    Raises ValueError for an unknown ``by``.
     """
     if by not in BY_CHOICES:
         raise ValueError(f"--by must be one of {', '.join(b or repr('') for b in BY_CHOICES)}")
@@ -116,18 +145,11 @@ def queries(since: datetime, until: datetime, by: str = "") -> list[tuple[str, s
     step_arg = f", step_minutes = {series_step(since, until)}"
     out: list[tuple[str, str, dict[str, Any] | None]] = [
         (key, f"SELECT * FROM {view}({args}{by_arg if takes_by else ''}{step_arg if view == 'escalation_series_step' else ''})", None)
-        for key, _, view, takes_by in SECTIONS
+        for key, _, view, takes_by in SECTIONS if key not in GRADED_SECTIONS
     ]
     out.append(("canary_series", f"SELECT * FROM canary_series({args}, step_minutes = {canary_step(start, end)})", None))
-    out.append((
-        "gate_scores",
-        "SELECT tier, gate_kind, round(gate_score, 2) AS score, count() AS graded, countIf(grade_passed) AS correct "
-        "FROM graded_attempts "
-        "WHERE occurred_at >= parseDateTimeBestEffort({since:String}, 'UTC') "
-        "AND occurred_at < parseDateTimeBestEffort({until:String}, 'UTC') "
-        "AND gate_kind != '' AND gate_score IS NOT NULL GROUP BY tier, gate_kind, score",
-        {"since": _fmt_time(start), "until": _fmt_time(end)},
-    ))
+    # quality, gate_calibration and the gate-threshold scores share one scan of the graded attempts.
+    out.append(("graded", f"SELECT * FROM graded_summary({args}{by_arg})", None))
     return out
 
 

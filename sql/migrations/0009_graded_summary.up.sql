@@ -1,0 +1,45 @@
+-- The report's three sections from graded answers (quality_by_tier, gate_calibration and the
+-- gate-threshold scores) in one pass. Each joins graded_attempts, which scans the range's raw
+-- attempts (grades are joined to their request at query time, so a late grade still counts in the
+-- minute of its request); one GROUPING SETS query pays that scan once instead of three times.
+-- `section` says which grouping a row belongs to: 'quality' (segment, tier, target),
+-- 'gate_calibration' (tier, gate_kind, score_bucket) or 'gate_scores' (tier, gate_kind, score). The
+-- columns outside a row's grouping hold their type's default. Gate rows with gate_kind '' or without
+-- a score are the attempts gate_calibration leaves out: drop them.
+--   SELECT * FROM graded_summary(since = '2026-11-22 00:00:00', until = '2026-11-23 00:00:00', by = '')
+-- `by` is '' (none), 'category', 'variant' or 'router', as for quality_by_tier. The join is
+-- graded_attempts' own, reading only the attempt columns the three sections need.
+CREATE VIEW IF NOT EXISTS graded_summary AS
+SELECT
+    multiIf(grouping(target) = 0, 'quality', grouping(score_bucket) = 0, 'gate_calibration', 'gate_scores') AS section,
+    segment, tier, target, gate_kind, score_bucket, score,
+    count()                                        AS graded,
+    avg(grade_passed)                              AS pass_rate,
+    avg(grade_score)                               AS mean_score,
+    countIf(grade_passed)                          AS correct,
+    countIf(gate_passed AND NOT grade_passed)      AS false_accepts,
+    countIf(NOT gate_passed AND grade_passed)      AS false_escalates,
+    countIf(gate_passed)                           AS gate_passed_n,
+    countIf(NOT gate_passed)                       AS gate_rejected_n
+FROM
+(
+    SELECT
+        multiIf({by:String} = 'category', a.category, {by:String} = 'variant', concat(a.experiment_id, '/', a.experiment_variant),
+                {by:String} = 'router', a.router_id, '') AS segment,
+        a.tier AS tier, f.target AS target, a.gate_kind AS gate_kind,
+        floor(a.gate_score * 10) / 10 AS score_bucket, round(a.gate_score, 2) AS score,
+        a.gate_passed AS gate_passed, f.passed AS grade_passed, f.score AS grade_score
+    FROM
+    (
+        SELECT request_id, attempt_index, router_id, category, experiment_id, experiment_variant, tier, outcome,
+               gate_kind, gate_score, gate_passed
+        FROM attempts FINAL
+        WHERE canary_id = ''
+          AND occurred_at >= parseDateTimeBestEffort({since:String}, 'UTC') AND occurred_at < parseDateTimeBestEffort({until:String}, 'UTC')
+    ) AS a
+    INNER JOIN (SELECT request_id, target, score, passed, attempt_index FROM feedback FINAL) AS f ON a.request_id = f.request_id
+    WHERE (f.target = 'served' AND a.outcome = 'accepted' AND (f.attempt_index IS NULL OR f.attempt_index = a.attempt_index))
+       OR (f.target != 'served' AND f.attempt_index = a.attempt_index)
+)
+GROUP BY GROUPING SETS ((segment, tier, target), (tier, gate_kind, score_bucket), (tier, gate_kind, score))
+ORDER BY section, segment, tier, target, gate_kind, score_bucket, score;
