@@ -6,8 +6,8 @@ soak (10 minutes in full mode), then rising rates to find the highest one serve 
 
 - Freshness is emit-to-queryable: the emitter logs how many decisions it has handed to the SDK
   (each stamped occurred_at = now) every 100 ms; the bench polls serve's /query for
-  ``count()`` of decisions every 200 ms. Decision i is queryable at the start of the first poll
-  that counts at least i rows, and its freshness is that moment minus the moment i was emitted
+  ``count()`` of decisions every 200 ms. Decision i is queryable when the first poll that counts
+  at least i rows answers, and its freshness is that moment minus the moment i was emitted
   (count order stands in for emit order; resolution one poll interval). p50/p99 over a sample of
   every decision index.
 - Sustainable: the emitter reached the rate and the backlog (emitted - queryable) at the end of the
@@ -94,7 +94,7 @@ class Phase:
     rate: int
     seconds: float
     progress: list[tuple[float, int]] = field(default_factory=list)  # (epoch, emitted) from the emitter
-    polls: list[tuple[float, int]] = field(default_factory=list)  # (poll start epoch, queryable in phase)
+    polls: list[tuple[float, int]] = field(default_factory=list)  # (poll answer epoch, queryable in phase)
     rss_serve: list[tuple[float, float]] = field(default_factory=list)
     rss_sdk: list[tuple[float, float]] = field(default_factory=list)
     emitted: int = 0
@@ -171,7 +171,8 @@ def run_phase(serve: Serve, kafka: str, topic: str, phase: Phase, base: int, *, 
             start = time.time()
             count = _count(serve.port)
             if count is not None:
-                phase.polls.append((start, count - base))
+                # The answer's arrival: an event counted was queryable by then at the latest.
+                phase.polls.append((time.time(), count - base))
             if sample_rss and start >= next_rss:
                 phase.rss_serve.append((start, rss_mb(serve.proc.pid)))  # type: ignore[union-attr]
                 try:
@@ -210,7 +211,7 @@ def _parse(lines: list[str], phase: Phase) -> int:
     return phase.emitted
 
 
-def run_backlog(kafka: str, workdir: Path, n: int, window_s: float) -> dict[str, Any]:
+def run_backlog(kafka: str, workdir: Path, n: int, window_s: float, batch_size: int) -> dict[str, Any]:
     """Pre-fill ``n`` decisions, start a fresh serve, sample its RSS every 2 s while it drains."""
     topic = f"bench.backlog.{uuid.uuid4().hex[:8]}.decisions"
     t = time.perf_counter()
@@ -218,7 +219,8 @@ def run_backlog(kafka: str, workdir: Path, n: int, window_s: float) -> dict[str,
     fill_s = time.perf_counter() - t
     tag = uuid.uuid4().hex[:8]
     run_dir = Path(tempfile.mkdtemp(prefix=f"backlog-{tag}-", dir=workdir))
-    serve = Serve(serve_env(kafka, topic, run_dir / "store", tag, _free_port()), run_dir, "serve.log")
+    env = serve_env(kafka, topic, run_dir / "store", tag, _free_port(), ROUTERWATCH_INGEST__BATCH_SIZE=str(batch_size))
+    serve = Serve(env, run_dir, "serve.log")
     serve.migrate()
     serve.start()
     rss: list[tuple[float, float]] = []
@@ -241,7 +243,7 @@ def run_backlog(kafka: str, workdir: Path, n: int, window_s: float) -> dict[str,
 
 def run(ctx: Context, *, soak_seconds: float | None = None, low_seconds: float | None = None,
         ramp: list[int] | None = None, ramp_seconds: float | None = None, backlog: int | None = None,
-        backlog_window: float | None = None) -> Section:
+        backlog_window: float | None = None, batch_size: int = 25_000) -> Section:
     started = time.perf_counter()
     soak_s = soak_seconds or (30.0 if ctx.quick else 600.0)
     low_s = low_seconds or (10.0 if ctx.quick else 30.0)
@@ -254,7 +256,9 @@ def run(ctx: Context, *, soak_seconds: float | None = None, low_seconds: float |
     tag = uuid.uuid4().hex[:8]
     topic = f"bench.soak.{tag}.decisions"
     run_dir = Path(tempfile.mkdtemp(prefix=f"soak-{tag}-", dir=ctx.workdir))
-    serve = Serve(serve_env(ctx.kafka, topic, run_dir / "store", tag, _free_port()), run_dir, "serve.log")
+    env = serve_env(ctx.kafka, topic, run_dir / "store", tag, _free_port(), ROUTERWATCH_SCHEDULER__ENABLED="true",
+                    ROUTERWATCH_INGEST__BATCH_SIZE=str(batch_size))
+    serve = Serve(env, run_dir, "serve.log")
     serve.migrate()
     serve.start()
     phases = [Phase(1_000, low_s), Phase(10_000, soak_s), *(Phase(r, ramp_s) for r in ramp)]
@@ -270,7 +274,7 @@ def run(ctx: Context, *, soak_seconds: float | None = None, low_seconds: float |
     finally:
         serve.stop()
         shutil.rmtree(run_dir, ignore_errors=True)
-    back = run_backlog(ctx.kafka, ctx.workdir, backlog_n, window) if backlog_n else None
+    back = run_backlog(ctx.kafka, ctx.workdir, backlog_n, window, batch_size) if backlog_n else None
 
     section = Section(NAME, TITLE)
     low, soak = phases[0], phases[1]
@@ -327,8 +331,8 @@ def run(ctx: Context, *, soak_seconds: float | None = None, low_seconds: float |
                  f"{back['stored']:,} stored in the {back['seconds']:.0f} s sampled "
                  f"({back['stored'] / max(back['seconds'], 1e-9):,.0f}/s)"))
     section.setup = (
-        f"One `routerwatch serve` with the shipped settings (batch size 5,000, batch_seconds 1.0, drift scheduler "
-        f"on) on a fresh embedded store; a separate SDK process (routerwatch.sdk, simulated cascade traffic) emits "
+        f"One `routerwatch serve` (ROUTERWATCH_INGEST__BATCH_SIZE={batch_size:,}, otherwise the shipped settings: "
+        f"batch_seconds 1.0, drift scheduler on) on a fresh embedded store; a separate SDK process (routerwatch.sdk, simulated cascade traffic) emits "
         f"at fixed rates: 1k/s for {low_s:.0f} s, 10k/s for {soak_s:.0f} s (memory sampled every {RSS_EVERY_S:.0f} s), "
         f"then {', '.join(f'{r:,}/s' for r in ramp)} for {ramp_s:.0f} s each until one is not sustained. "
         f"Freshness: count() of decisions through serve's /query every {POLL_S} s against the emitter's "
@@ -358,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kafka", default=os.environ.get("ROUTERWATCH_KAFKA_BOOTSTRAP"))
     parser.add_argument("--soak-seconds", type=float)
     parser.add_argument("--backlog", type=int)
+    parser.add_argument("--batch-size", type=int, default=25_000)
     parser.add_argument("--emitter", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--topic", help=argparse.SUPPRESS)
     parser.add_argument("--rate", type=int, help=argparse.SUPPRESS)
@@ -375,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         kafka, stop = local_broker(workdir)
     try:
         section = run(Context(kafka=kafka, workdir=workdir, quick=args.quick), soak_seconds=args.soak_seconds,
-                      backlog=args.backlog)
+                      backlog=args.backlog, batch_size=args.batch_size)
     finally:
         if stop:
             stop()

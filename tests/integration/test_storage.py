@@ -129,3 +129,60 @@ def test_store_outage_pauses_the_batch_until_the_store_is_back_and_loses_nothing
     ]
     assert len(sent) == 1 and sent[0].reason == "invalid_json"
     assert processor.last_error is None
+
+
+def test_arrow_inserts_round_trip_every_column_type_the_sink_uses(store):
+    import uuid
+    from datetime import UTC, datetime
+
+    store.command(
+        "CREATE TABLE typed (id UUID, name LowCardinality(String), note String, at DateTime64(3, 'UTC'), "
+        "flag Bool, maybe Nullable(Bool), score Nullable(Float64), small UInt8, count UInt32, part Int32, "
+        "offset Int64, idx Nullable(UInt8), tags Array(String)) ENGINE = MergeTree ORDER BY id"
+    )
+    ids = [uuid.UUID(int=1), uuid.UUID(int=2)]
+    at_ms = [1_795_328_486_077, 1_700_000_000_001]
+    columns = {
+        "id": [ids[0], str(ids[1])],  # UUID objects or their text, as the builders pass them
+        "name": ["small", "large"],
+        "note": ["", "é ünïcode"],
+        "at": at_ms,
+        "flag": [True, False],
+        "maybe": [None, True],
+        "score": [None, 0.25],
+        "small": [0, 255],
+        "count": [7, 4_000_000_000],
+        "part": [-1, 3],
+        "offset": [2**40, 0],
+        "idx": [None, 3],
+    }
+    store.insert_columns("typed", columns)
+    # A column Arrow is not given a type for here (Array) takes the clickhouse-connect path.
+    store.insert_columns("typed", {"id": [uuid.UUID(int=3)], "tags": [["a", "b"]], "at": [at_ms[0]]})
+    rows = store.query("SELECT id, name, note, at, flag, maybe, score, small, count, part, offset, idx, tags FROM typed ORDER BY id").rows
+    assert [r[0] for r in rows] == [*ids, uuid.UUID(int=3)]
+    first, second, third = rows
+
+    def utc(ms: int) -> datetime:  # clickhouse-connect reads DateTime64(3, 'UTC') back as naive UTC
+        return datetime.fromtimestamp(ms / 1000, UTC).replace(tzinfo=None)
+
+    assert first[1:12] == ("small", "", utc(at_ms[0]), True, None, None, 0, 7, -1, 2**40, None)
+    assert second[1:12] == ("large", "é ünïcode", utc(at_ms[1]), False, True, 0.25, 255, 4_000_000_000, 3, 0, 3)
+    assert third[12] == ["a", "b"]
+
+
+def test_query_column_reads_one_column_as_text_with_parameters(store):
+    store.command("CREATE TABLE ids (id UUID, at DateTime64(3, 'UTC')) ENGINE = MergeTree ORDER BY id")
+    store.command(
+        "INSERT INTO ids VALUES ('00000000-0000-0000-0000-000000000001', '2026-01-01 00:00:00.000'), "
+        "('00000000-0000-0000-0000-000000000002', '2026-01-02 00:00:00.000')"
+    )
+    from datetime import UTC, datetime
+
+    found = store.query_column(
+        "SELECT id FROM ids WHERE at >= {since:DateTime64(3, 'UTC')} AND id IN "
+        "(SELECT toUUID(arrayJoin(splitByChar(',', {ids:String}))))",
+        {"since": datetime(2026, 1, 1, 12, tzinfo=UTC), "ids": "00000000-0000-0000-0000-000000000002,00000000-0000-0000-0000-000000000009"},
+    )
+    assert found == ["00000000-0000-0000-0000-000000000002"]
+    assert store.query_column("SELECT id FROM ids WHERE 0") == []

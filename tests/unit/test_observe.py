@@ -418,3 +418,34 @@ def test_the_processor_observes_only_what_the_sink_inserted():
     d.done()
     assert d.total("requests_total") == 50
     assert d.total("attempts_total") == sum(len(e["attempts"]) for e in evs)
+
+
+def test_observe_many_matches_observing_one_by_one():
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from routerwatch.ingest.observe import observe_many
+
+    registry = CollectorRegistry()
+    buckets = (0.1, 0.5, 1.0, 2.5)
+    one = Histogram("one_by_one_seconds", "x", buckets=buckets, registry=registry)
+    many = Histogram("bulk_seconds", "x", buckets=buckets, registry=registry)
+    # Values on, between, below and above the bounds (the +Inf bucket included).
+    values = [0.0, 0.1, 0.1000001, 0.3, 0.5, 0.99, 1.0, 2.5, 2.6, 40.0] * 7
+    for v in values:
+        one.observe(v)
+    observe_many(many, values)
+    observe_many(many, [])
+
+    def samples(name: str) -> dict[str, float]:
+        return {
+            (s.name.removeprefix(name) + s.labels.get("le", "")): s.value
+            for metric in registry.collect()
+            if metric.name == name
+            for s in metric.samples
+            if not s.name.endswith("_created")
+        }
+
+    a, b = samples("one_by_one_seconds"), samples("bulk_seconds")
+    assert a.keys() == b.keys() and len(a) == len(buckets) + 3
+    for key in a:
+        assert b[key] == pytest.approx(a[key], rel=1e-12), key

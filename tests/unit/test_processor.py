@@ -100,3 +100,48 @@ def test_a_bug_in_the_sink_is_not_retried_forever():
         pass
     else:
         raise AssertionError("an unexpected error must surface (and crash the agent), not loop silently")
+
+
+def test_prepare_then_store_is_process_in_two_halves():
+    sink, dlq = FakeSink(), FlakyDeadLetters()
+    processor = BatchProcessor("decision", sink, dlq)
+    prepared = processor.prepare(messages(3, [b"not json"]))
+    assert [item.offset for item in prepared.valid] == [0, 1, 2]
+    assert [letter.reason for letter in prepared.dead] == ["invalid_json"]
+    assert sink.stored == [] and dlq.sent == [], "prepare validates only: no I/O"
+    asyncio.run(processor.store(prepared))
+    assert [item.offset for item in sink.stored] == [0, 1, 2]
+    assert [letter.message.offset for letter in dlq.sent] == [3]
+
+
+def test_gc_pause_nests_and_restores_the_collector_state():
+    import gc
+
+    from routerwatch.ingest.processor import gc_paused
+
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled(), "the outer pause still holds"
+    assert gc.isenabled()
+    gc.disable()  # e.g. ingest turned automatic collection off for the whole process
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled(), "a pause does not turn on a collector that was off"
+    finally:
+        gc.enable()
+
+
+def test_messages_need_only_the_record_attributes():
+    class Record:  # the shape of aiokafka's ConsumerRecord, no RawMessage
+        def __init__(self, offset, value):
+            self.topic, self.partition, self.offset, self.key, self.value = "decisions", 2, offset, None, value
+
+    sink, dlq = FakeSink(), FlakyDeadLetters()
+    good = [m.value for m in messages(2, [])]
+    asyncio.run(BatchProcessor("decision", sink, dlq).process([Record(10, good[0]), Record(11, good[1]), Record(12, b"\xff")]))
+    assert [(item.partition, item.offset) for item in sink.stored] == [(2, 10), (2, 11)]
+    assert [letter.reason for letter in dlq.sent] == ["undecodable"]

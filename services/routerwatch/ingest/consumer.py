@@ -156,7 +156,7 @@ class IngestConsumer:
         worker thread, without the GIL): overlapping the two keeps both cores busy. Batches are
         still stored, and their offsets committed, one after the other in order. Caller holds the lock.
         """
-        taken = self._take()
+        taken = await asyncio.to_thread(self._take)
         if taken is None:
             return
         prepared, offsets = taken
@@ -169,6 +169,11 @@ class IngestConsumer:
         self._inflight = asyncio.ensure_future(self._store_and_commit(prepared, offsets))
 
     def _take(self) -> tuple[list[tuple[BatchProcessor, Prepared]], dict[TopicPartition, int]] | None:
+        """Validate the records taken so far and hand them over with their offsets (caller holds the lock).
+
+        Runs in a worker thread from :meth:`_pipeline_step`: validating a batch takes a good part
+        of a second, during which the event loop keeps answering /metrics, /query and heartbeats.
+        """
         if not self._pending:
             return None
         pending, self._pending, self._count = self._pending, {}, 0
@@ -184,7 +189,7 @@ class IngestConsumer:
             if self._inflight is not None:
                 inflight, self._inflight = self._inflight, None
                 await inflight
-            taken = self._take()
+            taken = await asyncio.to_thread(self._take)
             if taken is not None:
                 await self._store_and_commit(*taken)
 
