@@ -16,6 +16,7 @@ then each section's setup and detail.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -31,7 +32,7 @@ from bench.perf.common import OUT, REPO, Comparison, Section, fmt, local_broker,
 SECTIONS = ("sdk", "ingest", "query", "soak")
 
 
-def render(sections: list[Section], facts: dict[str, str], total_s: float, quick: bool) -> str:
+def render(sections: list[Section], facts: dict[str, str], total_s: float, quick: bool, load: str = "") -> str:
     lines = [
         "# routerwatch performance benchmarks",
         "",
@@ -43,6 +44,7 @@ def render(sections: list[Section], facts: dict[str, str], total_s: float, quick
         "|---|---|",
         *[f"| {k} | {v} |" for k, v in facts.items()],
         f"| suite wall time | {total_s / 60:.1f} min |",
+        *([f"| load average (1 min) at start / end | {load} |"] if load else []),
         "",
         "## Summary",
         "",
@@ -91,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out) if args.out else (OUT / "RESULTS.quick.md" if args.quick else REPO / "bench" / "RESULTS.md")
 
     started = time.perf_counter()
+    load_start = os.getloadavg()[0]
     stop = None
     with tempfile.TemporaryDirectory(prefix="routerwatch-bench-") as tmp:
         kafka = args.kafka
@@ -119,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
                 stop()
     total = time.perf_counter() - started
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(sections, machine(), total, args.quick))
+    # Other work on the machine shows here: the figures are only as quiet as the machine was.
+    load = f"{load_start:.2f} / {os.getloadavg()[0]:.2f}"
+    out.write_text(render(sections, machine(), total, args.quick, load))
     print(f"== wrote {out} ({total / 60:.1f} min)")
     for s in sections:
         for c in s.comparisons:
