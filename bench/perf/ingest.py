@@ -16,6 +16,9 @@ share the machine's noise. The chDB release routerwatch uses cannot create Kafka
 streaming-storage registry is shut down at start-up), so the baseline runs in a small separate
 virtualenv with the last chDB whose Kafka engine works (created under bench/out on first use).
 
+Full mode: 1,000,000 decisions, two runs of each side, about 7 minutes on the 2-core development
+machine (both sides ingest at roughly 10k events/s there); quick mode: 50,000 decisions, one run.
+
 Usage: python -m bench.perf.ingest [--quick] [--kafka HOST:PORT] [--events N] [--repeats R]
 """
 
@@ -475,7 +478,8 @@ def run(ctx: Context, *, events: int | None = None, repeats: int | None = None, 
                    measure(engine, "rate", engine_n), True),
         Comparison("peak resident memory of the ingesting process", measure(rw, "rss", n), engine_name,  # type: ignore[arg-type]
                    measure(engine, "rss", engine_n), False,
-                   note="bounded batches: at most one batch of records and one of fetched bytes in hand"),
+                   note="bounded: at most two batches in hand (one validating, one storing) plus 32 MiB of "
+                        "prefetched records; the rest is the embedded engine"),
     ]
     attempts_per = expect["attempts"] / n
     section.setup = (
@@ -483,7 +487,8 @@ def run(ctx: Context, *, events: int | None = None, repeats: int | None = None, 
         f"of JSON) plus {expect['invalid']} invalid messages (DLQ) on a 4-partition topic (lz4), pre-filled in "
         f"{fill_s:.0f} s; each system reads it from offset 0 into a fresh embedded store with all migrations "
         f"(rollup views included). routerwatch: `routerwatch serve`, batch size {batch:,}, validation, dedup by "
-        f"event_id, DLQ, Prometheus metrics; timed from its consumer's partition assignment until "
+        f"event_id, DLQ, Prometheus metrics (drift scheduler off: the engine has none); timed from its consumer's "
+        f"partition assignment until "
         f"{n:,} decisions, {expect['attempts']:,} attempts and {expect['invalid']} dead letters are queryable "
         f"through /query. Kafka engine: kafka_num_consumers = 1, kafka_max_block_size = 65536, "
         f"kafka_skip_broken_messages, MVs into the same decisions/attempts tables (attempts via ARRAY JOIN); "
