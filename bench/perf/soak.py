@@ -2,7 +2,8 @@
 
 One serve (fresh topics, group and embedded store; settings as shipped) is fed by an SDK process
 emitting simulated RoutingDecisions at a fixed rate, in phases: 1k events/s, 10k events/s for the
-soak (10 minutes in full mode), then rising rates to find the highest one serve sustains.
+soak (10 minutes in full mode, last), after short phases at rising rates that find the highest
+one serve sustains.
 
 - Freshness is emit-to-queryable: the emitter logs how many decisions it has handed to the SDK
   (each stamped occurred_at = now) every 100 ms; the bench polls serve's /query for
@@ -247,7 +248,7 @@ def run(ctx: Context, *, soak_seconds: float | None = None, low_seconds: float |
     started = time.perf_counter()
     soak_s = soak_seconds or (30.0 if ctx.quick else 600.0)
     low_s = low_seconds or (10.0 if ctx.quick else 30.0)
-    ramp = ramp if ramp is not None else ([15_000] if ctx.quick else [15_000, 20_000, 30_000])
+    ramp = ramp if ramp is not None else ([5_000, 15_000] if ctx.quick else [5_000, 7_500, 10_000, 15_000, 20_000, 30_000])
     ramp_s = ramp_seconds or (10.0 if ctx.quick else 20.0)
     backlog_n = backlog if backlog is not None else (200_000 if ctx.quick else 3_000_000)
     window = backlog_window or (20.0 if ctx.quick else 75.0)
@@ -261,26 +262,27 @@ def run(ctx: Context, *, soak_seconds: float | None = None, low_seconds: float |
     serve = Serve(env, run_dir, "serve.log")
     serve.migrate()
     serve.start()
-    phases = [Phase(1_000, low_s), Phase(10_000, soak_s), *(Phase(r, ramp_s) for r in ramp)]
+    low, soak = Phase(1_000, low_s), Phase(10_000, soak_s)
+    steps = [Phase(r, ramp_s) for r in ramp]
+    # 1k/s, then rising rates (short phases) until one is not sustained, then the long 10k/s soak
+    # last, so that a backlog it may leave cannot spill into another phase's figures.
     try:
         serve.wait_ready()
-        base = 0
-        for k, phase in enumerate(phases):
-            run_phase(serve, ctx.kafka, topic, phase, base, sample_rss=phase is phases[1],
-                      drain_timeout=30.0 if ctx.quick else 60.0, seed=100 + k)
-            base = _count(serve.port) or base
-            if not phase.sustained and phase.rate > 10_000:
-                break  # higher rates would not be sustained either
+        base = 0  # decisions the SDK delivered before the phase: the phase's rows start after them
+        for k, phase in enumerate([low, *steps, soak]):
+            if phase is soak or not steps or steps.index(phase) == 0 or steps[steps.index(phase) - 1].sustained:
+                run_phase(serve, ctx.kafka, topic, phase, base, sample_rss=phase is soak,
+                          drain_timeout=30.0 if ctx.quick else 60.0, seed=100 + k)
+                base += int(phase.stats.get("sent", phase.emitted))
     finally:
         serve.stop()
         shutil.rmtree(run_dir, ignore_errors=True)
     back = run_backlog(ctx.kafka, ctx.workdir, backlog_n, window, batch_size) if backlog_n else None
 
     section = Section(NAME, TITLE)
-    low, soak = phases[0], phases[1]
-    tried = [p for p in phases[1:] if p.progress]
-    sustained = [p for p in tried if p.sustained]
-    top = max(sustained, key=lambda p: p.rate) if sustained else soak
+    tried = [p for p in [*steps, soak] if p.progress]
+    sustained = [p for p in [low, *tried] if p.sustained and p.progress]
+    top = max(sustained, key=lambda p: p.rate) if sustained else low
 
     def fresh(p: Phase, q: float) -> float:
         values = p.freshness()
@@ -339,8 +341,8 @@ def run(ctx: Context, *, soak_seconds: float | None = None, low_seconds: float |
     section.setup = (
         f"One `routerwatch serve` (ROUTERWATCH_INGEST__BATCH_SIZE={batch_size:,}, otherwise the shipped settings: "
         f"batch_seconds 1.0, drift scheduler on) on a fresh embedded store; a separate SDK process (routerwatch.sdk, simulated cascade traffic) emits "
-        f"at fixed rates: 1k/s for {low_s:.0f} s, 10k/s for {soak_s:.0f} s (memory sampled every {RSS_EVERY_S:.0f} s), "
-        f"then {', '.join(f'{r:,}/s' for r in ramp)} for {ramp_s:.0f} s each until one is not sustained. "
+        f"at fixed rates: 1k/s for {low_s:.0f} s, then {', '.join(f'{r:,}/s' for r in ramp)} for {ramp_s:.0f} s "
+        f"each until one is not sustained, then 10k/s for {soak_s:.0f} s (memory sampled every {RSS_EVERY_S:.0f} s). "
         f"Freshness: count() of decisions through serve's /query every {POLL_S} s against the emitter's "
         f"100 ms progress log (resolution one poll). Backlog: {backlog_n:,} decisions pre-filled before a fresh "
         f"serve starts, RSS every 2 s for up to {window:.0f} s of draining. Kafka broker on the same 2 shared cores."
