@@ -802,7 +802,7 @@ def run(ctx: Context, rows: int | None = None, baseline_repeats: int | None = No
             f"Each figure: median and spread of {repeats} runs through the store's client (rows converted to "
             f"Python, as the report does), against the same figure computed by a raw FINAL scan in the same run "
             f"({base_repeats} runs). "
-            "Ranges end at the end of the generated traffic (the cookbook's now())."
+            "The report's ranges end at the end of the generated traffic, the cookbook's at now()."
         )
         rate = gen.attempts / gen.seconds
         section.details += [
