@@ -269,11 +269,15 @@ def run(ctx: Context, *, soak_seconds: float | None = None, low_seconds: float |
     try:
         serve.wait_ready()
         base = 0  # decisions the SDK delivered before the phase: the phase's rows start after them
+        climbing = True
         for k, phase in enumerate([low, *steps, soak]):
-            if phase is soak or not steps or steps.index(phase) == 0 or steps[steps.index(phase) - 1].sustained:
-                run_phase(serve, ctx.kafka, topic, phase, base, sample_rss=phase is soak,
-                          drain_timeout=30.0 if ctx.quick else 60.0, seed=100 + k)
-                base += int(phase.stats.get("sent", phase.emitted))
+            if not climbing and phase.seconds == ramp_s and phase is not soak and phase is not low:
+                continue  # a lower rate was not sustained: higher ones would not be either
+            run_phase(serve, ctx.kafka, topic, phase, base, sample_rss=phase is soak,
+                      drain_timeout=30.0 if ctx.quick else 60.0, seed=100 + k)
+            base += int(phase.stats.get("sent", phase.emitted))
+            if phase is not low and phase is not soak and not phase.sustained:
+                climbing = False
     finally:
         serve.stop()
         shutil.rmtree(run_dir, ignore_errors=True)
