@@ -28,13 +28,13 @@ import socket
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from routerwatch import metrics
 from routerwatch.canary.config import Canary, CanaryConfigError, CanarySet, load_canary_set
 from routerwatch.canary.probe import ProbeSettings, probe
+from routerwatch.sdk.recorder import _iso_ms  # the contract's UTC millisecond text, as the SDK writes it
 
 log = logging.getLogger("routerwatch.canary")
 
@@ -218,20 +218,16 @@ class CanaryProber:
     async def _wait_ingest_caught_up(self, timeout_s: float = 30.0) -> None:
         """Let ingest store every canary result already on Kafka: the previous holder's last
         probes must be in ClickHouse before the schedule is read back from it."""
-        from routerwatch.ingest.lag import consumer_lag
+        from routerwatch.ingest.lag import wait_caught_up
 
-        deadline = time.monotonic() + timeout_s
-        lag = -1
-        while time.monotonic() < deadline:
-            try:
-                lag = (await consumer_lag(self.settings)).get(self.settings.topics.canary, 0)
-            except Exception as exc:  # noqa: BLE001 - fall back on what is stored
-                log.warning("could not measure the canary topic's lag: %s", exc)
-                return
-            if lag == 0:
-                return
-            await asyncio.sleep(0.5)
-        log.warning("ingest still %d canary results behind after %.0fs; resuming the schedule anyway", lag, timeout_s)
+        topic = self.settings.topics.canary
+        try:
+            lag = (await wait_caught_up(self.settings, timeout_s, topics=[topic])).get(topic, 0)
+        except Exception as exc:  # noqa: BLE001 - fall back on what is stored
+            log.warning("could not measure the canary topic's lag: %s", exc)
+            return
+        if lag:
+            log.warning("ingest still %d canary results behind after %.0fs; resuming the schedule anyway", lag, timeout_s)
 
     async def dispatch(self) -> list[asyncio.Task[Any]]:
         """The every-second job: fire the canaries that are due. Returns the probe tasks started."""
@@ -353,6 +349,3 @@ class CanaryProber:
             log.warning("could not save the canary state file %s: %s", path, exc)
             Path(tmp).unlink(missing_ok=True)
 
-
-def _iso_ms(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

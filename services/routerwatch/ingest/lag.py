@@ -11,9 +11,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from routerwatch.config import Settings
 
 
-async def consumer_lag(settings: Settings) -> dict[str, int]:
-    """Messages not yet committed by the ingest group, per input topic."""
-    topics = [settings.topics.decisions, settings.topics.feedback, settings.topics.canary]
+async def consumer_lag(settings: Settings, topics: list[str] | None = None) -> dict[str, int]:
+    """Messages not yet committed by the ingest group, per input topic (default: all three)."""
+    topics = topics or [settings.topics.decisions, settings.topics.feedback, settings.topics.canary]
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
     await admin.start()
@@ -38,11 +38,13 @@ async def consumer_lag(settings: Settings) -> dict[str, int]:
         await admin.close()
 
 
-async def wait_caught_up(settings: Settings, timeout_s: float, poll_s: float = 0.5) -> dict[str, int]:
+async def wait_caught_up(
+    settings: Settings, timeout_s: float, poll_s: float = 0.5, topics: list[str] | None = None
+) -> dict[str, int]:
     """Poll until the lag is zero on every topic; returns the last lag seen (non-zero on timeout)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        lag = await consumer_lag(settings)
+        lag = await consumer_lag(settings, topics)
         if not any(lag.values()) or time.monotonic() > deadline:
             return lag
         await asyncio.sleep(poll_s)
