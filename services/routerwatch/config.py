@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from routerwatch.errors import ConfigError
@@ -102,6 +102,12 @@ class CanarySettings(_Section):
         default=10.0, ge=6, le=300, description="A holder that stops heartbeating loses the lease after this."
     )
     state_file: Path = Field(default=Path(".run/canary-schedule.json"), description="Last probe time per canary.")
+
+    @model_validator(mode="after")
+    def _n_within_m(self) -> CanarySettings:
+        if self.n > self.m:
+            raise ValueError(f"n ({self.n}) cannot exceed m ({self.m})")
+        return self
 
 
 class HttpSettings(_Section):

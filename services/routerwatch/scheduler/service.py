@@ -53,6 +53,7 @@ class DriftScheduler:
     def __init__(self, settings: Any, store: Any) -> None:
         self.cfg = settings.scheduler
         self.canary = settings.canary
+        self.canary_rule = NofM(n=self.canary.n, m=self.canary.m, side_fraction=self.canary.side_fraction)
         self.store = store
         self.client: AlertManagerClient | None = None
         if self.cfg.alertmanager_urls:
@@ -133,10 +134,8 @@ class DriftScheduler:
             return evaluation
 
     def _canaries(self, until: datetime) -> list[Any]:
-        c = self.canary
-        outcomes = series.canary_outcomes(self.store, until - timedelta(minutes=c.lookback_minutes), until)
-        config = NofM(n=c.n, m=c.m, side_fraction=c.side_fraction)
-        return detect_canaries(outcomes, now=until, config=config)
+        since = until - timedelta(minutes=self.canary.lookback_minutes)
+        return detect_canaries(series.canary_outcomes(self.store, since, until), now=until, config=self.canary_rule)
 
     def status(self) -> dict[str, Any]:
         """What fires now and why, plus how many series each detector could not judge."""
