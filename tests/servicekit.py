@@ -174,3 +174,15 @@ class Serve:
                 return value
             time.sleep(0.3)
         raise AssertionError(f"{sql!r} returned {value!r}, expected {expected!r}\n{self.log()}")
+
+
+async def create_topics(kafka: str, topics: list[str], partitions: int = 1) -> None:
+    """Create fresh topics on the test broker (before anything produces to them)."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=1) for t in topics])
+    finally:
+        await admin.close()

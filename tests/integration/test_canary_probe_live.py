@@ -17,9 +17,8 @@ from typing import Any
 import aiohttp
 import pytest
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from routerkit import ExampleRouter
-from servicekit import CLI, free_port
+from servicekit import CLI, create_topics, free_port
 
 from routerwatch.canary.config import Canary, load_canary_set
 from routerwatch.canary.probe import ProbeSettings, probe
@@ -72,18 +71,9 @@ def load(tmp_path: Path, router_id: str, timeout: float = 5) -> dict[str, Canary
     return {c.id: c for c in load_canary_set(canary_file(tmp_path, router_id, timeout)).canaries}
 
 
-async def create_topic(kafka: str, topic: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
-    finally:
-        await admin.close()
-
-
 @pytest.fixture
 async def router(kafka_bootstrap, names, tmp_path):
-    await create_topic(kafka_bootstrap, names["decisions"])
+    await create_topics(kafka_bootstrap, [names["decisions"]])
     r = ExampleRouter(kafka_bootstrap, names["decisions"], f"probe-{names['group']}", tmp_path / "router.log").start()
     yield r
     r.stop()

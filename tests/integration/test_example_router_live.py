@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from servicekit import REPO, free_port
+from servicekit import REPO, create_topics, free_port
 
 from routerwatch.events.validation import EVENT_TYPES, decode
 
@@ -98,15 +97,6 @@ def post(url: str, body: Any, headers: dict[str, str] | None = None, raw: bytes 
                                         headers={"Content-Type": "application/json", **(headers or {})}))
 
 
-async def _create_topic(kafka: str, topic: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
-    finally:
-        await admin.close()
-
-
 async def _read(kafka: str, topic: str, request_ids: set[str], timeout: float) -> dict[str, Any]:
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka, auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
@@ -135,7 +125,7 @@ def read_decisions(kafka: str, topic: str, request_ids: set[str], timeout: float
 
 @pytest.fixture
 def router(kafka_bootstrap, names, tmp_path):
-    asyncio.run(_create_topic(kafka_bootstrap, names["decisions"]))
+    asyncio.run(create_topics(kafka_bootstrap, [names["decisions"]]))
     r = Router(kafka_bootstrap, names["decisions"], tmp_path / "router.log")
     yield r
     r.stop()
@@ -313,7 +303,7 @@ def test_flags_set_the_start_switches_and_the_switch_client_changes_them(kafka_b
     bad = subprocess.run([*MODULE, "--port", "0", "--slow", "tiny=5"], capture_output=True, text=True, timeout=30, cwd=REPO)
     assert bad.returncode == 2 and "--slow tiny" in bad.stderr
 
-    asyncio.run(_create_topic(kafka_bootstrap, names["decisions"]))
+    asyncio.run(create_topics(kafka_bootstrap, [names["decisions"]]))
     r = Router(kafka_bootstrap, names["decisions"], tmp_path / "router.log",
                "--gate-threshold", "0.9", "--fail", "small", "--hide-tier-body", "--router-id", "flag-router")
     try:

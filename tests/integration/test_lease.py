@@ -11,20 +11,11 @@ import textwrap
 import time
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from servicekit import create_topics
 
 from routerwatch.scheduler.lease import KafkaLease
 
 pytestmark = pytest.mark.timeout(120)
-
-
-async def _topic(bootstrap: str, name: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])
-    finally:
-        await admin.close()
 
 
 async def _until(predicate, timeout: float) -> bool:
@@ -40,7 +31,7 @@ def test_one_holder_and_clean_handover(kafka_bootstrap, names):
     topic, group = f"{names['decisions']}.lease", f"{names['group']}-lease"
 
     async def scenario() -> None:
-        await _topic(kafka_bootstrap, topic)
+        await create_topics(kafka_bootstrap, [topic])
         changes: list[tuple[str, bool]] = []
         a = KafkaLease(kafka_bootstrap, topic, group, session_timeout_s=6, on_change=lambda h: changes.append(("a", h)))
         b = KafkaLease(kafka_bootstrap, topic, group, session_timeout_s=6, on_change=lambda h: changes.append(("b", h)))
@@ -67,7 +58,7 @@ def test_one_holder_and_clean_handover(kafka_bootstrap, names):
 def test_lease_moves_when_the_holder_dies(kafka_bootstrap, names, tmp_path):
     """kill -9 of the holder: no clean leave, the lease moves after the session timeout."""
     topic, group = f"{names['decisions']}.lease", f"{names['group']}-lease"
-    asyncio.run(_topic(kafka_bootstrap, topic))
+    asyncio.run(create_topics(kafka_bootstrap, [topic]))
     flag = tmp_path / "held"
     script = textwrap.dedent(
         f"""

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from servicekit import free_port
+from aiokafka.admin import AIOKafkaAdminClient
+from servicekit import create_topics, free_port
 
 from routerwatch.canary.prober import CanaryProber
 from routerwatch.config import CanarySettings, TopicSettings, load_settings
@@ -232,15 +232,6 @@ async def until(predicate: Callable[[], bool], timeout: float, what: str) -> Non
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"not within {timeout}s: {what}")
         await asyncio.sleep(0.05)
-
-
-async def create_topics(kafka: str, topics: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(t, num_partitions=1, replication_factor=1) for t in topics])
-    finally:
-        await admin.close()
 
 
 async def group_members(kafka: str, group: str) -> int:

@@ -75,18 +75,13 @@ async def test_batches_land_on_the_partition_of_their_key_and_all_are_acknowledg
     import json
 
     from aiokafka import AIOKafkaConsumer
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from servicekit import create_topics
     from aiokafka.partitioner import DefaultPartitioner
 
     from routerwatch.events import RoutingDecision, decode
 
     topic = names["decisions"]
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
-    finally:
-        await admin.close()
+    await create_topics(kafka_bootstrap, [topic], partitions=3)
 
     n = 3_000
     async with RouterWatch(bootstrap_servers=kafka_bootstrap, router_id="r", decisions_topic=topic,
