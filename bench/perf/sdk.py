@@ -57,8 +57,8 @@ def sizes(quick: bool) -> dict[str, int]:
     if quick:
         return {"repeats": 2, "calls": 5_000, "block": 500, "down_calls": 20_000, "mem_calls": 100_000,
                 "throughput": 10_000, "tp_repeats": 2}
-    return {"repeats": 5, "calls": 40_000, "block": 1_000, "down_calls": 100_000, "mem_calls": 2_000_000,
-            "throughput": 200_000, "tp_repeats": 5}
+    return {"repeats": 5, "calls": 40_000, "block": 1_000, "down_calls": 100_000, "mem_calls": 1_000_000,
+            "throughput": 100_000, "tp_repeats": 5}
 
 
 # -- the two things being compared: one decision, one span -----------------------------------

@@ -86,6 +86,36 @@ def test_sink_skips_event_ids_already_stored(store):
     assert store.query("SELECT count() FROM attempts").scalar() == expected_attempts
 
 
+def test_graded_summary_counts_each_grade_once_even_before_duplicates_merge(store):
+    """The report's graded query reads attempts without FINAL (0010): a redelivered decision stored
+    twice before a merge must not count its grade twice; the figures equal quality_by_tier's."""
+    migrations.migrate_up(store, MIGRATIONS)
+    sink = ClickHouseSink(store, load_prices(default_prices_file()))
+    from routerwatch.storage.rows import Located
+
+    located = [Located(decode(RoutingDecision, raw), 0, i) for i, raw in enumerate(decision_bytes(40, seed=21))]
+    sink.store_batch("decision", located)
+    served = [e.event for e in located if e.event.final.served][:12]
+    assert len(served) == 12
+    store.command(
+        "INSERT INTO feedback (event_id, request_id, occurred_at, router_id, target, attempt_index, tier, score, "
+        "passed, source, grader) SELECT generateUUIDv4(), request_id, now64(3), router_id, 'served', NULL, tier, "
+        "if(attempt_index % 2 = 0, 1.0, 0.0), attempt_index % 2 = 0, 'grader', 'test' FROM attempts "
+        "WHERE outcome = 'accepted' AND request_id IN {ids:Array(String)}",
+        {"ids": [e.request_id for e in served]})
+    # The same attempts stored again under their own event ids, as a redelivery before the merge.
+    store.command("INSERT INTO attempts SELECT * FROM attempts WHERE request_id IN {ids:Array(String)}",
+                  {"ids": [e.request_id for e in served[:5]]})
+    first = min(e.event.occurred_at for e in located).strftime("%Y-%m-%d %H:%M:%S")
+    rng = f"since = '{first}', until = '2100-01-01 00:00:00'"
+    summary = store.query(f"SELECT tier, graded, pass_rate FROM graded_summary({rng}, by = '') "
+                          "WHERE section = 'quality' ORDER BY tier").rows
+    quality = store.query(f"SELECT tier, graded, pass_rate FROM quality_by_tier({rng}, by = '') "
+                          "WHERE target = 'served' ORDER BY tier").rows
+    assert sum(r[1] for r in summary) == 12
+    assert summary == quality
+
+
 def test_readonly_queries_cannot_write(store):
     migrations.migrate_up(store, MIGRATIONS)
     with pytest.raises(QueryError, match="(?i)readonly"):

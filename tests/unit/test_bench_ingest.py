@@ -52,7 +52,7 @@ def test_ingest_quick_run_has_the_section_shape(kafka_bootstrap, tmp_path):
 def test_soak_quick_run_has_the_section_shape(kafka_bootstrap, tmp_path):
     section = soak.run(
         Context(kafka=kafka_bootstrap, workdir=tmp_path, quick=True),
-        soak_seconds=6,
+        run_seconds=12,
         low_seconds=3,
         ramp=[],
         ramp_seconds=3,

@@ -24,7 +24,7 @@ def test_defaults_without_environment() -> None:
     settings = load_settings()
     assert settings.store_dsn().startswith("chdb:")
     assert settings.kafka_bootstrap == "127.0.0.1:9092"
-    assert settings.ingest.batch_size == 5_000
+    assert settings.ingest.batch_size == 25_000
     assert settings.topics.decisions == "routerwatch.decisions.v1"
 
 
