@@ -354,6 +354,72 @@ def engine_worker(args: argparse.Namespace) -> int:
     os._exit(0)  # the engine's consumer threads can hold a normal interpreter exit for seconds
 
 
+def stage_worker(args: argparse.Namespace) -> int:
+    """The ingest pieces alone, in this process (no Kafka): CPU per event of validation
+    (BatchProcessor.split) and of the store stage (ClickHouseSink.store_batch: dedup lookup, columns,
+    Arrow insert), the latter with and without the rollup views, on fresh stores, alternating.
+    Prints one JSON line."""
+    import resource
+
+    from pydantic_core import to_json
+
+    from routerwatch.ingest.processor import BatchProcessor, RawMessage
+    from routerwatch.ingest.sink import ClickHouseSink
+    from routerwatch.prices import default_prices_file, load_prices
+    from routerwatch.simulate import Profile, events
+    from routerwatch.storage.client import Store
+    from routerwatch.storage.migrations import default_sql_dir, migrate_up
+
+    def cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    batch, n = args.stage_batch, args.events
+    base = [to_json(e) for e in events(Profile(), min(n, 20_000), seed=5)]
+    rng = random.Random(5)
+    raws = []
+    for i in range(n):  # distinct event ids, as in the topic the benchmark fills
+        value = base[i % len(base)]
+        old = json.loads(value)["event_id"].encode()
+        raws.append(value.replace(old, str(uuid.UUID(int=rng.getrandbits(128), version=4)).encode(), 1))
+    messages = [RawMessage("t", 0, i, None, raw) for i, raw in enumerate(raws)]
+    prices = load_prices(default_prices_file())
+    out: dict[str, list[float]] = {"validate": [], "store": [], "store_no_rollups": []}
+    for rep in range(args.repeats):
+        processor = BatchProcessor("decision", None, lambda _letter: None)  # type: ignore[arg-type]
+        c0 = cpu()
+        valid = [processor.split(messages[i:i + batch])[0] for i in range(0, n, batch)]
+        out["validate"].append((cpu() - c0) / n * 1e6)
+        for key, rollups in (("store", True), ("store_no_rollups", False)):
+            # One chDB path per process; a fresh database per measurement.
+            store = Store(f"chdb://{args.store}", f"stage_{rep}_{key}").start()
+            migrate_up(store, default_sql_dir() / "migrations")
+            if not rollups:
+                for (name,) in store.query("SELECT name FROM system.tables WHERE database = currentDatabase() "
+                                           "AND engine = 'MaterializedView'").rows:
+                    store.command(f"DROP TABLE {name}")
+            sink = ClickHouseSink(store, prices)
+            c0 = cpu()
+            for located in valid:
+                sink.store_batch("decision", located)
+            out[key].append((cpu() - c0) / n * 1e6)
+            store.stop()
+    print(json.dumps(out), flush=True)
+    return 0
+
+
+def run_stages(n: int, batch: int, repeats: int, workdir: Path) -> dict[str, list[float]]:
+    """:func:`stage_worker` in a fresh process (chDB opens one store per process)."""
+    store = Path(tempfile.mkdtemp(prefix="stages-", dir=workdir)) / "store"
+    done = subprocess.run([sys.executable, "-m", "bench.perf.ingest", "--stage-worker", "--events", str(n),
+                           "--stage-batch", str(batch), "--repeats", str(repeats), "--store", str(store)],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    shutil.rmtree(store.parent, ignore_errors=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"stage worker failed (exit {done.returncode}): {done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def engine_python(install: bool) -> str | None:
     """An interpreter whose chDB can create Kafka tables: this one, the cached venv, or a new venv."""
     for python in (os.environ.get("ROUTERWATCH_BENCH_KAFKA_ENGINE_PYTHON"), sys.executable,
@@ -444,6 +510,8 @@ def run(ctx: Context, *, events: int | None = None, repeats: int | None = None, 
         rw.append(run_routerwatch(ctx.kafka, topic, expect, ctx.workdir, batch_size=batch, timeout=timeout))
         if python:
             engine.append(run_engine(python, ctx.kafka, topic, expect, ctx.workdir, timeout=timeout))
+    # What the pieces cost alone: the ceiling the goal is measured against.
+    stages = run_stages(20_000 if ctx.quick else 150_000, batch or 25_000, repeats, ctx.workdir)
 
     def measure(runs: list[dict[str, float]], key: str, events_: int) -> Measure | None:
         if not runs:
@@ -485,6 +553,16 @@ def run(ctx: Context, *, events: int | None = None, repeats: int | None = None, 
                    note="bounded: at most two batches in hand (one validating, one storing) plus 32 MiB of "
                         "prefetched records; the rest is the embedded engine"),
     ]
+    store_alone = Measure([1e6 / v for v in stages["store"]], "events/s per core")
+    section.comparisons.append(Comparison(
+        "events per second per core the store stage alone allows (sink inserting pre-validated batches, no Kafka, "
+        "no validation)", per_core, "store stage alone", store_alone, True,
+        note=(f"CPU per event, median of {len(stages['store'])}: store stage with the rollup views "
+              f"{statistics.median(stages['store']):.1f} us, without them {statistics.median(stages['store_no_rollups']):.1f} us; "
+              f"validation alone {statistics.median(stages['validate']):.1f} us. Ingest runs the two stages for every "
+              f"event, so its ceiling here is about 1e6 / (validation + store) = "
+              f"{1e6 / (statistics.median(stages['validate']) + statistics.median(stages['store'])):,.0f} events/s per core, "
+              f"and the store stage alone, the embedded engine's insert, caps it at {store_alone.median:,.0f}")))
     attempts_per = expect["attempts"] / n
     batch_text = f"{batch:,}" if batch else "as shipped (25,000)"
     section.setup = (
@@ -558,6 +636,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--engine-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--stage-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--stage-batch", type=int, default=25_000, help=argparse.SUPPRESS)
     parser.add_argument("--topic", help=argparse.SUPPRESS)
     parser.add_argument("--group", help=argparse.SUPPRESS)
     parser.add_argument("--store", help=argparse.SUPPRESS)
@@ -567,6 +647,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.engine_worker:
         return engine_worker(args)
+    if args.stage_worker:
+        return stage_worker(args)
     stop = None
     workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     kafka = args.kafka
