@@ -98,9 +98,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.render_only:
         sections = [Section.load(OUT / f"{n}.json") for n in names if (OUT / f"{n}.json").exists()]
-        note = ("Rendered from sections run one at a time (`python -m bench.perf.<name>`), not by one "
-                "`make bench` run; other work was running on the machine meanwhile, so each ratio "
-                "(measured side by side within its section) is sounder than the absolute figures.")
+        note = ("Rendered from sections run one at a time (`python -m bench.perf.<name>`, with the options "
+                "in each section's setup), not by one `make bench` run; each ratio is measured side by side "
+                "within its section.")
         out.write_text(render(sections, {**machine(), "how": note}, sum(x.seconds for x in sections), args.quick))
         print(f"== wrote {out} from {len(sections)} saved section(s)")
         return 0
