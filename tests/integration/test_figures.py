@@ -211,6 +211,8 @@ def test_every_figure_matches_ground_truth(env, serve):
 
     # 9b: the threshold meeting a target error, from the same grades.
     report = __import__("json").loads(env.cli("report", "--since", SINCE, "--until", UNTIL, "--format", "json", "--target-error", "0.1").stdout)
+    # The report's quality section reads the grades resolved at ingest (resolved_grades): the same counts.
+    assert {(r["tier"], r["target"]): r["graded"] for r in report["quality"]} == {k: len(v) for k, v in q_truth.items()}
     small_gate = next(r for r in report["gate_thresholds"] if r["tier"] == "small")
     graded_small = [
         (round(graded_attempt(p, i).gate["score"], 2), passed)

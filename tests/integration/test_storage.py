@@ -86,34 +86,75 @@ def test_sink_skips_event_ids_already_stored(store):
     assert store.query("SELECT count() FROM attempts").scalar() == expected_attempts
 
 
-def test_graded_summary_counts_each_grade_once_even_before_duplicates_merge(store):
-    """The report's graded query reads attempts without FINAL (0010): a redelivered decision stored
-    twice before a merge must not count its grade twice; the figures equal quality_by_tier's."""
+def _grades_for(store, decisions, passed_every: int = 2) -> list:
+    """Served-answer grades (QualityFeedback events) of ``decisions``, through the contract's model."""
+    from datetime import timedelta
+    from uuid import uuid4
+
+    from routerwatch.events.models import QualityFeedback
+
+    return [
+        QualityFeedback.model_validate({
+            "event_id": str(uuid4()), "request_id": d.request_id,
+            "occurred_at": d.occurred_at + timedelta(minutes=5), "router_id": d.router.id,
+            "target": "served", "score": 1.0 if i % passed_every == 0 else 0.0, "passed": i % passed_every == 0,
+            "source": "grader", "grader": "test"})
+        for i, d in enumerate(decisions)
+    ]
+
+
+def test_grades_are_resolved_to_their_attempt_in_either_arrival_order(store):
+    """resolved_grades (0011) is filled by the sink: a grade stored after its decision is resolved
+    at once; one stored before its decision is resolved when the decision arrives. The report's
+    graded_summary over it equals quality_by_tier (the query-time join), duplicates included."""
     migrations.migrate_up(store, MIGRATIONS)
     sink = ClickHouseSink(store, load_prices(default_prices_file()))
     from routerwatch.storage.rows import Located
 
-    located = [Located(decode(RoutingDecision, raw), 0, i) for i, raw in enumerate(decision_bytes(40, seed=21))]
-    sink.store_batch("decision", located)
-    served = [e.event for e in located if e.event.final.served][:12]
-    assert len(served) == 12
-    store.command(
-        "INSERT INTO feedback (event_id, request_id, occurred_at, router_id, target, attempt_index, tier, score, "
-        "passed, source, grader) SELECT generateUUIDv4(), request_id, now64(3), router_id, 'served', NULL, tier, "
-        "if(attempt_index % 2 = 0, 1.0, 0.0), attempt_index % 2 = 0, 'grader', 'test' FROM attempts "
-        "WHERE outcome = 'accepted' AND request_id IN {ids:Array(String)}",
-        {"ids": [e.request_id for e in served]})
-    # The same attempts stored again under their own event ids, as a redelivery before the merge.
+    located = [Located(decode(RoutingDecision, raw), 0, i) for i, raw in enumerate(decision_bytes(60, seed=21))]
+    served = [e.event for e in located if e.event.final.served]
+    late, early = _grades_for(store, served[:12]), _grades_for(store, served[12:20])
+    early_ids = {g.request_id for g in early}
+    first_half = [e for e in located if e.event.request_id not in early_ids]
+    second_half = [e for e in located if e.event.request_id in early_ids]
+
+    sink.store_batch("decision", first_half)
+    report = sink.store_batch("feedback", [Located(g, 0, i) for i, g in enumerate(late + early)])
+    assert report.resolved_grades == 12  # the early grades' decisions are not stored yet
+    report = sink.store_batch("decision", second_half)
+    assert report.resolved_grades == 8  # resolved as their decisions arrive
+    assert store.query("SELECT count() FROM resolved_grades").scalar() == 20
+    # A redelivered grade batch is skipped as a duplicate; the same attempts stored again before a
+    # merge (a redelivery racing the dedup lookup) do not double a grade either.
+    assert sink.store_batch("feedback", [Located(g, 0, i) for i, g in enumerate(late)]).resolved_grades == 0
     store.command("INSERT INTO attempts SELECT * FROM attempts WHERE request_id IN {ids:Array(String)}",
-                  {"ids": [e.request_id for e in served[:5]]})
+                  {"ids": [d.request_id for d in served[:5]]})
+
     first = min(e.event.occurred_at for e in located).strftime("%Y-%m-%d %H:%M:%S")
     rng = f"since = '{first}', until = '2100-01-01 00:00:00'"
     summary = store.query(f"SELECT tier, graded, pass_rate FROM graded_summary({rng}, by = '') "
                           "WHERE section = 'quality' ORDER BY tier").rows
     quality = store.query(f"SELECT tier, graded, pass_rate FROM quality_by_tier({rng}, by = '') "
                           "WHERE target = 'served' ORDER BY tier").rows
-    assert sum(r[1] for r in summary) == 12
+    assert sum(r[1] for r in summary) == 20
     assert summary == quality
+
+
+def test_resolved_grades_migration_resolves_the_grades_already_stored(store):
+    """An existing store: grades stored before 0011 are resolved by the migration itself."""
+    migrations.migrate_up(store, MIGRATIONS, target=10)
+    sink = ClickHouseSink(store, load_prices(default_prices_file()))
+    from routerwatch.storage.rows import Located
+
+    located = [Located(decode(RoutingDecision, raw), 0, i) for i, raw in enumerate(decision_bytes(30, seed=22))]
+    sink.store_batch("decision", located)
+    grades = _grades_for(store, [e.event for e in located if e.event.final.served][:9])
+    from routerwatch.storage.rows import feedback_columns
+
+    # Stored as the sink of 0010 stored grades (the sink of 0011 also resolves them).
+    store.insert_columns("feedback", feedback_columns([Located(g, 0, i) for i, g in enumerate(grades)]))
+    migrations.migrate_up(store, MIGRATIONS)
+    assert store.query("SELECT count() FROM resolved_grades").scalar() == 9
 
 
 def test_readonly_queries_cannot_write(store):

@@ -44,6 +44,8 @@ class StoreReport:
     duplicates: dict[str, int] = field(default_factory=dict)
     # The RoutingDecisions the "decisions" table pass inserted (not already stored), for the metrics.
     fresh_decisions: list = field(default_factory=list)
+    # Grades resolved to their attempt by this call (resolved_grades rows inserted).
+    resolved_grades: int = 0
 
 
 class ClickHouseSink:
@@ -84,14 +86,45 @@ class ClickHouseSink:
                 self.store.insert_columns(table, columns)
                 if table == "decisions":
                     report.fresh_decisions = [item[0] for item in fresh]
+                elif table == "feedback":
+                    report.resolved_grades = self._resolve([str(item[0].event_id) for item in fresh])
                 rows = len(next(iter(columns.values())))
                 report.inserted[table] = rows
                 metrics.INGEST_STORED.labels(table).inc(rows)
             report.duplicates[table] = len(batch) - len(fresh) + in_batch_dupes
             metrics.INGEST_DUPLICATES.labels(table).inc(report.duplicates[table])
             metrics.INGEST_STORE_SECONDS.labels(table).observe(time.perf_counter() - started)
+        if report.fresh_decisions:
+            report.resolved_grades = self._resolve_early_grades(report.fresh_decisions)
         metrics.INGEST_LAST_STORED.set_to_current_time()
         return report
+
+    # Grades are resolved to their attempt as they are stored (resolved_grades, migration 0011), in
+    # both arrival orders: each side inserts first and then looks for the other, so of a grade and
+    # its decision stored at the same time, at least one side sees both.
+    def _resolve(self, grade_ids: list[str]) -> int:
+        """Insert the resolved_grades rows of these grades whose attempt is stored; returns their number."""
+        if not grade_ids:
+            return 0
+        before = self._resolved_count()
+        # The ids are UUIDs from validated events: safe to pass as the view's literal argument.
+        self.store.command(f"INSERT INTO resolved_grades SELECT * FROM resolve_grades(ids = '{','.join(grade_ids)}')")
+        return self._resolved_count() - before
+
+    def _resolve_early_grades(self, decisions: Sequence[Any]) -> int:
+        """Resolve the grades that were stored before these (just stored) decisions."""
+        lowest = min(d.occurred_at for d in decisions)
+        # A grade is given after its request: only feedback since the batch's first request can be
+        # about it (the feedback table's sorting key starts with that time).
+        early = self.store.query_column(
+            "SELECT toString(event_id) FROM feedback WHERE occurred_at >= {since:DateTime64(3, 'UTC')} "
+            "AND request_id IN (SELECT arrayJoin(splitByChar(',', {ids:String})))",
+            {"since": lowest, "ids": ",".join(d.request_id for d in decisions)},
+        )
+        return self._resolve(list(early)) if early else 0
+
+    def _resolved_count(self) -> int:
+        return int(self.store.query_column("SELECT count() FROM resolved_grades")[0])
 
     def store_dead_letters(self, letters: Sequence[Any]) -> None:
         """Record dead letters' origin and reason (not their bytes: those stay on the DLQ topic).
