@@ -42,7 +42,7 @@ import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 if __package__ in (None, ""):  # run as a file by the baseline's interpreter
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -62,27 +62,42 @@ FULL_EVENTS = 400_000
 
 
 # ---------------------------------------------------------------------------------------- topic
-def prefill(bootstrap: str, topic: str, n: int, *, partitions: int = 4, seed: int = 11) -> dict[str, Any]:
-    """Produce ``n`` valid decisions plus a few invalid ones; returns what each consumer must store."""
+def distinct_decisions(n: int, seed: int) -> tuple[list[dict[str, Any]], Iterator[tuple[int, bytes]]]:
+    """``n`` valid RoutingDecision payloads with distinct event ids: up to 20,000 simulated ones,
+    then copies of them under new event ids. Returns the simulated events and an iterator of
+    (index of the simulated event copied, payload)."""
     from pydantic_core import to_json
 
-    from routerwatch.simulate import INVALID_KINDS, Profile, events, invalid_payload
+    from routerwatch.simulate import Profile, events
 
     distinct = min(n, 20_000)
     base = events(Profile(), distinct, seed=seed)
     raw = [to_json(e) for e in base]
     ids = [str(e["event_id"]).encode() for e in base]
-    attempts = [len(e["attempts"]) for e in base]
     rng = random.Random(seed * 7919 + 1)
+
+    def payloads() -> Iterator[tuple[int, bytes]]:
+        for i in range(n):
+            k = i % distinct
+            if i < distinct:
+                yield k, raw[k]
+            else:  # a copy of a simulated decision under a new event_id
+                yield k, raw[k].replace(ids[k], str(uuid.UUID(int=rng.getrandbits(128), version=4)).encode(), 1)
+
+    return base, payloads()
+
+
+def prefill(bootstrap: str, topic: str, n: int, *, partitions: int = 4, seed: int = 11) -> dict[str, Any]:
+    """Produce ``n`` valid decisions plus a few invalid ones; returns what each consumer must store."""
+    from routerwatch.simulate import INVALID_KINDS, invalid_payload
+
+    base, payloads = distinct_decisions(n, seed)
+    attempts = [len(e["attempts"]) for e in base]
     invalid_every = max(1, 1_000_000 // INVALID_PER_MILLION)
     expect = {"decisions": n, "attempts": 0, "invalid": 0, "engine_decisions": n, "engine_attempts": 0}
 
     def messages():
-        for i in range(n):
-            k = i % distinct
-            value = raw[k]
-            if i >= distinct:  # a copy of a simulated decision under a new event_id
-                value = value.replace(ids[k], str(uuid.UUID(int=rng.getrandbits(128), version=4)).encode(), 1)
+        for i, (k, value) in enumerate(payloads):
             expect["attempts"] += attempts[k]
             yield value
             if i % invalid_every == invalid_every // 2:
@@ -140,8 +155,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve_env(kafka: str, topic: str, store: Path, tag: str, port: int, **extra: str) -> dict[str, str]:
-    """The environment of a `routerwatch serve` reading ``topic`` into a fresh store."""
+def serve_env(kafka: str, topic: str, store: Path, tag: str, port: int, *, batch_size: int | None = None,
+              **extra: str) -> dict[str, str]:
+    """The environment of a `routerwatch serve` reading ``topic`` into a fresh store; ``batch_size``
+    None keeps the shipped ingest batch size."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTERWATCH_")}
     env.update(
         ROUTERWATCH_CLICKHOUSE_URL=f"chdb://{store}",
@@ -156,6 +173,8 @@ def serve_env(kafka: str, topic: str, store: Path, tag: str, port: int, **extra:
         ROUTERWATCH_SCHEDULER__ENABLED="false",
         PYTHONUNBUFFERED="1",
     )
+    if batch_size:
+        env["ROUTERWATCH_INGEST__BATCH_SIZE"] = str(batch_size)
     env.update(extra)
     return env
 
@@ -221,8 +240,7 @@ def run_routerwatch(kafka: str, topic: str, expect: dict[str, Any], workdir: Pat
     """One routerwatch run from offset 0; returns wall, cpu and rss figures."""
     tag = uuid.uuid4().hex[:8]
     run_dir = Path(tempfile.mkdtemp(prefix=f"rw-{tag}-", dir=workdir))
-    extra = {"ROUTERWATCH_INGEST__BATCH_SIZE": str(batch_size)} if batch_size else {}
-    env = serve_env(kafka, topic, run_dir / "store", tag, _free_port(), **extra)
+    env = serve_env(kafka, topic, run_dir / "store", tag, _free_port(), batch_size=batch_size)
     serve = Serve(env, run_dir, "serve.log")
     serve.migrate()
     serve.start()
@@ -361,12 +379,9 @@ def stage_worker(args: argparse.Namespace) -> int:
     Prints one JSON line."""
     import resource
 
-    from pydantic_core import to_json
-
     from routerwatch.ingest.processor import BatchProcessor, RawMessage
     from routerwatch.ingest.sink import ClickHouseSink
     from routerwatch.prices import default_prices_file, load_prices
-    from routerwatch.simulate import Profile, events
     from routerwatch.storage.client import Store
     from routerwatch.storage.migrations import default_sql_dir, migrate_up
 
@@ -375,14 +390,8 @@ def stage_worker(args: argparse.Namespace) -> int:
         return r.ru_utime + r.ru_stime
 
     batch, n = args.stage_batch, args.events
-    base = [to_json(e) for e in events(Profile(), min(n, 20_000), seed=5)]
-    rng = random.Random(5)
-    raws = []
-    for i in range(n):  # distinct event ids, as in the topic the benchmark fills
-        value = base[i % len(base)]
-        old = json.loads(value)["event_id"].encode()
-        raws.append(value.replace(old, str(uuid.UUID(int=rng.getrandbits(128), version=4)).encode(), 1))
-    messages = [RawMessage("t", 0, i, None, raw) for i, raw in enumerate(raws)]
+    # Distinct event ids, as in the topic the benchmark fills.
+    messages = [RawMessage("t", 0, i, None, raw) for i, (_k, raw) in enumerate(distinct_decisions(n, seed=5)[1])]
     prices = load_prices(default_prices_file())
     out: dict[str, list[float]] = {"validate": [], "store": [], "store_no_rollups": []}
     for rep in range(args.repeats):

@@ -2,7 +2,7 @@
 
     python -m bench.perf.query                        # 8M attempts over 30 days: ~3.5 minutes on 2 cores
     python -m bench.perf.query --quick                # 500k attempts, 3 runs each: a smoke run
-    python -m bench.perf.query --rows 50000000 --baseline-repeats 3   # the 50M (~30 minutes)
+    python -m bench.perf.query --rows 50000000        # the 50M (~12 minutes on 2 cores)
 
 A fresh embedded chDB store is migrated with the real migrations, then filled by ClickHouse itself
 (INSERT ... SELECT over ``numbers()`` with hash-derived random values, no Python loop over rows):

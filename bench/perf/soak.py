@@ -234,7 +234,7 @@ def _parse(lines: list[str], phase: Phase) -> int:
     return phase.emitted
 
 
-def run_backlog(kafka: str, workdir: Path, n: int, window_s: float, extra: dict[str, str]) -> dict[str, Any]:
+def run_backlog(kafka: str, workdir: Path, n: int, window_s: float, batch_size: int | None) -> dict[str, Any]:
     """Pre-fill ``n`` decisions, start a fresh serve, sample its RSS every 2 s while it drains."""
     topic = f"bench.backlog.{uuid.uuid4().hex[:8]}.decisions"
     t = time.perf_counter()
@@ -242,7 +242,7 @@ def run_backlog(kafka: str, workdir: Path, n: int, window_s: float, extra: dict[
     fill_s = time.perf_counter() - t
     tag = uuid.uuid4().hex[:8]
     run_dir = Path(tempfile.mkdtemp(prefix=f"backlog-{tag}-", dir=workdir))
-    env = serve_env(kafka, topic, run_dir / "store", tag, _free_port(), **extra)
+    env = serve_env(kafka, topic, run_dir / "store", tag, _free_port(), batch_size=batch_size)
     serve = Serve(env, run_dir, "serve.log")
     serve.migrate()
     serve.start()
@@ -277,13 +277,12 @@ def run(ctx: Context, *, run_seconds: float | None = None, low_seconds: float | 
     backlog_n = backlog if backlog is not None else (200_000 if ctx.quick else 3_000_000)
     window = backlog_window or (20.0 if ctx.quick else 45.0)
     ctx.workdir.mkdir(parents=True, exist_ok=True)
-    extra = {"ROUTERWATCH_INGEST__BATCH_SIZE": str(batch_size)} if batch_size else {}
 
     tag = uuid.uuid4().hex[:8]
     topic = f"bench.soak.{tag}.decisions"
     run_dir = Path(tempfile.mkdtemp(prefix=f"soak-{tag}-", dir=ctx.workdir))
-    env = serve_env(ctx.kafka, topic, run_dir / "store", tag, _free_port(), ROUTERWATCH_SCHEDULER__ENABLED="true",
-                    **extra)
+    env = serve_env(ctx.kafka, topic, run_dir / "store", tag, _free_port(), batch_size=batch_size,
+                    ROUTERWATCH_SCHEDULER__ENABLED="true")
     serve = Serve(env, run_dir, "serve.log")
     serve.migrate()
     serve.start()
@@ -314,8 +313,8 @@ def run(ctx: Context, *, run_seconds: float | None = None, low_seconds: float | 
         shutil.rmtree(run_dir, ignore_errors=True)
     # Bounded memory: the same drain at a tenth of the backlog is the baseline; with bounded batches
     # and prefetch the peak must not grow with the backlog's size.
-    small = run_backlog(ctx.kafka, ctx.workdir, backlog_n // 10, window, extra) if backlog_n else None
-    back = run_backlog(ctx.kafka, ctx.workdir, backlog_n, window, extra) if backlog_n else None
+    small = run_backlog(ctx.kafka, ctx.workdir, backlog_n // 10, window, batch_size) if backlog_n else None
+    back = run_backlog(ctx.kafka, ctx.workdir, backlog_n, window, batch_size) if backlog_n else None
 
     section = Section(NAME, TITLE)
     tried = [p for p in [*steps, soak] if p.progress]
@@ -384,7 +383,7 @@ def run(ctx: Context, *, run_seconds: float | None = None, low_seconds: float | 
                  f"sampled ({back['stored'] / max(back['seconds'], 1e-9):,.0f}/s); steady state at 10k/s peaked at "
                  f"{max(rs) if rs else float('nan'):.0f} MiB (batches there hold about 1 s of traffic, not 25,000)"))
     section.setup = (
-        f"One `routerwatch serve` ("
+        "One `routerwatch serve` ("
         + (f"ROUTERWATCH_INGEST__BATCH_SIZE={batch_size:,}, otherwise " if batch_size else "")
         + "the shipped settings: batch_size 25,000, batch_seconds 1.0, drift scheduler on) on a fresh embedded store, "
         f"run for {run_s / 60:.1f} minutes; a separate SDK process (routerwatch.sdk, simulated cascade traffic) emits "

@@ -86,7 +86,7 @@ def test_sink_skips_event_ids_already_stored(store):
     assert store.query("SELECT count() FROM attempts").scalar() == expected_attempts
 
 
-def _grades_for(store, decisions, passed_every: int = 2) -> list:
+def _grades_for(decisions, passed_every: int = 2) -> list:
     """Served-answer grades (QualityFeedback events) of ``decisions``, through the contract's model."""
     from datetime import timedelta
     from uuid import uuid4
@@ -113,7 +113,7 @@ def test_grades_are_resolved_to_their_attempt_in_either_arrival_order(store):
 
     located = [Located(decode(RoutingDecision, raw), 0, i) for i, raw in enumerate(decision_bytes(60, seed=21))]
     served = [e.event for e in located if e.event.final.served]
-    late, early = _grades_for(store, served[:12]), _grades_for(store, served[12:20])
+    late, early = _grades_for(served[:12]), _grades_for(served[12:20])
     early_ids = {g.request_id for g in early}
     first_half = [e for e in located if e.event.request_id not in early_ids]
     second_half = [e for e in located if e.event.request_id in early_ids]
@@ -148,7 +148,7 @@ def test_resolved_grades_migration_resolves_the_grades_already_stored(store):
 
     located = [Located(decode(RoutingDecision, raw), 0, i) for i, raw in enumerate(decision_bytes(30, seed=22))]
     sink.store_batch("decision", located)
-    grades = _grades_for(store, [e.event for e in located if e.event.final.served][:9])
+    grades = _grades_for([e.event for e in located if e.event.final.served][:9])
     from routerwatch.storage.rows import feedback_columns
 
     # Stored as the sink of 0010 stored grades (the sink of 0011 also resolves them).
