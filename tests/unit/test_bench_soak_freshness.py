@@ -40,3 +40,11 @@ def test_window_p99s_give_one_p99_per_whole_minute_and_see_a_slow_minute():
     p99s = phase.window_p99s()
     assert len(p99s) == 3  # the last 5 s are a partial window and are left out
     assert p99s[0] < 1.5 and p99s[2] < 1.5 and 3.9 <= p99s[1] <= 4.4
+
+
+def test_rss_windows_give_mean_and_max_per_window_from_the_first_sample():
+    from bench.perf.soak import _windows
+
+    points = [(100.0, 10.0), (130.0, 20.0), (219.0, 30.0), (220.0, 50.0), (400.0, 7.0)]
+    assert _windows(points, 120) == [(0.0, 20.0, 30.0), (2.0, 50.0, 50.0), (4.0, 7.0, 7.0)]
+    assert _windows([], 120) == []
