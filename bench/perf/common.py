@@ -148,6 +148,16 @@ def rss_mb(pid: int | None = None) -> float:
     raise RuntimeError("no VmRSS")
 
 
+def anon_mb(pid: int | None = None) -> float:
+    """Anonymous resident memory of a process in MiB (smaps_rollup): RSS less its mapped files
+    (for serve, chDB's ~250 MiB library is file-backed and constant)."""
+    with open(f"/proc/{pid or os.getpid()}/smaps_rollup") as fh:
+        for line in fh:
+            if line.startswith("Anonymous:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no Anonymous in smaps_rollup")
+
+
 def cpu_seconds(pid: int | None = None) -> float:
     """User + system CPU seconds a process (default: this one) has used, from /proc."""
     if pid is None:

@@ -43,7 +43,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.perf.common import Comparison, Context, Measure, Section, percentile, rss_mb  # noqa: E402
+from bench.perf.common import Comparison, Context, Measure, Section, anon_mb, percentile, rss_mb  # noqa: E402
 from bench.perf.ingest import Serve, _free_port, prefill, query, serve_env  # noqa: E402
 
 NAME = "soak"
@@ -99,6 +99,8 @@ class Phase:
     polls: list[tuple[float, int]] = field(default_factory=list)  # (poll answer epoch, queryable in phase)
     rss_serve: list[tuple[float, float]] = field(default_factory=list)
     rss_sdk: list[tuple[float, float]] = field(default_factory=list)
+    # (epoch, anonymous MiB, chDB's MemoryTracking MiB) of serve, beside rss_serve: what grows.
+    mem_serve: list[tuple[float, float, float]] = field(default_factory=list)
     emitted: int = 0
     stats: dict[str, Any] = field(default_factory=dict)
     backlog_at_end: int = 0
@@ -183,6 +185,12 @@ def _windows(points: list[tuple[float, float]], window_s: float) -> list[tuple[f
     return [(k * window_s / 60, sum(vs) / len(vs), max(vs)) for k, vs in sorted(groups.items())]
 
 
+def _tracked_mb(port: int) -> float:
+    """chDB's own account of the memory it holds (MemoryTracking), through serve's /query."""
+    rows = query(port, "SELECT value FROM system.metrics WHERE metric = 'MemoryTracking'", timeout=10)
+    return int(rows[0][0]) / 2**20 if rows else float("nan")
+
+
 def _count(port: int) -> int | None:
     rows = query(port, "SELECT count() FROM decisions", timeout=10)
     return int(rows[0][0]) if rows else None
@@ -209,6 +217,7 @@ def run_phase(serve: Serve, kafka: str, topic: str, phase: Phase, base: int, *, 
                 phase.polls.append((time.time(), count - base))
             if sample_rss and start >= next_rss:
                 phase.rss_serve.append((start, rss_mb(serve.proc.pid)))  # type: ignore[union-attr]
+                phase.mem_serve.append((start, anon_mb(serve.proc.pid), _tracked_mb(serve.port)))  # type: ignore[union-attr]
                 try:
                     phase.rss_sdk.append((start, rss_mb(proc.pid)))
                 except (OSError, RuntimeError):
@@ -379,6 +388,18 @@ def run(ctx: Context, *, run_seconds: float | None = None, low_seconds: float | 
             goal="flat", met=abs(slope_sdk) * minutes < 0.05 * max(half_sdk[0][1], 1.0),
             note=f"start {rk[0]:.0f}, end {rk[-1]:.0f}, max {max(rk):.0f} MiB, whole-run slope "
                  f"{_slope_per_minute(soak.rss_sdk):.1f} MiB/min"))
+    window_s = 120 if run_s <= 900 else 300
+    mem = sorted(x for p in [low, *tried] for x in p.mem_serve)
+    if mem:
+        # Where serve's memory goes: RSS = mapped files (chDB's library, constant) + anonymous memory;
+        # of the anonymous part chDB accounts for what it tracks, the rest is mostly Python's heap.
+        anon = _windows([(t, a) for t, a, _ in mem], window_s)
+        tracked = _windows([(t, c) for t, _, c in mem], window_s)
+        section.details.append(
+            "serve memory by window (start minute: anonymous / chDB MemoryTracking, mean MiB): " + ", ".join(
+                f"{m:.0f}: {a:.0f} / {c:.0f}" for (m, a, _), (_, c, _) in zip(anon, tracked))
+            + f"; first to last window: anonymous {anon[-1][1] - anon[0][1]:+.0f} MiB, "
+              f"chDB-tracked {tracked[-1][1] - tracked[0][1]:+.0f} MiB")
     if back and back["rss"] and rs:
         # The bound bounded batches set: a serve draining a backlog holds full batches (25,000
         # events) the whole time. At 10k/s batches hold ~1 s of traffic, but a slow minute leaves a
@@ -390,7 +411,7 @@ def run(ctx: Context, *, run_seconds: float | None = None, low_seconds: float | 
             f"peak RSS of a serve draining the {back['n']:,} backlog (full batches)", Measure([bound], "MiB"), False,
             goal="bounded: within 10% of the full-batch drain's peak", met=max(rs) <= 1.1 * bound,
             note="serve RSS by window (start minute: mean/max MiB): " + ", ".join(
-                f"{m:.0f}: {mean:.0f}/{top:.0f}" for m, mean, top in _windows(serve_rss, 120 if run_s <= 900 else 300))))
+                f"{m:.0f}: {mean:.0f}/{top:.0f}" for m, mean, top in _windows(serve_rss, window_s))))
     if back and back["rss"] and small and small["rss"]:
         br, sr = [v for _, v in back["rss"]], [v for _, v in small["rss"]]
         after = back["rss"][len(back["rss"]) // 3:]

@@ -85,6 +85,21 @@ def test_sink_skips_event_ids_already_stored(store):
     expected_attempts = sum(len(e.event.attempts) for e in events)
     assert store.query("SELECT count() FROM attempts").scalar() == expected_attempts
 
+    # The lookup only reads rows between the batch's earliest and latest event: a lone stored
+    # event (both bounds its own millisecond time) and one batched with an event a day later
+    # are still found.
+    from datetime import timedelta
+    from uuid import uuid4
+
+    assert any(e.event.occurred_at.microsecond for e in events), "times with milliseconds test the bound's precision"
+    for e in events[:5]:
+        lone = sink.store_batch("decision", [e])
+        assert (lone.inserted.get("decisions", 0), lone.duplicates["decisions"]) == (0, 1)
+    later = events[0].event.model_copy(update={"event_id": uuid4(), "occurred_at": events[0].event.occurred_at + timedelta(days=1)})
+    mixed = sink.store_batch("decision", [Located(later, 0, 99), events[3]])
+    assert (mixed.inserted["decisions"], mixed.duplicates["decisions"]) == (1, 1)
+    assert store.query("SELECT count() FROM decisions").scalar() == 51
+
 
 def _grades_for(decisions, passed_every: int = 2) -> list:
     """Served-answer grades (QualityFeedback events) of ``decisions``, through the contract's model."""
