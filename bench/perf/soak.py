@@ -389,17 +389,6 @@ def run(ctx: Context, *, run_seconds: float | None = None, low_seconds: float | 
             note=f"start {rk[0]:.0f}, end {rk[-1]:.0f}, max {max(rk):.0f} MiB, whole-run slope "
                  f"{_slope_per_minute(soak.rss_sdk):.1f} MiB/min"))
     window_s = 120 if run_s <= 900 else 300
-    mem = sorted(x for p in [low, *tried] for x in p.mem_serve)
-    if mem:
-        # Where serve's memory goes: RSS = mapped files (chDB's library, constant) + anonymous memory;
-        # of the anonymous part chDB accounts for what it tracks, the rest is mostly Python's heap.
-        anon = _windows([(t, a) for t, a, _ in mem], window_s)
-        tracked = _windows([(t, c) for t, _, c in mem], window_s)
-        section.details.append(
-            "serve memory by window (start minute: anonymous / chDB MemoryTracking, mean MiB): " + ", ".join(
-                f"{m:.0f}: {a:.0f} / {c:.0f}" for (m, a, _), (_, c, _) in zip(anon, tracked))
-            + f"; first to last window: anonymous {anon[-1][1] - anon[0][1]:+.0f} MiB, "
-              f"chDB-tracked {tracked[-1][1] - tracked[0][1]:+.0f} MiB")
     if back and back["rss"] and rs:
         # The bound bounded batches set: a serve draining a backlog holds full batches (25,000
         # events) the whole time. At 10k/s batches hold ~1 s of traffic, but a slow minute leaves a
@@ -445,6 +434,17 @@ def run(ctx: Context, *, run_seconds: float | None = None, low_seconds: float | 
         f"SDK stats {p.stats}"
         for p in tried + [low]
     ]
+    mem = sorted(x for p in [low, *tried] for x in p.mem_serve)
+    if mem:
+        # Where serve's memory goes: RSS = mapped files (chDB's library, constant) + anonymous memory;
+        # of the anonymous part chDB accounts for what it tracks, the rest is mostly Python's heap.
+        anon = _windows([(t, a) for t, a, _ in mem], window_s)
+        tracked = _windows([(t, c) for t, _, c in mem], window_s)
+        section.details.append(
+            "serve memory by window (start minute: anonymous / chDB MemoryTracking, mean MiB): " + ", ".join(
+                f"{m:.0f}: {a:.0f} / {c:.0f}" for (m, a, _), (_, c, _) in zip(anon, tracked))
+            + f"; first to last window: anonymous {anon[-1][1] - anon[0][1]:+.0f} MiB, "
+              f"chDB-tracked {tracked[-1][1] - tracked[0][1]:+.0f} MiB")
     for b in (small, back):
         if b and b["rss"]:
             section.details.append(
