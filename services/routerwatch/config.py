@@ -42,6 +42,9 @@ class IngestSettings(_Section):
     batch_seconds: float = Field(default=1.0, gt=0, description="Longest wait before a partial batch is stored.")
     retry_initial_s: float = Field(default=0.5, gt=0)
     retry_max_s: float = Field(default=30.0, gt=0)
+    dedup_window_hours: int = Field(
+        default=168, ge=1, description="How far back a redelivered event_id is recognised before insert."
+    )
     session_timeout_s: float = Field(default=30.0, ge=1)
 
 
