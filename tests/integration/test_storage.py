@@ -85,9 +85,8 @@ def test_sink_skips_event_ids_already_stored(store):
     expected_attempts = sum(len(e.event.attempts) for e in events)
     assert store.query("SELECT count() FROM attempts").scalar() == expected_attempts
 
-    # The lookup only reads rows between the batch's earliest and latest event: a lone stored
-    # event (both bounds its own millisecond time) and one batched with an event a day later
-    # are still found.
+    # Edges of the lookup's time condition: a lone stored event (the batch's earliest time is its
+    # own, to the millisecond) and one batched with an event a day later are still found.
     from datetime import timedelta
     from uuid import uuid4
 
