@@ -52,14 +52,16 @@ class PriceTable(BaseModel):
         return self.models[self.flagship].tier_rank
 
     def counterfactual(self, decision: RoutingDecision) -> float:
-        """What ``decision`` would have cost on the flagship alone (USD)."""
-        flagship = self.models[self.flagship]
+        """What ``decision`` would have cost on the flagship alone (USD): its first attempt's input
+        and its answer's output (the accepted attempt, else the last one) at the flagship's prices."""
         non_shadow = [a for a in decision.attempts if a.outcome is not Outcome.SHADOW]
         answered = next((a for a in non_shadow if a.outcome is Outcome.ACCEPTED), non_shadow[-1])
-        return (
-            non_shadow[0].input_tokens * flagship.input_usd_per_mtok
-            + answered.output_tokens * flagship.output_usd_per_mtok
-        ) / 1_000_000
+        return self.flagship_cost(non_shadow[0].input_tokens, answered.output_tokens)
+
+    def flagship_cost(self, input_tokens: int, output_tokens: int) -> float:
+        """USD of these tokens at the flagship's prices (for callers that found the attempts already)."""
+        flagship = self.models[self.flagship]
+        return (input_tokens * flagship.input_usd_per_mtok + output_tokens * flagship.output_usd_per_mtok) / 1_000_000
 
 
 def default_prices_file() -> Path:

@@ -62,11 +62,10 @@ def decision_columns(items: Sequence[Located], prices: PriceTable) -> dict[str, 
         quality_passed, prompt_hash, prompt_length, kafka_partition, kafka_offset, counterfactual_cost_usd,
         price_version, top_tier_rank,
     ) = (cols[name].append for name in DECISION_COLUMNS)
-    # The flagship-everywhere cost, as PriceTable.counterfactual defines it (same arithmetic, so
-    # the same float), from the entry and answering attempts the loop below finds anyway: calling
-    # the method re-walked every event's attempts (~3% of ingest's Python time at 10k events/s).
-    flagship = prices.models[prices.flagship]
-    input_per_mtok, output_per_mtok = flagship.input_usd_per_mtok, flagship.output_usd_per_mtok
+    # The flagship-everywhere cost, as PriceTable.counterfactual defines it, from the entry and
+    # answering attempts the loop below finds anyway: counterfactual() re-walked every event's
+    # attempts (~3% of ingest's Python time at 10k events/s).
+    flagship_cost = prices.flagship_cost
     version, top_rank = prices.version, prices.top_tier_rank
     for event, partition, offset in items:
         d: RoutingDecision = event
@@ -76,7 +75,7 @@ def decision_columns(items: Sequence[Located], prices: PriceTable) -> dict[str, 
         final = d.final
         quality = d.quality
         prompt = d.prompt
-        entry = accepted = answered = last = None
+        entry = accepted = first_accepted = last = None
         escalations = failures = 0
         for a in d.attempts:
             outcome = a.outcome
@@ -87,8 +86,8 @@ def decision_columns(items: Sequence[Located], prices: PriceTable) -> dict[str, 
             last = a
             if outcome is _ACCEPTED:
                 accepted = a
-                if answered is None:
-                    answered = a
+                if first_accepted is None:
+                    first_accepted = a
             elif outcome is _ESCALATED:
                 escalations += 1
             elif outcome is _FAILED:
@@ -129,10 +128,8 @@ def decision_columns(items: Sequence[Located], prices: PriceTable) -> dict[str, 
         prompt_length(prompt.length if prompt else 0)
         kafka_partition(partition)
         kafka_offset(offset)
-        answered = answered or last
-        counterfactual_cost_usd(
-            (entry.input_tokens * input_per_mtok + answered.output_tokens * output_per_mtok) / 1_000_000  # type: ignore[union-attr]
-        )
+        answered = first_accepted or last
+        counterfactual_cost_usd(flagship_cost(entry.input_tokens, answered.output_tokens))  # type: ignore[union-attr]
         price_version(version)
         top_tier_rank(top_rank)
     return cols
