@@ -119,15 +119,9 @@ class Phase:
 
     def window_p99s(self, window_s: float = 60.0, samples: int = 20_000) -> list[float]:
         """p99 freshness of each whole ``window_s`` of emit time: the soak's spread over time."""
-        timed = self.timed_freshness(samples)
-        if not timed:
-            return []
-        start = timed[0][0]
-        windows: dict[int, list[float]] = {}
-        for at, value in timed:
-            windows.setdefault(int((at - start) // window_s), []).append(value)
-        whole = int((timed[-1][0] - start) // window_s)  # the last, partial window is left out
-        return [percentile(v, 99) for k, v in sorted(windows.items()) if k < whole and len(v) >= 100]
+        windows = _by_window(self.timed_freshness(samples), window_s)
+        # The last, partial window is left out.
+        return [percentile(v, 99) for _, v in windows[:-1] if len(v) >= 100]
 
     def timed_freshness(self, samples: int = 4000) -> list[tuple[float, float]]:
         """(emitted at, emit-to-queryable seconds) for a sample of the phase's decision indices."""
@@ -174,15 +168,21 @@ def _slope_per_minute(points: list[tuple[float, float]]) -> float:
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / den if den else 0.0
 
 
-def _windows(points: list[tuple[float, float]], window_s: float) -> list[tuple[float, float, float]]:
-    """(start minute, mean, max) of ``points`` (time, value) per ``window_s`` from the first point."""
+def _by_window(points: list[tuple[float, float]], window_s: float) -> list[tuple[int, list[float]]]:
+    """The values of ``points`` (time, value, in time order) grouped per ``window_s`` from the first
+    point: (window index, values), in order; windows without points are absent."""
     if not points:
         return []
     t0 = points[0][0]
     groups: dict[int, list[float]] = {}
     for t, v in points:
         groups.setdefault(int((t - t0) // window_s), []).append(v)
-    return [(k * window_s / 60, sum(vs) / len(vs), max(vs)) for k, vs in sorted(groups.items())]
+    return sorted(groups.items())
+
+
+def _windows(points: list[tuple[float, float]], window_s: float) -> list[tuple[float, float, float]]:
+    """(start minute, mean, max) of ``points`` (time, value) per ``window_s`` from the first point."""
+    return [(k * window_s / 60, sum(vs) / len(vs), max(vs)) for k, vs in _by_window(points, window_s)]
 
 
 def _tracked_mb(port: int) -> float:
