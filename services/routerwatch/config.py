@@ -42,8 +42,13 @@ class IngestSettings(_Section):
     batch_seconds: float = Field(default=1.0, gt=0, description="Longest wait before a partial batch is stored.")
     retry_initial_s: float = Field(default=0.5, gt=0)
     retry_max_s: float = Field(default=30.0, gt=0)
-    dedup_window_hours: int = Field(
-        default=168, ge=1, description="How far back a redelivered event_id is recognised before insert."
+    # A redelivered or replayed message carries its original occurred_at and is recognised at any
+    # age; this window is only for a router recording the same event_id again at a new time. The
+    # dedup lookup reads the rows within it of each batch (ingest/dedup.py), so its cost per batch
+    # is about event rate x 2 x window: ~75 ms per table at 10k events/s and 300 s (bench/README.md).
+    reemission_window_s: float = Field(
+        default=300.0, ge=0,
+        description="How far apart in occurred_at two events with one event_id are still recognised as one.",
     )
     session_timeout_s: float = Field(default=30.0, ge=1)
 

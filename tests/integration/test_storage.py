@@ -99,6 +99,17 @@ def test_sink_skips_event_ids_already_stored(store):
     assert (mixed.inserted["decisions"], mixed.duplicates["decisions"]) == (1, 1)
     assert store.query("SELECT count() FROM decisions").scalar() == 51
 
+    # A router recording an event again under its event_id at a new time: recognised within the
+    # re-emission window (5 minutes by default) either side of the stored copy, stored again beyond it.
+    def again(e, shift):
+        return Located(e.event.model_copy(update={"occurred_at": e.event.occurred_at + shift}), 0, 0)
+
+    within = sink.store_batch("decision", [again(events[6], timedelta(minutes=4, seconds=59)), again(events[7], -timedelta(minutes=4))])
+    assert (within.inserted.get("decisions", 0), within.duplicates["decisions"]) == (0, 2)
+    beyond = sink.store_batch("decision", [again(events[8], timedelta(minutes=5, seconds=1))])
+    assert (beyond.inserted["decisions"], beyond.duplicates["decisions"]) == (1, 0)
+    assert store.query("SELECT count() FROM decisions").scalar() == 52
+
 
 def _grades_for(decisions, passed_every: int = 2) -> list:
     """Served-answer grades (QualityFeedback events) of ``decisions``, through the contract's model."""

@@ -99,8 +99,8 @@ def test_known_clickhouse_schemes_are_accepted(monkeypatch: pytest.MonkeyPatch, 
 
 
 def test_settings_class_reads_the_environment_directly(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ROUTERWATCH_INGEST__DEDUP_WINDOW_HOURS", "24")
-    assert Settings().ingest.dedup_window_hours == 24
+    monkeypatch.setenv("ROUTERWATCH_INGEST__REEMISSION_WINDOW_S", "60")
+    assert Settings().ingest.reemission_window_s == 60
 
 
 def test_migrations_dir_follows_sql_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -107,7 +107,7 @@ def build_app(
         # Wait for the broker's acknowledgement: the source offset is committed only after this.
         await fut
 
-    sink = ClickHouseSink(store, settings.price_table(), ingest.dedup_window_hours)
+    sink = ClickHouseSink(store, settings.price_table(), timedelta(seconds=ingest.reemission_window_s))
     processors: dict[str, BatchProcessor] = {}
     by_topic: dict[str, BatchProcessor] = {}
     for kind, topic_name in (("decision", topics.decisions), ("feedback", topics.feedback), ("canary", topics.canary)):

@@ -1,21 +1,25 @@
 """Store validated events in ClickHouse exactly once per event_id.
 
 Before each insert the sink asks ClickHouse which of the batch's event_ids
-are already stored (within ``dedup_window_hours`` of the batch's events) and
-inserts only the others, table by table. So a Kafka redelivery after a crash,
-a replay from offset 0 or a router re-emitting an event never adds a second
-row, and the materialized rollups fed by these tables never double-count.
-The tables are ReplacingMergeTree as well, as a backstop.
+are already stored and inserts only the others, table by table. So a Kafka
+redelivery after a crash, a replay from offset 0 or a router re-sending an
+event never adds a second row, and the materialized rollups fed by these
+tables never double-count. The lookup reads only the rows near the batch's
+own event times (:mod:`routerwatch.ingest.dedup`): a copy with the same
+``occurred_at`` is found at any age, one recorded again at a new time within
+the re-emission window. The tables are ReplacingMergeTree as well, as a backstop.
 """
 
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from functools import partial
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from routerwatch import metrics
+from routerwatch.ingest.dedup import lookup_ranges
 from routerwatch.prices import PriceTable
 from routerwatch.storage.client import Store
 from routerwatch.storage.rows import (
@@ -51,10 +55,10 @@ class StoreReport:
 class ClickHouseSink:
     """Writes batches of one event kind. Raises :class:`StoreUnavailable` / :class:`QueryError` unchanged."""
 
-    def __init__(self, store: Store, prices: PriceTable, dedup_window_hours: int = 168) -> None:
+    def __init__(self, store: Store, prices: PriceTable, reemission_window: timedelta = timedelta(minutes=5)) -> None:
         self.store = store
         self.prices = prices
-        self.dedup_window_hours = dedup_window_hours
+        self.reemission_window = reemission_window
         self.builders: dict[str, Columns] = {
             "attempts": attempt_columns,
             # Decisions are enriched on the way in: counterfactual cost from the price table.
@@ -73,13 +77,13 @@ class ClickHouseSink:
         in_batch_dupes = len(items) - len(batch)
         if not batch:
             return report
-        lowest = min(item[0].occurred_at for item in batch)
+        ranges = lookup_ranges((item[0].occurred_at for item in batch), self.reemission_window)
         ids = [str(event_id) for event_id in unique]
         # The ids as one comma-separated text parameter, built once for every table's lookup.
         joined = ",".join(ids) if self.store.target.kind == "chdb" else ""
         for table in TABLES[kind]:
             started = time.perf_counter()
-            seen = self._stored_ids(table, ids, joined, lowest)
+            seen = self._stored_ids(table, ids, joined, ranges)
             fresh = [item for item, event_id in zip(batch, ids) if event_id not in seen] if seen else batch
             if fresh:
                 columns = self.builders[table](fresh)
@@ -150,18 +154,23 @@ class ClickHouseSink:
             },
         )
 
-    def _stored_ids(self, table: str, ids: list[str], joined: str, lowest: Any) -> set[str]:
-        """The event_ids among ``ids`` already in ``table`` (as text)."""
-        window = "WHERE occurred_at >= {since:DateTime64(3)} - INTERVAL {hours:UInt32} HOUR AND event_id IN "
+    def _stored_ids(self, table: str, ids: list[str], joined: str, ranges: list[tuple[Any, Any]]) -> set[str]:
+        """The event_ids among ``ids`` already in ``table`` (as text), looked up within ``ranges`` only."""
+        # One BETWEEN per range: the engine turns each into a range of the sorting key's hours
+        # and skips the parts and granules outside all of them.
+        within = " OR ".join(
+            f"occurred_at BETWEEN {{a{k}:DateTime64(3, 'UTC')}} AND {{b{k}:DateTime64(3, 'UTC')}}" for k in range(len(ranges))
+        )
+        parameters: dict[str, Any] = {}
+        for k, (start, end) in enumerate(ranges):
+            parameters[f"a{k}"], parameters[f"b{k}"] = start, end
         if joined:
             # chDB: the ids travel as one text parameter, split by the engine (no per-id binding);
-            # query_column passes the time as UTC text.
-            sql = f"SELECT DISTINCT event_id FROM {table} " + (
-                "WHERE occurred_at >= {since:DateTime64(3, 'UTC')} - INTERVAL {hours:UInt32} HOUR AND event_id IN "
-                "(SELECT toUUID(arrayJoin(splitByChar(',', {ids:String}))))"
-            )
-            parameters = {"since": lowest, "hours": self.dedup_window_hours, "ids": joined}
+            # query_column passes the times as UTC text.
+            ids_sql = "(SELECT toUUID(arrayJoin(splitByChar(',', {ids:String}))))"
+            parameters["ids"] = joined
         else:
-            sql = f"SELECT DISTINCT event_id FROM {table} {window}" + "{ids:Array(UUID)}"
-            parameters = {"since": lowest, "hours": self.dedup_window_hours, "ids": ids}
+            ids_sql = "{ids:Array(UUID)}"
+            parameters["ids"] = ids
+        sql = f"SELECT DISTINCT event_id FROM {table} WHERE ({within}) AND event_id IN {ids_sql}"
         return set(self.store.query_column(sql, parameters))
