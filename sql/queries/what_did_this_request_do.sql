@@ -1,7 +1,7 @@
 -- What did this request do? Every attempt of one request in order: tier,
 -- model, provider, timing, gate decision, outcome and why, plus any grades.
 -- Parameters: request_id.
--- The decision is found through its request_id bloom filter; its hour and
+-- The decision is found through its request_id bloom filter; its minute and
 -- event_id (the attempts' sorting key) then select the attempts' granules
 -- instead of a scan of every attempt.
 WITH d AS
@@ -33,5 +33,5 @@ SELECT
 FROM attempts AS a FINAL
 INNER JOIN d USING (event_id)
 WHERE a.request_id = {request_id:String}
-  AND (toStartOfHour(a.occurred_at), a.event_id) IN (SELECT toStartOfHour(occurred_at), event_id FROM d)
+  AND (toStartOfMinute(a.occurred_at), a.event_id) IN (SELECT toStartOfMinute(occurred_at), event_id FROM d)
 ORDER BY a.attempt_index

@@ -51,6 +51,33 @@ def test_migrations_apply_once_record_themselves_and_revert(store):
     assert [m.version for m in migrations.migrate_up(store, MIGRATIONS)] == [m.version for m in ran]
 
 
+def _sorting_keys(store) -> dict[str, str]:
+    raw = ("decisions", "attempts", "feedback", "canary_results")
+    rows = store.query("SELECT name, sorting_key FROM system.tables WHERE database = currentDatabase()").rows
+    return {name: key for name, key in rows if name in raw}
+
+
+def test_0012_rekeys_the_raw_tables_by_minute_keeping_rows_and_rollups_and_reverts(store):
+    migrations.migrate_up(store, MIGRATIONS, 11)
+    sink = ClickHouseSink(store, load_prices(default_prices_file()))
+    from routerwatch.storage.rows import Located
+
+    batch = [Located(decode(RoutingDecision, raw), 0, i) for i, raw in enumerate(decision_bytes(40, seed=12))]
+    sink.store_batch("decision", batch[:20])
+    assert set(_sorting_keys(store).values()) <= {"toStartOfHour(occurred_at), event_id", "toStartOfHour(occurred_at), event_id, attempt_index"}
+    migrations.migrate_up(store, MIGRATIONS)
+    assert _sorting_keys(store)["attempts"] == "toStartOfMinute(occurred_at), event_id, attempt_index"
+    assert {k for n, k in _sorting_keys(store).items() if n != "attempts"} == {"toStartOfMinute(occurred_at), event_id"}
+    # The rows moved, and the materialized views still fire on the exchanged tables.
+    assert sink.store_batch("decision", batch).inserted["decisions"] == 20
+    attempts = sum(len(e.event.attempts) for e in batch)
+    assert store.query("SELECT count() FROM attempts").scalar() == attempts
+    assert store.query("SELECT sum(attempts) FROM attempt_minute").scalar() == attempts
+    migrations.migrate_down(store, MIGRATIONS, 11)
+    assert _sorting_keys(store)["decisions"] == "toStartOfHour(occurred_at), event_id"
+    assert store.query("SELECT count() FROM decisions").scalar() == 40
+
+
 def test_an_edited_shipped_migration_is_refused(store, tmp_path):
     copy = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS, copy)

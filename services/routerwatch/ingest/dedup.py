@@ -8,10 +8,10 @@ A stored copy of an incoming event is one of two things:
   normally seconds after the original.
 
 So every stored copy lies within ``window`` of some event time in the batch, and the lookup reads
-only those time ranges. The raw tables' sorting key starts with the event's hour, so the engine
-skips every part and granule outside them: the lookup costs what the window holds (about
-rate x 2 x window rows), not what the store holds. A re-recording more than ``window`` away from
-the original is not recognised and is stored a second time.
+only those time ranges. The raw tables' sorting key starts with the event's minute (migration
+0012), so the engine skips every part and granule outside them: the lookup costs what the window
+holds (about rate x 2 x window rows), not what the store holds. A re-recording more than
+``window`` away from the original is not recognised and is stored a second time.
 """
 
 from __future__ import annotations

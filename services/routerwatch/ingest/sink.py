@@ -156,7 +156,7 @@ class ClickHouseSink:
 
     def _stored_ids(self, table: str, ids: list[str], joined: str, ranges: list[tuple[Any, Any]]) -> set[str]:
         """The event_ids among ``ids`` already in ``table`` (as text), looked up within ``ranges`` only."""
-        # One BETWEEN per range: the engine turns each into a range of the sorting key's hours
+        # One BETWEEN per range: the engine turns each into a range of the sorting key's minutes
         # and skips the parts and granules outside all of them.
         within = " OR ".join(
             f"occurred_at BETWEEN {{a{k}:DateTime64(3, 'UTC')}} AND {{b{k}:DateTime64(3, 'UTC')}}" for k in range(len(ranges))
