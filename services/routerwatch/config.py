@@ -44,10 +44,11 @@ class IngestSettings(_Section):
     retry_max_s: float = Field(default=30.0, gt=0)
     # A redelivered or replayed message carries its original occurred_at and is recognised at any
     # age; this window is only for a router recording the same event_id again at a new time. The
-    # dedup lookup reads the rows within it of each batch (ingest/dedup.py), so its cost per batch
-    # is about event rate x 2 x window: ~75 ms per table at 10k events/s and 300 s (bench/README.md).
+    # dedup lookup reads the decisions within it of each batch's events (ingest/dedup.py), so its
+    # cost grows with event rate x window: at 10k events/s, 300 s made serve fall ~12 s behind
+    # (freshness p50) where 0 s kept it at 1.9 s (bench/perf/soak.py CHANGES).
     reemission_window_s: float = Field(
-        default=300.0, ge=0,
+        default=60.0, ge=0,
         description="How far apart in occurred_at two events with one event_id are still recognised as one.",
     )
     session_timeout_s: float = Field(default=30.0, ge=1)

@@ -127,15 +127,31 @@ def test_sink_skips_event_ids_already_stored(store):
     assert store.query("SELECT count() FROM decisions").scalar() == 51
 
     # A router recording an event again under its event_id at a new time: recognised within the
-    # re-emission window (5 minutes by default) either side of the stored copy, stored again beyond it.
+    # re-emission window (60 s by default) either side of the stored copy, stored again beyond it.
     def again(e, shift):
         return Located(e.event.model_copy(update={"occurred_at": e.event.occurred_at + shift}), 0, 0)
 
-    within = sink.store_batch("decision", [again(events[6], timedelta(minutes=4, seconds=59)), again(events[7], -timedelta(minutes=4))])
+    within = sink.store_batch("decision", [again(events[6], timedelta(seconds=59)), again(events[7], -timedelta(seconds=45))])
     assert (within.inserted.get("decisions", 0), within.duplicates["decisions"]) == (0, 2)
-    beyond = sink.store_batch("decision", [again(events[8], timedelta(minutes=5, seconds=1))])
+    assert within.duplicates["attempts"] == 2  # found complete through the decisions table
+    beyond = sink.store_batch("decision", [again(events[8], timedelta(seconds=61))])
     assert (beyond.inserted["decisions"], beyond.duplicates["decisions"]) == (1, 0)
     assert store.query("SELECT count() FROM decisions").scalar() == 52
+
+
+def test_sink_completes_an_event_a_crash_left_half_stored(store):
+    """Attempts stored, decision not (a crash between the two inserts): the redelivery adds only the decision."""
+    migrations.migrate_up(store, MIGRATIONS)
+    sink = ClickHouseSink(store, load_prices(default_prices_file()))
+    from routerwatch.storage.rows import Located
+
+    events = [Located(decode(RoutingDecision, raw), 0, i) for i, raw in enumerate(decision_bytes(10, seed=13))]
+    store.insert_columns("attempts", sink.builders["attempts"](events[:4]))
+    report = sink.store_batch("decision", events)
+    half = sum(len(e.event.attempts) for e in events[:4])
+    assert report.duplicates["attempts"] == 4 and report.inserted["decisions"] == 10
+    assert report.inserted["attempts"] == sum(len(e.event.attempts) for e in events) - half
+    assert store.query("SELECT count() FROM attempts").scalar() == sum(len(e.event.attempts) for e in events)
 
 
 def _grades_for(decisions, passed_every: int = 2) -> list:

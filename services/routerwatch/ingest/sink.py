@@ -55,7 +55,7 @@ class StoreReport:
 class ClickHouseSink:
     """Writes batches of one event kind. Raises :class:`StoreUnavailable` / :class:`QueryError` unchanged."""
 
-    def __init__(self, store: Store, prices: PriceTable, reemission_window: timedelta = timedelta(minutes=5)) -> None:
+    def __init__(self, store: Store, prices: PriceTable, reemission_window: timedelta = timedelta(minutes=1)) -> None:
         self.store = store
         self.prices = prices
         self.reemission_window = reemission_window
@@ -77,13 +77,22 @@ class ClickHouseSink:
         in_batch_dupes = len(items) - len(batch)
         if not batch:
             return report
-        ranges = lookup_ranges((item[0].occurred_at for item in batch), self.reemission_window)
         ids = [str(event_id) for event_id in unique]
         # The ids as one comma-separated text parameter, built once for every table's lookup.
         joined = ",".join(ids) if self.store.target.kind == "chdb" else ""
+        times = [item[0].occurred_at for item in batch]
+        # An event found in the table its kind writes last is in all of them: only that lookup
+        # spans the re-emission window. The earlier tables are asked only for exact copies, which
+        # is what a crash between two inserts leaves (its redelivery repeats occurred_at). This
+        # halves the rows a decision batch's lookups read: attempts outnumber decisions.
+        last = TABLES[kind][-1]
+        started = time.perf_counter()
+        complete = self._stored_ids(last, ids, joined, lookup_ranges(times, self.reemission_window))
+        complete_s = time.perf_counter() - started
+        exact = lookup_ranges(times, timedelta(0)) if len(TABLES[kind]) > 1 else []
         for table in TABLES[kind]:
             started = time.perf_counter()
-            seen = self._stored_ids(table, ids, joined, ranges)
+            seen = complete if table == last else complete | self._stored_ids(table, ids, joined, exact)
             fresh = [item for item, event_id in zip(batch, ids) if event_id not in seen] if seen else batch
             if fresh:
                 columns = self.builders[table](fresh)
@@ -97,7 +106,8 @@ class ClickHouseSink:
                 metrics.INGEST_STORED.labels(table).inc(rows)
             report.duplicates[table] = len(batch) - len(fresh) + in_batch_dupes
             metrics.INGEST_DUPLICATES.labels(table).inc(report.duplicates[table])
-            metrics.INGEST_STORE_SECONDS.labels(table).observe(time.perf_counter() - started)
+            metrics.INGEST_STORE_SECONDS.labels(table).observe(
+                time.perf_counter() - started + (complete_s if table == last else 0.0))
         if report.fresh_decisions:
             report.resolved_grades = self._resolve_early_grades(report.fresh_decisions)
         metrics.INGEST_LAST_STORED.set_to_current_time()
