@@ -457,8 +457,29 @@ def run(ctx: Context, *, run_seconds: float | None = None, low_seconds: float | 
     if serve_rss:
         section.details.append("serve RSS samples over its run (s, MiB): " + ", ".join(
             f"({t - serve_rss[0][0]:.0f}, {v:.0f})" for t, v in serve_rss))
+    section.details += CHANGES
     section.seconds = time.perf_counter() - started
     return section
+
+
+# What changed the 10k/s freshness and serve's memory: this section run on each version, one after
+# the other on this machine (10 minutes unless said). Kept here so every results file carries them.
+CHANGES: list[str] = [
+    "ingest dedup lookup over the last 168 h of event ids (rows sorted by hour, then event_id): its cost grew "
+    "with the store (630 ms per table per batch at 16M stored decisions); 10k/s p99 3.98, 5.37 and 10.1 s in "
+    "three runs, and in a 30-minute run serve fell behind after ~9 minutes (~8k/s stored)",
+    "the cyclic collector once a minute instead of every 10 s (each run 0.2-0.4 s of the GIL over the live "
+    "batches, ~7% of serve's Python time at 10k/s, finding nothing)",
+    "lookup bounded to each batch's own event times (later reverted: it missed an event recorded again under "
+    "its event_id at a new time): p50 1.57 s, p99 3.03 s; over 30 minutes the lag still grew (p99 82.7 s), "
+    "because under the hour key every granule of a merged part spans its whole hour",
+    "lookup within 300 s of the batch's event times on both tables, hour key: p50 12.5 s, p99 38.4 s",
+    "raw tables sorted by minute (migration 0012; a 1 s window over an 18M-row merged part: 425 -> 45 ms), "
+    "still 300 s on both tables: p50 12.6 s, p99 31.5 s; the same with a 0 s window (5-minute run): p50 1.9 s, "
+    "p99 5.4 s",
+    "the window searched on decisions only (attempts asked for exact copies) and 60 s by default: the "
+    "figures above this list",
+]
 
 
 def main(argv: list[str] | None = None) -> int:

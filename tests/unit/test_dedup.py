@@ -35,6 +35,14 @@ def test_gaps_within_twice_the_window_are_bridged():
     assert len(lookup_ranges([T0, T0 + 2 * W + 3 * MS], W)) == 2
 
 
+def test_gaps_within_two_minutes_are_bridged_whatever_the_window():
+    # The sorting key's unit is a minute: a split inside two minutes would skip no granule.
+    exact = timedelta(0)
+    assert len(lookup_ranges([T0, T0 + timedelta(seconds=1), T0 + timedelta(seconds=119)], exact)) == 1
+    assert lookup_ranges([T0, T0 + timedelta(seconds=121)], exact) == [
+        (T0 - MS, T0 + MS), (T0 + timedelta(seconds=121) - MS, T0 + timedelta(seconds=121) + MS)]
+
+
 def test_beyond_the_range_budget_the_smallest_gaps_are_bridged_and_every_time_stays_covered():
     times = [T0 + timedelta(hours=h * h) for h in range(12)]  # gaps grow: 1 h, 3 h, 5 h, ...
     ranges = lookup_ranges(times, W, most=4)
