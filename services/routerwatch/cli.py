@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -146,6 +147,23 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     return 0
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with every NaN and infinite float replaced by ``None`` (JSON ``null``), recursively.
+
+    JSON has no NaN or infinity, and ``json.dumps`` would write the bare tokens ``NaN`` /
+    ``Infinity`` that strict parsers (jq, JavaScript's ``JSON.parse``) reject. ClickHouse returns
+    them for empty aggregates (``avg`` of no rows) and divisions by zero, so ``routerwatch sql
+    --format json`` prints them as ``null``; ``--format tsv`` keeps ClickHouse's ``nan`` / ``inf``.
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def cmd_sql(args: argparse.Namespace) -> int:
     from routerwatch.storage.reader import Reader
 
@@ -163,7 +181,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
     finally:
         reader.close()
     if args.format == "json":
-        print(json.dumps(result.as_dicts(), default=str, indent=2))
+        print(json.dumps(json_safe(result.as_dicts()), default=str, indent=2, allow_nan=False))
     else:
         if args.header:
             print("\t".join(result.columns))
@@ -383,7 +401,8 @@ def parser() -> argparse.ArgumentParser:
     q = sub.add_parser("sql", help="run read-only SQL against the configured ClickHouse")
     q.add_argument("query", help="SQL text, or @FILE to read it from a file (e.g. @sql/queries/what_did_this_request_do.sql)")
     q.add_argument("--param", action="append", metavar="NAME=VALUE", help="bind {NAME:Type} placeholders")
-    q.add_argument("--format", choices=["tsv", "json"], default="tsv")
+    q.add_argument("--format", choices=["tsv", "json"], default="tsv",
+                   help="tsv (default), or json: a list of row objects, NaN and infinite floats as null")
     q.add_argument("--header", action="store_true", help="print column names first (tsv)")
     q.set_defaults(func=cmd_sql)
 
