@@ -246,3 +246,69 @@ def test_drift_notices_a_stale_schema_file(tmp_path: Path) -> None:
     stale.write_text(stale.read_text(encoding="utf-8").replace('"title"', '"titel"', 1), encoding="utf-8")
     (tmp_path / SCHEMA_FILE.format(name="QualityFeedback")).unlink()
     assert drift(tmp_path) == ["QualityFeedback", "CanaryResult"]
+
+
+# -- storage limits are contract limits (issue: contract-valid values wedged ingest) ---------
+
+
+def _decision_with(**attempt_fields: object) -> bytes:
+    doc = json.loads((EXAMPLES / "valid" / "decision_cascade_escalated_to_large.json").read_bytes())
+    doc["attempts"][0].update(attempt_fields)
+    return json.dumps(doc).encode()
+
+
+@pytest.mark.parametrize(
+    ("field", "largest"),
+    [("tier_rank", 2**8 - 1), ("input_tokens", 2**32 - 1), ("output_tokens", 2**32 - 1)],
+)
+def test_the_largest_value_a_column_holds_is_accepted_one_more_is_a_schema_error(field: str, largest: int) -> None:
+    assert getattr(decode(RoutingDecision, _decision_with(**{field: largest})).attempts[0], field) == largest
+    for beyond in (largest + 1, 5 * 10**9, 2**65):
+        if beyond <= largest:
+            continue
+        with pytest.raises(InvalidEventError, match=rf"attempts\.0\.{field}: Input should be less than or equal to {largest}"):
+            decode(RoutingDecision, _decision_with(**{field: beyond}))
+
+
+def test_prompt_length_and_feedback_attempt_index_are_bounded_by_their_columns() -> None:
+    doc = json.loads((EXAMPLES / "valid" / "decision_experiment_route_prompt_quality.json").read_bytes())
+    doc["prompt"]["length"] = 2**40
+    with pytest.raises(InvalidEventError, match=r"prompt\.length: Input should be less than or equal to 4294967295"):
+        decode(RoutingDecision, json.dumps(doc).encode())
+    grade = json.loads((EXAMPLES / "valid" / "feedback_shadow_human.json").read_bytes())
+    grade["attempt_index"] = 1000
+    with pytest.raises(InvalidEventError, match=r"attempt_index: Input should be less than or equal to 31"):
+        decode(QualityFeedback, json.dumps(grade).encode())
+
+
+def test_the_json_schema_carries_the_storage_limits() -> None:
+    schema = json.loads((SCHEMAS / SCHEMA_FILE.format(name="RoutingDecision")).read_text())
+    attempt = schema["$defs"]["Attempt"]["properties"]
+    assert attempt["tier_rank"]["maximum"] == 255
+    assert attempt["input_tokens"]["maximum"] == attempt["output_tokens"]["maximum"] == 2**32 - 1
+    assert attempt["index"]["maximum"] == 31
+    assert "2000-01-01T00:00:00Z <= time < 2100-01-01T00:00:00Z" in schema["properties"]["occurred_at"]["description"]
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    ["0001-01-01T00:00:00Z", "0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59Z", "9999-12-31T23:59:59-05:00",
+     "1999-12-31T23:59:59.999Z", "2100-01-01T00:00:00Z"],
+)
+def test_times_outside_the_accepted_range_are_schema_errors_naming_the_field(stamp: str) -> None:
+    with pytest.raises(InvalidEventError, match=r"^schema: occurred_at: Value error, time .* is outside the accepted range"):
+        decode(RoutingDecision, _with_time(stamp))
+
+
+def test_the_edges_of_the_accepted_time_range() -> None:
+    assert decode(RoutingDecision, _with_time("2000-01-01T00:00:00Z")).occurred_at == datetime(2000, 1, 1, tzinfo=UTC)
+    assert decode(RoutingDecision, _with_time("2099-12-31T23:59:59.999Z")).occurred_at.year == 2099
+
+
+def test_json_is_validated_strictly_as_the_json_schema_is() -> None:
+    # Lax coercion stored "510" as a latency and an epoch integer as a time; the JSON Schema rejects both.
+    with pytest.raises(InvalidEventError, match=r"attempts\.0\.latency_ms: Input should be a valid number"):
+        decode(RoutingDecision, _decision_with(latency_ms="510"))
+    with pytest.raises(InvalidEventError, match=r"occurred_at: Input should be a valid datetime"):
+        decode(RoutingDecision, _with_time(1_700_000_000))  # type: ignore[arg-type]
+    assert decode(RoutingDecision, _decision_with(latency_ms=510)).attempts[0].latency_ms == 510.0

@@ -13,7 +13,7 @@ from pydantic_core import to_json
 from routerwatch.ingest.processor import BatchProcessor, DeadLetter, RawMessage
 from routerwatch.ingest.sink import StoreReport
 from routerwatch.simulate import Profile, events
-from routerwatch.storage.errors import StoreUnavailable
+from routerwatch.storage.errors import QueryError, StoreUnavailable
 
 
 class FakeSink:
@@ -88,18 +88,112 @@ def test_dead_letter_failures_are_retried_and_nothing_is_skipped():
     assert len(dlq.sent) == 1
 
 
-def test_a_bug_in_the_sink_is_not_retried_forever():
+class RefusingSink(FakeSink):
+    """Refuses, as a permanent error, any batch that holds one of the ``poison`` offsets."""
+
+    def __init__(self, poison: set[int], error: Exception) -> None:
+        super().__init__()
+        self.poison = poison
+        self.error = error
+
+    def store_batch(self, kind, items):
+        self.calls += 1
+        if any(item.offset in self.poison for item in items):
+            raise self.error
+        self.stored.extend(items)
+        return StoreReport(inserted={"decisions": len(items)})
+
+
+def test_rows_the_store_refuses_are_isolated_and_dead_lettered_the_rest_stored():
+    # Before: a permanent store error was retried forever (or crashed serve), stopping all ingest.
+    error = QueryError("Code: 469. DB::Exception: Constraint `c` is violated at row 1. (VIOLATED_CONSTRAINT)")
+    sink, dlq = RefusingSink({3, 9}, error), FlakyDeadLetters()
+    batch = messages(16, [])
+    processor = BatchProcessor("decision", sink, dlq, retry_initial_s=0.01)
+    asyncio.run(processor.process(batch))
+    assert sorted(item.offset for item in sink.stored) == [o for o in range(16) if o not in (3, 9)]
+    assert [(d.message.offset, d.reason) for d in dlq.sent] == [(3, "store_rejected"), (9, "store_rejected")]
+    assert dlq.sent[0].message.value == batch[3].value, "the original bytes are dead-lettered"
+    assert "VIOLATED_CONSTRAINT" in dlq.sent[0].detail
+    assert sink.calls < 16, "isolated by halving, not event by event"
+    assert processor.last_error is None
+
+
+def test_a_bug_in_the_sink_dead_letters_the_batch_instead_of_stopping_ingest():
     class BrokenSink(FakeSink):
         def store_batch(self, kind, items):
+            self.calls += 1
             raise KeyError("programming error")
 
-    processor = BatchProcessor("decision", BrokenSink(), FlakyDeadLetters(), retry_initial_s=0.01)
-    try:
-        asyncio.run(processor.process(messages(1, [])))
-    except KeyError:
-        pass
-    else:
-        raise AssertionError("an unexpected error must surface (and crash the agent), not loop silently")
+    sink, dlq = BrokenSink(), FlakyDeadLetters()
+    asyncio.run(BatchProcessor("decision", sink, dlq, retry_initial_s=0.01).process(messages(3, [])))
+    assert [(d.message.offset, d.reason) for d in dlq.sent] == [(0, "store_rejected"), (1, "store_rejected"), (2, "store_rejected")]
+    assert "KeyError" in dlq.sent[0].detail
+
+
+def test_an_outage_code_is_retried_not_dead_lettered():
+    class FullDisk(FakeSink):
+        def store_batch(self, kind, items):
+            self.calls += 1
+            if self.calls <= 2:
+                raise QueryError("Code: 243. DB::Exception: Cannot reserve 3.43 MiB, not enough space. (NOT_ENOUGH_SPACE)")
+            return super().store_batch(kind, items)
+
+    sink, dlq = FullDisk(), FlakyDeadLetters()
+    asyncio.run(BatchProcessor("decision", sink, dlq, retry_initial_s=0.01, retry_max_s=0.02).process(messages(4, [])))
+    assert len(sink.stored) == 4 and dlq.sent == []
+
+
+def test_a_dead_letter_too_large_for_the_topic_goes_as_a_bounded_copy_with_size_and_digest():
+    import hashlib
+
+    from aiokafka.errors import MessageSizeTooLargeError
+
+    from routerwatch.ingest.processor import BOUNDED_COPY_BYTES
+
+    sent: list[DeadLetter] = []
+
+    async def dlq(letter: DeadLetter) -> None:
+        if len(letter.value or b"") > 1_000_000:
+            raise MessageSizeTooLargeError("too large for the topic")
+        sent.append(letter)
+
+    huge = b'{"event_id": "' + b"x" * 1_500_000 + b'"}'
+    asyncio.run(BatchProcessor("decision", FakeSink(), dlq, retry_initial_s=0.01).process(messages(1, [huge])))
+    assert len(sent) == 1
+    headers = dict(sent[0].headers())
+    assert sent[0].value == huge[:BOUNDED_COPY_BYTES]
+    assert headers["routerwatch.truncated"] == str(len(huge)).encode()
+    assert headers["routerwatch.sha256"] == hashlib.sha256(huge).hexdigest().encode()
+    assert headers["routerwatch.reason"] == b"schema"
+
+
+def test_dead_letters_are_in_flight_together_not_one_after_another():
+    in_flight = peak = 0
+
+    async def dlq(letter: DeadLetter) -> None:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.01)  # the broker's acknowledgement
+        in_flight -= 1
+
+    asyncio.run(BatchProcessor("decision", FakeSink(), dlq).process(messages(0, [b"not json"] * 50)))
+    assert peak == 50
+
+
+def test_a_payload_that_makes_the_parser_raise_anything_is_dead_lettered():
+    # Times beyond what datetime holds once shifted to UTC raised OverflowError, not a ValidationError.
+    import json
+
+    event = json.loads(messages(1, [])[0].value)
+    raw = []
+    for when in ("0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00Z", 1700000000):
+        raw.append(json.dumps({**event, "occurred_at": when}).encode())
+    sink, dlq = FakeSink(), FlakyDeadLetters()
+    asyncio.run(BatchProcessor("decision", sink, dlq).process([RawMessage("decisions", 0, i, None, v) for i, v in enumerate(raw)]))
+    assert [d.reason for d in dlq.sent] == ["schema"] * 4
+    assert all(d.detail.startswith("occurred_at:") for d in dlq.sent), [d.detail for d in dlq.sent]
 
 
 def test_prepare_then_store_is_process_in_two_halves():

@@ -46,20 +46,47 @@ Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/@+-]
 # Free identifiers chosen by the router (request ids, tenants): any non-blank text, bounded.
 Ident = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"\S")]
 NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-NonNegInt = Annotated[int, Field(ge=0)]
 Score = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+
+# Storage limits are contract limits: every value the contract admits fits its column (a value
+# outside is dead-lettered with the reason, never retried). The columns are UInt8 for ranks and
+# attempt indexes, UInt32 for token counts and prompt lengths.
+UINT8_MAX = 2**8 - 1
+UINT32_MAX = 2**32 - 1
+MAX_ATTEMPTS = 32
+Rank = Annotated[int, Field(ge=0, le=UINT8_MAX)]
+AttemptIndex = Annotated[int, Field(ge=0, le=MAX_ATTEMPTS - 1)]
+Count32 = Annotated[int, Field(ge=0, le=UINT32_MAX)]
+
+# The event times the contract accepts: [2000-01-01, 2100-01-01) UTC. ClickHouse's DateTime64(3)
+# holds 1900..2299, but a time outside this range is a broken clock (Go's zero time 0001-01-01, a
+# sentinel 9999-12-31, seconds read as milliseconds), and every such event would open a monthly
+# partition of its own.
+EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(2100, 1, 1, tzinfo=UTC)
+TIME_RANGE = "2000-01-01T00:00:00Z <= time < 2100-01-01T00:00:00Z"
 
 
 def _to_utc_ms(value: datetime) -> datetime:
     # ClickHouse stores DateTime64(3, 'UTC'): normalise here so that the model
     # and the stored row agree to the millisecond.
-    value = value.astimezone(UTC)
+    try:
+        value = value.astimezone(UTC)
+        inside = EARLIEST_TIME <= value < LATEST_TIME
+    except OverflowError:  # 0001-01-01 with a positive offset, 9999-12-31 with a negative one
+        inside = False
+    if not inside:
+        raise ValueError(f"time {value.isoformat()} is outside the accepted range {TIME_RANGE}")
     micro = value.microsecond
     # Most timestamps already are whole milliseconds: skip the second copy then.
     return value.replace(microsecond=micro - micro % 1000) if micro % 1000 else value
 
 
-UtcTime = Annotated[AwareDatetime, AfterValidator(_to_utc_ms)]
+UtcTime = Annotated[
+    AwareDatetime,
+    AfterValidator(_to_utc_ms),
+    Field(json_schema_extra={"x-routerwatch-range": TIME_RANGE}),
+]
 
 
 # Members bound once: the validators below compare identities per attempt, per event.
@@ -110,16 +137,16 @@ class Gate(_Model):
 class Attempt(_Model):
     """One call of one model at one tier inside a request."""
 
-    index: NonNegInt = Field(description="Position in the request, 0-based, in order.")
+    index: AttemptIndex = Field(description="Position in the request, 0-based, in order (at most 31).")
     tier: Name = Field(description="Tier name, e.g. cache, small, large.")
-    tier_rank: NonNegInt = Field(description="0 = cheapest tier.")
+    tier_rank: Rank = Field(description="0 = cheapest tier; at most 255.")
     model: Name = Field(description="gen_ai.request.model")
     provider: Name = Field(description="gen_ai.provider.name")
     offset_ms: NonNegFloat = Field(default=0.0, description="Start of the attempt after the request began.")
     latency_ms: NonNegFloat = Field(description="Wall time of the model call, verifier excluded.")
     ttft_ms: NonNegFloat | None = Field(default=None, description="Time to first token, when streamed.")
-    input_tokens: NonNegInt = Field(default=0, description="gen_ai.usage.input_tokens")
-    output_tokens: NonNegInt = Field(default=0, description="gen_ai.usage.output_tokens")
+    input_tokens: Count32 = Field(default=0, description="gen_ai.usage.input_tokens (at most 2^32-1)")
+    output_tokens: Count32 = Field(default=0, description="gen_ai.usage.output_tokens (at most 2^32-1)")
     cost_usd: NonNegFloat = Field(default=0.0, description="Price of the model call.")
     outcome: Outcome
     gate: Gate | None = None
@@ -186,7 +213,7 @@ class Prompt(_Model):
     """A fingerprint of the prompt; never its text."""
 
     hash: Annotated[str, StringConstraints(min_length=1, max_length=128)]
-    length: NonNegInt
+    length: Count32 = Field(description="Prompt length (characters or tokens, the router's choice); at most 2^32-1.")
 
 
 class RoutingDecision(_Model):
@@ -195,7 +222,9 @@ class RoutingDecision(_Model):
     event_id: uuid.UUID = Field(description="Idempotency key: a replayed event with this id is stored once.")
     schema_version: Literal[1] = SCHEMA_VERSION
     request_id: Ident
-    occurred_at: UtcTime = Field(description="When the request arrived, UTC, millisecond precision.")
+    occurred_at: UtcTime = Field(
+        description=f"When the request arrived, UTC, millisecond precision; {TIME_RANGE}."
+    )
     router: Router
     environment: Name = "production"
     category: Name = Field(default="default", description="Request category or intent.")
@@ -205,7 +234,7 @@ class RoutingDecision(_Model):
     shadow: bool = Field(default=False, description="The request is in the shadow slice.")
     canary_id: Name | None = Field(default=None, description="Set on canary probes; excluded from production figures.")
     route: Route | None = None
-    attempts: list[Attempt] = Field(min_length=1, max_length=32)
+    attempts: list[Attempt] = Field(min_length=1, max_length=MAX_ATTEMPTS)
     final: Final
     quality: Quality | None = None
     prompt: Prompt | None = None
@@ -275,11 +304,11 @@ class QualityFeedback(_Model):
     event_id: uuid.UUID
     schema_version: Literal[1] = SCHEMA_VERSION
     request_id: Ident
-    occurred_at: UtcTime = Field(description="When the grade was given.")
+    occurred_at: UtcTime = Field(description=f"When the grade was given; {TIME_RANGE}.")
     router_id: Name | None = None
     target: FeedbackTarget = FeedbackTarget.SERVED
-    attempt_index: NonNegInt | None = Field(
-        default=None, description="The graded attempt; required for shadow and rejected grades."
+    attempt_index: AttemptIndex | None = Field(
+        default=None, description="The graded attempt (0..31); required for shadow and rejected grades."
     )
     tier: Name | None = None
     score: Score
@@ -303,7 +332,7 @@ class CanaryResult(_Model):
     schema_version: Literal[1] = SCHEMA_VERSION
     canary_id: Name
     run_id: Ident
-    occurred_at: UtcTime
+    occurred_at: UtcTime = Field(description=f"When the probe was sent; {TIME_RANGE}.")
     router_id: Name
     category: Name | None = None
     side: Name | None = Field(

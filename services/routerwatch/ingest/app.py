@@ -39,6 +39,8 @@ from routerwatch.storage.errors import QueryError, StoreUnavailable
 
 log = logging.getLogger("routerwatch.ingest")
 
+DLQ_MAX_REQUEST_BYTES = 64 * 1024 * 1024
+
 
 def broker_urls(bootstrap: str) -> list[str]:
     """``host1:9092,host2:9092`` -> faust's ``kafka://`` URL list."""
@@ -99,11 +101,14 @@ def build_app(
         web_port=settings.http.port,
         web_in_thread=False,
         producer_compression_type="lz4",
+        # A dead letter carries its message's whole value: let the producer send whatever an input
+        # topic can hold, and the broker judge the size (a copy it refuses goes again, bounded).
+        producer_max_request_size=DLQ_MAX_REQUEST_BYTES,
     )
     dlq_topic = app.topic(topics.dlq, value_serializer="raw", key_serializer="raw")
 
     async def send_dead_letter(letter: DeadLetter) -> None:
-        fut = await dlq_topic.send(key=letter.message.key, value=letter.message.value, headers=letter.headers())
+        fut = await dlq_topic.send(key=letter.message.key, value=letter.value, headers=letter.headers())
         # Wait for the broker's acknowledgement: the source offset is committed only after this.
         await fut
 

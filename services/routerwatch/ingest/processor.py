@@ -9,13 +9,18 @@ Error handling follows the permanent / retryable split: an invalid message is
 permanent (dead-letter it with its reason, count it, move on); ClickHouse or
 the DLQ being unavailable is retryable (back off and try again, for as long as
 it takes; the batch is never dropped and its offsets are never committed
-before it is stored).
+before it is stored). A store error that is not an outage (the engine refusing
+rows it cannot hold, or any unexpected failure) is the rows' fault: the batch
+is split in halves until the events concerned are found, the others are
+stored, and those are dead-lettered with reason ``store_rejected`` and the
+engine's message. So no single message can stop ingest.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import hashlib
 import logging
 import time
 from contextlib import contextmanager
@@ -23,18 +28,27 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterator, Protocol, Sequence
 
 from pydantic import ValidationError
+from pydantic_core import to_json
 
 from routerwatch import metrics
 from routerwatch.events.models import CanaryResult, QualityFeedback, RoutingDecision
 from routerwatch.events.validation import invalid, json_validator
 from routerwatch.ingest.observe import observe_stored
 from routerwatch.ingest.sink import TABLES, ClickHouseSink, StoreReport
-from routerwatch.storage.errors import QueryError, StoreUnavailable
+from routerwatch.storage.errors import is_retryable
 from routerwatch.storage.rows import Located
 
 log = logging.getLogger("routerwatch.ingest")
 
 MODELS: dict[str, type] = {"decision": RoutingDecision, "feedback": QualityFeedback, "canary": CanaryResult}
+
+# A dead letter the dead-letter topic refuses as too large is sent again as its first
+# BOUNDED_COPY_BYTES, with headers giving the original size and its SHA-256 (routerwatch.truncated,
+# routerwatch.sha256): the reason and origin are never lost, and the whole message is still on its
+# input topic at the offset the headers name, for as long as that topic retains it.
+BOUNDED_COPY_BYTES = 64 * 1024
+# How many dead letters are in flight to the dead-letter topic at once (each waits for its ack).
+DLQ_IN_FLIGHT = 2000
 
 
 class Message(Protocol):
@@ -66,10 +80,17 @@ class DeadLetter:
     message: Message
     reason: str
     detail: str
+    bounded: bool = False  # the copy carries only the first BOUNDED_COPY_BYTES of the value
+
+    @property
+    def value(self) -> bytes | None:
+        """The value the dead-lettered copy carries: the original bytes, or their first part when bounded."""
+        value = self.message.value
+        return value[:BOUNDED_COPY_BYTES] if self.bounded and value is not None else value
 
     def headers(self) -> list[tuple[str, bytes]]:
-        """Kafka headers carried by the dead-lettered copy; the value stays the original bytes."""
-        return [
+        """Kafka headers carried by the dead-lettered copy."""
+        headers = [
             ("routerwatch.reason", self.reason.encode()),
             ("routerwatch.detail", self.detail.encode()[:4000]),
             ("routerwatch.topic", self.message.topic.encode()),
@@ -77,6 +98,15 @@ class DeadLetter:
             ("routerwatch.offset", str(self.message.offset).encode()),
             ("routerwatch.failed_at", str(int(time.time() * 1000)).encode()),
         ]
+        if self.bounded:
+            original = self.message.value or b""
+            headers.append(("routerwatch.truncated", str(len(original)).encode()))
+            headers.append(("routerwatch.sha256", hashlib.sha256(original).hexdigest().encode()))
+        return headers
+
+    def as_bounded(self) -> DeadLetter:
+        """This dead letter with a bounded copy of the value (for a dead-letter topic that refuses the whole)."""
+        return DeadLetter(self.message, self.reason, self.detail, bounded=True)
 
 
 SendDeadLetter = Callable[[DeadLetter], Awaitable[None]]
@@ -88,6 +118,16 @@ class Prepared:
 
     valid: list[Located]
     dead: list[DeadLetter]
+    # The batch's messages, to dead-letter a valid event the store refuses with its original bytes.
+    messages: Sequence[Message] = ()
+
+    _index: dict[tuple[int, int], Message] | None = None
+
+    def message_at(self, partition: int, offset: int) -> Message | None:
+        """The batch's message at ``partition``/``offset`` (the index is built on the first call)."""
+        if self._index is None:
+            self._index = {(m.partition, m.offset): m for m in self.messages}
+        return self._index.get((partition, offset))
 
 _gc_pauses = 0
 _gc_was_enabled = True
@@ -118,8 +158,8 @@ def gc_paused() -> Iterator[None]:
 class BatchProcessor:
     """Validates and stores batches of one event kind.
 
-    ``send_dead_letter`` must raise when the DLQ did not acknowledge the
-    message; the processor then backs off and sends again.
+    ``send_dead_letter`` must return only once the DLQ acknowledged the message and raise when
+    it did not; the processor then backs off and sends again. Many are in flight at once.
     """
 
     def __init__(
@@ -157,6 +197,9 @@ class BatchProcessor:
                     error = invalid(exc, value)
                     dead.append(DeadLetter(message, error.reason, error.detail))
                     continue
+                except Exception as exc:  # noqa: BLE001 - no payload may stop ingest, whatever it makes the parser do
+                    dead.append(DeadLetter(message, "schema", f"<event>: {type(exc).__name__}: {exc}"[:2000]))
+                    continue
                 keep(Located(event, message.partition, message.offset))
         return valid, dead
 
@@ -168,38 +211,104 @@ class BatchProcessor:
         metrics.INGEST_CONSUMED.labels(topic).inc(len(messages))
         metrics.INGEST_BATCH_SIZE.labels(topic).observe(len(messages))
         valid, dead = self.split(messages)
-        return Prepared(valid, dead)
+        return Prepared(valid, dead, messages)
 
     async def store(self, prepared: Prepared) -> StoreReport:
-        """Dead-letter and store a prepared batch: the second half of :meth:`process`.
+        """Store and dead-letter a prepared batch: the second half of :meth:`process`.
 
         Returns only when every message is stored or acknowledged by the dead-letter topic.
         """
         with gc_paused():
-            for letter in prepared.dead:
-                await self._retry(f"dead-letter {letter.message.topic}@{letter.message.offset}", self.send_dead_letter, letter)
-                metrics.INGEST_DEAD_LETTERED.labels(letter.message.topic, letter.reason).inc()
-                log.info(
-                    "dead-lettered %s[%d]@%d: %s: %s",
-                    letter.message.topic,
-                    letter.message.partition,
-                    letter.message.offset,
-                    letter.reason,
-                    letter.detail,
-                )
-            if prepared.dead:
+            report = StoreReport()
+            dead = list(prepared.dead)
+            if prepared.valid:
+                report, refused = await self._store_isolating(prepared.valid)
+                for item, exc in refused:
+                    message = prepared.message_at(item.partition, item.offset)
+                    if message is None:  # pragma: no cover - every valid event comes from the batch's messages
+                        message = RawMessage(prepared.messages[0].topic, item.partition, item.offset, None, to_json(item.event))
+                    dead.append(DeadLetter(message, "store_rejected", f"{type(exc).__name__}: {exc}"[:2000]))
+            if dead:
+                await self._dead_letter(dead)
                 # Also in ClickHouse, so "what is rejected, and why" is one SQL query away.
-                await self._retry(f"record {len(prepared.dead)} dead letters", self._record_dead, prepared.dead)
-            if not prepared.valid:
-                return StoreReport()
-            report = await self._retry(f"store {len(prepared.valid)} {self.kind} events", self._store, prepared.valid)
-            observe_stored(self.kind, report)
+                await self._retry(f"record {len(dead)} dead letters", self._record_dead, dead)
+            if report.inserted or report.duplicates:
+                observe_stored(self.kind, report)
         return report
 
     async def process(self, messages: Sequence[Message]) -> StoreReport:
         """Handle one batch; returns only when every message is stored or dead-lettered."""
         with gc_paused():
             return await self.store(self.prepare(messages))
+
+    async def _store_isolating(self, items: list[Located]) -> tuple[StoreReport, list[tuple[Located, BaseException]]]:
+        """Store ``items``; returns the report and the events the store refused, with the error.
+
+        Outages are retried inside (:meth:`_retry`). Any other failure is taken as caused by some
+        of the rows: the batch is split in halves, each stored on its own, down to single events.
+        One refused event in a batch of n costs about 2 log2(n) extra inserts.
+        """
+        try:
+            return await self._retry(f"store {len(items)} {self.kind} events", self._store, items), []
+        except Exception as exc:  # noqa: BLE001 - _retry raised it: not an outage
+            if len(items) == 1:
+                log.warning("%s event %s refused by the store: %s", self.kind, items[0].event.event_id, exc)
+                return StoreReport(), [(items[0], exc)]
+            log.warning("storing %d %s events failed (%s): isolating the events concerned", len(items), self.kind, exc)
+        half = len(items) // 2
+        left, refused_left = await self._store_isolating(items[:half])
+        right, refused_right = await self._store_isolating(items[half:])
+        return _merged(left, right), refused_left + refused_right
+
+    async def _dead_letter(self, letters: list[DeadLetter]) -> None:
+        """Send every dead letter to the DLQ, many in flight at once; returns when all are acknowledged.
+
+        A letter the topic refuses as too large goes again as a bounded copy (:data:`BOUNDED_COPY_BYTES`);
+        other failures are retried with back-off, as for any outage.
+        """
+        pending = letters
+        delay = self.retry_initial_s
+        while pending:
+            failed: list[DeadLetter] = []
+            error: BaseException | None = None
+            for start in range(0, len(pending), DLQ_IN_FLIGHT):
+                chunk = pending[start : start + DLQ_IN_FLIGHT]
+                results = await asyncio.gather(*(self.send_dead_letter(letter) for letter in chunk), return_exceptions=True)
+                for letter, result in zip(chunk, results):
+                    if not isinstance(result, BaseException):
+                        self._dead_lettered(letter)
+                    elif _is_too_large(result) and not letter.bounded:
+                        failed.append(letter.as_bounded())
+                    elif isinstance(result, asyncio.CancelledError):
+                        raise result
+                    elif _is_retryable_kafka_error(result) or is_retryable(result):
+                        failed.append(letter)
+                        error = result
+                    else:
+                        raise result
+            pending = failed
+            if error is not None:
+                self._note_failure(f"dead-letter {len(failed)} message(s)", error, delay)
+                gc.collect()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.retry_max_s)
+        if self.last_error is not None and self.last_error.startswith("dead-letter"):
+            log.warning("ingest resumed: dead letters acknowledged")
+            self.last_error = None
+            metrics.INGEST_PAUSED.set(0)
+
+    def _dead_lettered(self, letter: DeadLetter) -> None:
+        message = letter.message
+        metrics.INGEST_DEAD_LETTERED.labels(message.topic, letter.reason).inc()
+        if letter.bounded:
+            log.warning(
+                "dead-lettered %s[%d]@%d as a bounded copy (%d of %d bytes; the dead-letter topic refused the whole)",
+                message.topic, message.partition, message.offset, len(letter.value or b""), len(message.value or b""),
+            )
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "dead-lettered %s[%d]@%d: %s: %s", message.topic, message.partition, message.offset, letter.reason, letter.detail
+            )
 
     async def _record_dead(self, dead: list[DeadLetter]) -> None:
         await asyncio.to_thread(self.sink.store_dead_letters, dead)
@@ -209,16 +318,13 @@ class BatchProcessor:
         return await asyncio.to_thread(self.sink.store_batch, self.kind, valid)
 
     async def _retry(self, what: str, action: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """Run ``action`` until it succeeds or fails with an error that is not an outage (raised)."""
         delay = self.retry_initial_s
         while True:
             try:
                 result = await action(*args)
-            except (StoreUnavailable, QueryError, OSError, asyncio.TimeoutError, ConnectionError) as exc:
-                # A QueryError on validated rows means the schema is behind (migrations not
-                # applied): as for an outage, pausing loses nothing while someone fixes it.
-                self._note_failure(what, exc, delay)
-            except Exception as exc:  # noqa: BLE001 - e.g. Kafka errors from the DLQ producer
-                if not _is_retryable_kafka_error(exc):
+            except Exception as exc:  # noqa: BLE001 - sorted below
+                if not (is_retryable(exc) or _is_retryable_kafka_error(exc)):
                     raise
                 self._note_failure(what, exc, delay)
             else:
@@ -244,9 +350,36 @@ class BatchProcessor:
         log.error("ingest paused, retrying in %.1fs: %s failed: %s", delay, what, exc)
 
 
+def _merged(a: StoreReport, b: StoreReport) -> StoreReport:
+    """One report for two halves of a batch."""
+    out = StoreReport()
+    for report in (a, b):
+        for table, rows in report.inserted.items():
+            out.inserted[table] = out.inserted.get(table, 0) + rows
+        for table, rows in report.duplicates.items():
+            out.duplicates[table] = out.duplicates.get(table, 0) + rows
+        out.fresh_decisions.extend(report.fresh_decisions)
+        out.resolved_grades += report.resolved_grades
+    return out
+
+
+def _kafka_cause(exc: BaseException) -> BaseException:
+    # faust wraps the producer's KafkaError in its own ProducerSendError.
+    cause = exc.__cause__
+    return cause if cause is not None and type(exc).__name__ == "ProducerSendError" else exc
+
+
+def _is_too_large(exc: BaseException) -> bool:
+    from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
+
+    return isinstance(_kafka_cause(exc), (MessageSizeTooLargeError, RecordTooLargeError))
+
+
 def _is_retryable_kafka_error(exc: BaseException) -> bool:
+    """A Kafka error that trying again can cure (the broker down, a leader moving, a timeout)."""
     try:
         from aiokafka.errors import KafkaError
     except ImportError:  # pragma: no cover - aiokafka is a core dependency
         return False
-    return isinstance(exc, KafkaError)
+    exc = _kafka_cause(exc)
+    return isinstance(exc, KafkaError) and not _is_too_large(exc)

@@ -18,6 +18,8 @@ from routerwatch.errors import RetryableError
 
 log = logging.getLogger("routerwatch.ingest")
 
+DLQ_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
 
 async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
     """Create the input, dead-letter and lease topics that do not exist yet; return the names created."""
@@ -25,6 +27,10 @@ async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str
     wanted = {name: t.partitions for name in (t.decisions, t.feedback, t.canary, t.dlq)}
     # The prober lease is "who is assigned partition 0": it needs exactly one partition.
     wanted[settings.canary.lease_topic] = 1
+    # A dead letter is its message's whole value plus headers: the dead-letter topic takes larger
+    # messages than the broker's default (1 MB), so a message its input topic held fits. Larger
+    # still, ingest sends a bounded copy with the original's size and digest (processor.py).
+    configs = {t.dlq: {"max.message.bytes": str(DLQ_MAX_MESSAGE_BYTES)}}
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
         admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10_000)
@@ -45,7 +51,10 @@ async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str
         if missing:
             try:
                 await admin.create_topics(
-                    [NewTopic(name, num_partitions=wanted[name], replication_factor=1) for name in missing]
+                    [
+                        NewTopic(name, num_partitions=wanted[name], replication_factor=1, topic_configs=configs.get(name, {}))
+                        for name in missing
+                    ]
                 )
             except TopicAlreadyExistsError:
                 pass  # another process created it between list and create: the goal is met

@@ -4,12 +4,13 @@ A query on chDB costs about a millisecond of fixed overhead and opening the
 engine far more, so the process keeps one :class:`Store` and serialises calls
 through a lock (the embedded engine's session is not shared between threads).
 
-Inserts into the embedded engine go in as one Arrow IPC stream per block
-through chDB's own streaming insert: pyarrow turns the Python column lists
-into Arrow in C++, where clickhouse-connect's Native encoder (LowCardinality
-dictionaries in particular) would spend more Python time than the engine
-spends storing the rows. Servers, and any block pyarrow cannot type, take the
-clickhouse-connect path.
+Inserts into the embedded engine go in as one Arrow table per block, read by
+the engine in place (``INSERT ... SELECT FROM Python(table)``): pyarrow turns
+the Python column lists into Arrow in C++, where clickhouse-connect's Native
+encoder (LowCardinality dictionaries in particular) would spend more Python
+time than the engine spends storing the rows. Servers, and any block pyarrow
+cannot type, take the clickhouse-connect path. Every insert is verified: the
+engine's errors are raised and the rows it reports written are checked.
 """
 
 from __future__ import annotations
@@ -21,7 +22,24 @@ from datetime import UTC, datetime
 from typing import Any, Sequence
 
 from routerwatch.storage.dsn import StoreTarget, parse_dsn
-from routerwatch.storage.errors import QueryError, StoreUnavailable
+from routerwatch.storage.errors import InsertNotVerified, QueryError, RowsRejected, StoreUnavailable
+
+# Every insert may touch as many monthly partitions as the contract's time range holds (one batch of
+# stragglers from many months is valid); the engine's default of 100 would refuse such a batch.
+INSERT_SETTINGS = {"max_partitions_per_insert_block": 0}
+_INSERT_SETTINGS_SQL = ", ".join(f"{k} = {v}" for k, v in INSERT_SETTINGS.items())
+
+
+@dataclass(frozen=True)
+class Block:
+    """Columns typed for one table's insert (:meth:`Store.prepare`); ``arrow`` is None on the
+    clickhouse-connect path."""
+
+    table: str
+    names: list[str]
+    columns: dict[str, Sequence[Any]]
+    rows: int
+    arrow: Any = None
 
 
 @dataclass(frozen=True)
@@ -173,25 +191,63 @@ class Store:
             self._raw.query(f"USE `{self.database}`", "TabSeparated")
         return self._raw
 
-    def insert_columns(self, table: str, columns: dict[str, Sequence[Any]]) -> None:
-        """Insert one block, column-oriented (the fast path for both backends).
+    def insert_columns(self, table: str, columns: dict[str, Sequence[Any]]) -> int:
+        """Insert one block, column-oriented (the fast path for both backends), and verify it.
 
         Values are Python objects as the clickhouse-connect client takes them (UUIDs as
         ``uuid.UUID`` or text, DateTime64(3) as integer milliseconds, None for NULL).
+        Returns the number of rows inserted. Raises what :meth:`prepare` and
+        :meth:`insert_prepared` raise.
         """
-        if not columns:
-            return
-        names = list(columns)
-        if self.target.kind == "chdb" and self._insert_arrow(table, names, columns):
-            return
-        self._call("insert", table, [columns[n] for n in names], column_names=names, column_oriented=True)
+        return self.insert_prepared(self.prepare(table, columns))
 
-    def _insert_arrow(self, table: str, names: list[str], columns: dict[str, Sequence[Any]]) -> bool:
-        """Insert through chDB's streaming insert as Arrow; False when this block must take the other path."""
+    def prepare(self, table: str, columns: dict[str, Sequence[Any]]) -> Block:
+        """Type ``columns`` for ``table`` without sending them.
+
+        Raises :class:`RowsRejected` when a value cannot be typed for its column (a rank of 300
+        in a UInt8 column): building every block of a batch first means such a batch fails before
+        any of its tables has rows.
+        """
+        names = list(columns)
+        rows = len(columns[names[0]]) if names else 0
+        arrow = None
+        if rows and self.target.kind == "chdb":
+            arrow = self._arrow_block(table, names, columns)
+        return Block(table, names, columns, rows, arrow)
+
+    def insert_prepared(self, block: Block) -> int:
+        """Insert a block from :meth:`prepare` and verify it; returns the rows inserted.
+
+        Raises :class:`QueryError` when the engine refused the insert (its ``retryable`` says
+        whether the store's state or the rows are at fault) and :class:`InsertNotVerified` when
+        the engine returned without error but reported fewer rows written than sent: an insert
+        is done only when the engine says its rows are written.
+        """
+        if not block.rows:
+            return 0
+        if block.arrow is not None:
+            _verify(block.table, block.rows, self._insert_arrow(block.table, block.names, block.arrow))
+            return block.rows
+        summary = self._call(
+            "insert", block.table, [block.columns[n] for n in block.names], column_names=block.names,
+            column_oriented=True, settings=INSERT_SETTINGS,
+        )
+        written = getattr(summary, "written_rows", None)
+        if isinstance(written, int) and written > 0:
+            _verify(block.table, block.rows, written)
+        return block.rows
+
+    def _arrow_block(self, table: str, names: list[str], columns: dict[str, Sequence[Any]]) -> Any:
+        """The columns as one Arrow table typed exactly as the ClickHouse columns are; None when a
+        column has no Arrow type here (that block takes the clickhouse-connect path).
+
+        Raises :class:`RowsRejected` when a value does not fit its column (a rank of 300 in a UInt8):
+        Arrow refuses it, where a cast on the engine's side would silently wrap it.
+        """
         try:
             import pyarrow as pa
         except ImportError:  # pragma: no cover - pyarrow ships with chdb
-            return False
+            return None
         if self._client is None:
             self.start()
         types = self._arrow_types.get(table)
@@ -201,34 +257,39 @@ class Store:
         for name in names:
             kind = types.get(name)
             if kind is None:
-                return False  # a column pyarrow cannot type (or unknown): let clickhouse-connect handle it
+                return None  # a column pyarrow cannot type (or unknown): let clickhouse-connect handle it
             values = columns[name]
             if kind is _UUID:
                 values = [v if v is None or type(v) is str else str(v) for v in values]
                 kind = pa.string()
             try:
                 arrays.append(pa.array(values, type=kind))
-            except (pa.ArrowException, TypeError, ValueError, OverflowError):
-                return False
-        batch = pa.RecordBatch.from_arrays(arrays, names=names)
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, batch.schema) as writer:
-            writer.write_batch(batch)
-        payload = sink.getvalue()
+            except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
+                raise RowsRejected(f"{table}.{name}: a value does not fit the column ({exc})") from exc
+        return pa.Table.from_arrays(arrays, names=names)
+
+    def _insert_arrow(self, table: str, names: list[str], block: Any) -> int:
+        """Insert an Arrow table through chDB's own query path; returns the rows the engine wrote.
+
+        ``INSERT ... SELECT FROM Python(block)`` reads the Arrow table in place and raises every
+        error the engine raises. (chDB's streaming insert, ``send_insert``, returns without error and
+        reports the rows as written when the engine rejected them: a constraint, more partitions
+        than allowed, a full disk.)
+        """
         quoted = ", ".join(f"`{n}`" for n in names)
+        # chDB's Python() table function finds the table by this local variable's name.
+        _routerwatch_block = block  # noqa: F841 - read by the engine through the frame
+        sql = (
+            f"INSERT INTO `{self.database}`.`{table}` ({quoted}) "
+            f"SELECT {quoted} FROM Python(_routerwatch_block) SETTINGS {_INSERT_SETTINGS_SQL}"
+        )
         with self._lock:
             try:
-                inserter = self._raw_connection().send_insert(f"INSERT INTO `{self.database}`.`{table}` ({quoted})", "ArrowStream")
-                try:
-                    inserter.append(payload.to_pybytes())
-                    inserter.finish()
-                except BaseException:
-                    inserter.cancel()
-                    raise
+                result = self._raw_connection().query(sql, "TabSeparated")
             except Exception as exc:  # noqa: BLE001 - chDB raises RuntimeError subclasses with the server's message
                 self._arrow_types.pop(table, None)  # the table may have changed (migration): look it up again
                 raise QueryError(str(exc).strip()) from exc
-        return True
+        return int(result.rows_written())
 
     def _table_arrow_types(self, table: str) -> dict[str, Any]:
         import pyarrow as pa
@@ -243,6 +304,12 @@ class Store:
             if kind is not None:
                 types[name] = kind
         return types
+
+
+def _verify(table: str, sent: int, written: int) -> None:
+    # Materialized views add their own rows to the count: fewer than sent is the only sure sign.
+    if written < sent:
+        raise InsertNotVerified(f"insert into {table}: {sent} rows sent, the engine reports {written} written")
 
 
 def _param_text(value: Any) -> str:
