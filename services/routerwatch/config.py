@@ -52,6 +52,11 @@ class IngestSettings(_Section):
         description="How far apart in occurred_at two events with one event_id are still recognised as one.",
     )
     session_timeout_s: float = Field(default=30.0, ge=1)
+    # A large batch takes seconds to store; a paused or wedged ingest, minutes.
+    stall_limit_s: float = Field(
+        default=60.0, gt=0,
+        description="/health answers 503 when no batch was committed for this long while messages wait.",
+    )
 
 
 class MetricsSettings(_Section):

@@ -69,6 +69,15 @@ INGEST_LAST_STORED = Gauge(
     "routerwatch_ingest_last_stored_timestamp_seconds",
     "Unix time of the last successful ClickHouse insert.",
 )
+INGEST_STALLED_SECONDS = Gauge(
+    "routerwatch_ingest_stalled_seconds",
+    "Seconds since ingest last committed a batch or was seen with nothing waiting: grows while "
+    "messages wait and nothing is stored (store down, Kafka unreachable, ingest dead); near 0 otherwise.",
+)
+INGEST_RESTARTS = Counter(
+    "routerwatch_ingest_restarts_total",
+    "Times the ingest consumer failed and was started again from the committed offsets.",
+)
 
 
 # -- per-tier telemetry (design notes section 2 for the vocabulary) -------------------------
@@ -179,4 +188,10 @@ CANARY_LAST_PROBE = Gauge(
     "routerwatch_canary_last_probe_timestamp_seconds",
     "Unix time of the last probe this process fired, by router and canary.",
     ["router", "canary"],
+)
+DETECTOR_SERIES_ERRORS = Counter(
+    "routerwatch_detector_series_errors_total",
+    "Series a drift detector failed on during a run (logged with the series key and listed in the "
+    "scheduler status); the run judged every other series.",
+    ["signal"],
 )

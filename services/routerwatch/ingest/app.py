@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -40,6 +41,9 @@ from routerwatch.storage.errors import QueryError, StoreUnavailable
 log = logging.getLogger("routerwatch.ingest")
 
 DLQ_MAX_REQUEST_BYTES = 64 * 1024 * 1024
+# /health turns 503 when Kafka has not answered the lag measurement (every 15 s) for this long.
+KAFKA_LIMIT_S = 30.0
+LAG_TIMEOUT_S = 20.0
 
 
 def broker_urls(bootstrap: str) -> list[str]:
@@ -126,10 +130,26 @@ def build_app(
         processors[kind] = processor
         by_topic[topic_name] = processor
     consumer = IngestConsumer(settings, by_topic)
+    metrics.INGEST_STALLED_SECONDS.set_function(consumer.stalled_seconds)
+    kafka = KafkaStatus()
 
     @app.task
     async def run_ingest() -> None:
-        await consumer.run()
+        # Supervised: should the consumer fail (a bug, an error nobody foresaw), it starts again
+        # from the committed offsets after a pause, instead of taking serve down with it; /health
+        # and routerwatch_ingest_stalled_seconds say so meanwhile.
+        delay = ingest.retry_initial_s
+        while True:
+            try:
+                await consumer.run()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - logged, counted, restarted
+                log.exception("ingest consumer failed; starting it again in %.1fs from the committed offsets", delay)
+                metrics.INGEST_RESTARTS.inc()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, ingest.retry_max_s)
 
     @app.timer(interval=15.0)
     async def export_consumer_lag() -> None:
@@ -137,10 +157,13 @@ def build_app(
         from routerwatch.ingest.lag import consumer_lag
 
         try:
-            lag = await consumer_lag(settings)
+            lag = await asyncio.wait_for(consumer_lag(settings), LAG_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - a failed measurement must not stop ingest
             log.warning("could not measure consumer lag: %s", exc)
+            kafka.failed(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
             return
+        kafka.answered()
+        consumer.note_lag(sum(lag.values()))
         for topic, messages in lag.items():
             metrics.INGEST_CONSUMER_LAG.labels(topic).set(messages)
 
@@ -219,11 +242,57 @@ def build_app(
                 }
             )
 
-    _add_web_views(app, store, processors)
+    _add_web_views(app, store, processors, consumer, kafka, ingest.stall_limit_s)
     return app, processors
 
 
-def _add_web_views(app: faust.App, store: Store, processors: dict[str, BatchProcessor]) -> None:
+class KafkaStatus:
+    """Whether the lag measurement (every 15 s) reaches Kafka, and since when it does not."""
+
+    def __init__(self) -> None:
+        self.error: str | None = None
+        self.failing_since: float | None = None
+
+    def failed(self, error: str) -> None:
+        self.error = error
+        if self.failing_since is None:
+            self.failing_since = time.monotonic()
+
+    def answered(self) -> None:
+        self.error = self.failing_since = None
+
+    def unreachable_for(self) -> float:
+        return 0.0 if self.failing_since is None else time.monotonic() - self.failing_since
+
+
+def health(
+    processors: dict[str, BatchProcessor], consumer: Any, kafka: KafkaStatus, stall_limit_s: float
+) -> tuple[int, dict[str, str]]:
+    """The /health status code and the problems behind it (an empty dict when ingest is healthy).
+
+    Unhealthy (503) when a processor is retrying a store or dead-letter write, the consumer is not
+    running, ingest has made no progress for ``stall_limit_s`` while messages wait, or Kafka has
+    not answered the lag measurement for KAFKA_LIMIT_S.
+    """
+    errors: dict[str, str] = {kind: p.last_error for kind, p in processors.items() if p.last_error}
+    if not consumer.running:
+        errors["ingest"] = f"the ingest consumer is not running ({consumer.failure or 'not started yet'})"
+    stalled = consumer.stalled_seconds()
+    if stalled > stall_limit_s:
+        errors["progress"] = f"no batch committed for {stalled:.0f}s while messages wait"
+    if kafka.unreachable_for() > KAFKA_LIMIT_S:
+        errors["kafka"] = f"Kafka unreachable for {kafka.unreachable_for():.0f}s: {kafka.error}"
+    return (503 if errors else 200), errors
+
+
+def _add_web_views(
+    app: faust.App,
+    store: Store,
+    processors: dict[str, BatchProcessor],
+    consumer: IngestConsumer,
+    kafka: KafkaStatus,
+    stall_limit: float,
+) -> None:
     @app.page("/metrics")
     async def metrics_view(web: Any, request: Any) -> Any:
         # aiohttp rejects a charset inside content_type, so the exposition type is spelled out.
@@ -231,14 +300,15 @@ def _add_web_views(app: faust.App, store: Store, processors: dict[str, BatchProc
 
     @app.page("/health")
     async def health_view(web: Any, request: Any) -> Any:
-        errors = {kind: p.last_error for kind, p in processors.items() if p.last_error}
+        status, errors = health(processors, consumer, kafka, stall_limit)
         body = {
             "status": "degraded" if errors else "ok",
             "store": store.target.describe(),
             "database": store.database,
+            "stalled_seconds": round(consumer.stalled_seconds(), 1),
             "errors": errors,
         }
-        return web.json(body, status=503 if errors else 200)
+        return web.json(body, status=status)
 
     @app.page("/query")
     class QueryView(faust.web.View):

@@ -76,6 +76,20 @@ class IngestConsumer:
         self._inflight: asyncio.Future[Any] | None = None
         self._collected_at = 0.0
         self.ready = False  # set once the group assigned this member its partitions
+        # Progress: the last time a batch was committed or the group was seen with nothing waiting
+        # (see note_lag). A consumer waiting on ClickHouse, wedged, or dead stops moving it.
+        self.progress_at = time.monotonic()
+        self.running = False
+        self.failure: str | None = None  # the error that last ended run(), until it runs again
+
+    def note_lag(self, total: int) -> None:
+        """Record a lag measurement: nothing waiting counts as progress (an idle ingest is not stalled)."""
+        if total == 0:
+            self.progress_at = time.monotonic()
+
+    def stalled_seconds(self) -> float:
+        """Seconds since ingest last committed a batch or was seen caught up (0 means just now)."""
+        return max(0.0, time.monotonic() - self.progress_at)
 
     def _create(self) -> AIOKafkaConsumer:
         ingest = self.settings.ingest
@@ -96,8 +110,21 @@ class IngestConsumer:
         )
 
     async def run(self) -> None:
-        """Consume until cancelled."""
+        """Consume until cancelled. Starts from the group's committed offsets (safe to call again after it raised)."""
+        self._pending, self._count, self._inflight = {}, 0, None
         consumer = self.consumer = self._create()
+        self.running, self.failure = True, None
+        try:
+            await self._run(consumer)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self.failure = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            self.running = False
+
+    async def _run(self, consumer: AIOKafkaConsumer) -> None:
         await consumer.start()
         consumer.subscribe(list(self.processors), listener=_DrainOnRevoke(self))
         # A batch builds hundreds of thousands of short-lived acyclic objects; generational scans
@@ -210,6 +237,7 @@ class IngestConsumer:
             return
         try:
             await consumer.commit(offsets)
+            self.progress_at = time.monotonic()
         except (CommitFailedError, IllegalStateError) as exc:
             # The group moved on (rebalance, fenced member): the new owner reads these records
             # again and the sink finds their event_ids stored. Nothing is lost.
