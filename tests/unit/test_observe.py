@@ -70,13 +70,17 @@ def harsh_profile() -> Profile:
 
 
 def path_of(event: dict[str, Any]) -> str:
-    """kept / escalated / other, straight from the design notes' definitions."""
-    if not event["final"]["served"]:
-        return "other"
-    served = [a for a in event["attempts"] if a["outcome"] != "shadow"]
-    if any(a["outcome"] == "escalated" for a in served):
+    """kept / escalated / other, straight from the design notes' definitions.
+
+    escalated request: at least one escalation (served in the end or not); kept request: served by
+    its entry tier with no escalation; other: the rest (unserved, or moved up by failures only).
+    """
+    attempts = [a for a in event["attempts"] if a["outcome"] != "shadow"]
+    if any(a["outcome"] == "escalated" for a in attempts):
         return "escalated"
-    return "kept" if served[0]["tier"] == event["final"]["tier"] else "other"
+    if event["final"]["served"] and attempts[0]["tier"] == event["final"]["tier"]:
+        return "kept"
+    return "other"
 
 
 def expected(evs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -173,6 +177,8 @@ def test_simulated_traffic_adds_exactly_what_the_events_hold():
     # The profile exercises every path, unserved requests, failures and shadow attempts.
     assert all(exp["paths"][p] > 0 for p in ("kept", "escalated", "other")), exp["paths"]
     assert exp["requests"]["not_served"] > 0
+    escalated_unserved = [e for e in evs if not e["final"]["served"] and path_of(e) == "escalated"]
+    assert escalated_unserved, "the batch must hold requests escalated and then not served"
     assert any(o == "shadow" for _, o in exp["attempt_count"])
     assert sum(exp["verifier_cost"].values()) > 0
     d = Deltas(keys_for(exp), TOTALS)
@@ -297,19 +303,28 @@ def test_paths_for_failures_then_fallback_and_unserved_requests():
          dict(tier="large", latency_ms=900.0, outcome="failed", failure_mode="provider_error")],
         {"served": False, "latency_ms": 1005.0, "cost_usd": 0.0},
     )
+    failed_unserved = _decision(
+        category,
+        [dict(tier="small", latency_ms=100.0, outcome="failed", failure_mode="timeout"),
+         dict(tier="large", latency_ms=900.0, outcome="failed", failure_mode="provider_error")],
+        {"served": False, "latency_ms": 1003.0, "cost_usd": 0.0},
+    )
     keys = [("request_duration_seconds_count", dict(path=p)) for p in ("kept", "escalated", "other")]
+    keys += [("request_duration_seconds_sum", dict(path="escalated"))]
     keys += [("requests_total", dict(final_tier=t)) for t in ("small", "large", "not_served")]
     keys += [("escalations_total", dict(tier="small", category=category, reason="schema_invalid")),
              ("attempt_failures_total", dict(tier="large", failure_mode="provider_error"))]
     d = Deltas(keys, [])
-    observe_decisions([same_tier_retry, moved_by_failure, escalated_unserved])
+    observe_decisions([same_tier_retry, moved_by_failure, escalated_unserved, failed_unserved])
     d.done()
     assert d("request_duration_seconds_count", path="kept") == 1
+    # Escalated and then not served is an escalated request (at least one escalation), as in SQL.
+    assert d("request_duration_seconds_count", path="escalated") == 1
+    assert d("request_duration_seconds_sum", path="escalated") == pytest.approx(1.005)
     assert d("request_duration_seconds_count", path="other") == 2
-    assert d("request_duration_seconds_count", path="escalated") == 0
-    assert [d("requests_total", final_tier=t) for t in ("small", "large", "not_served")] == [1, 1, 1]
+    assert [d("requests_total", final_tier=t) for t in ("small", "large", "not_served")] == [1, 1, 2]
     assert d("escalations_total", tier="small", category=category, reason="schema_invalid") == 1
-    assert d("attempt_failures_total", tier="large", failure_mode="provider_error") == 1
+    assert d("attempt_failures_total", tier="large", failure_mode="provider_error") == 2
 
 
 def test_label_cap_passes_the_first_n_distinct_values_and_folds_the_rest():

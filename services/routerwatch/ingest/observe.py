@@ -16,9 +16,13 @@ What goes where (vocabulary of design notes section 2):
   ``routerwatch_escalations_total``, failed ones in
   ``routerwatch_attempt_failures_total``.
 - every request: ``routerwatch_requests_total{final_tier}`` and
-  ``routerwatch_request_duration_seconds{path}`` with path ``kept`` (served by its
-  entry tier, no escalation), ``escalated`` (served after at least one
-  escalation) or ``other`` (not served, or moved to another tier by failures only).
+  ``routerwatch_request_duration_seconds{path}`` with path ``escalated`` (at least
+  one escalation, whether or not an answer was served in the end), ``kept``
+  (served by its entry tier, no escalation) or ``other`` (no escalation, and not
+  served or moved to another tier by failures only). These are the SQL's paths
+  (``request_minute.path``, migration 0003) and the design notes' definitions, so
+  the escalated requests counted here and by the views (``request_latency``,
+  ``routing_mix``, ``tenant_scoreboard``) are the same requests.
 - canary probes (``canary_id`` set) only in ``routerwatch_canary_decisions_total``.
 
 The ``category`` label is bounded by a :class:`LabelCap`, so a router sending
@@ -207,11 +211,10 @@ def _observe(decisions: Sequence[RoutingDecision], categories: LabelCap) -> None
                 fkey = (tier, a.failure_mode._value_)  # type: ignore[union-attr]
                 failures[fkey] = failures.get(fkey, 0) + 1
         final = d.final
-        if not final.served:
-            final_tier, path = NOT_SERVED, OTHER
-        else:
-            final_tier = final.tier  # type: ignore[assignment]
-            path = ESCALATED if escalated else KEPT if final_tier == entry_tier else OTHER
+        final_tier = final.tier if final.served else NOT_SERVED  # type: ignore[assignment]
+        # An escalated request is one with at least one escalation, served or not (design notes,
+        # section 2; SQL's path): a request escalated and then left unserved is escalated here too.
+        path = ESCALATED if escalated else KEPT if final.served and final_tier == entry_tier else OTHER
         requests[final_tier] = requests.get(final_tier, 0) + 1
         rvalues = request_seconds.get(path)
         if rvalues is None:
