@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo incident incident-end canary-break canary-heal bench bench-drift stop test test-unit venv kafka-jars system-deps schemas clean
+.PHONY: demo incident incident-end canary-break canary-heal bench bench-drift stop test test-unit faults venv kafka-jars system-deps schemas clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ stop:
 test: venv kafka-jars
 	@deploy/install-system-deps.sh --with-browser
 	$(BIN)/pytest -q
+
+## faults: the fault suite and property tests in their long form (more events, longer faults; needs root for a tmpfs)
+faults: venv kafka-jars
+	ROUTERWATCH_FAULTS=long $(BIN)/pytest -q tests/faults tests/property
 
 ## bench: the performance suite against its baselines, on a fresh local broker (writes bench/RESULTS.md)
 bench: venv kafka-jars
