@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -560,3 +561,148 @@ def test_a_recorded_decision_is_freed_without_the_garbage_collector(make_rw: Mak
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+# -- delivery failures: kept and retried, or dropped for a reason --------------------------------
+
+
+class _AnsweringProducer(_FakeProducer):
+    """A producer whose broker answers each batch as ``answer(keys)`` says: None (acknowledged),
+    an exception (the delivery fails with it) or "hang" (no answer at all)."""
+
+    def __init__(self, answer: Callable[[list[bytes | None]], object], partitions: int = 1) -> None:
+        super().__init__(partitions)
+        self.answer = answer
+        self.attempts: list[tuple[float, list[bytes | None], object]] = []  # (when, keys, answer)
+        self.hung: list[object] = []
+        self.up = threading.Event()  # the sender connects once the test has queued its events
+
+    async def send_batch(self, builder: _FakeBuilder, topic: str, *, partition: int) -> object:
+        import asyncio
+
+        keys = [key for key, _ in builder.records]
+        outcome = self.answer(keys)
+        self.attempts.append((time.monotonic(), keys, outcome))
+        fut = asyncio.get_running_loop().create_future()
+        if outcome == "hang":
+            self.hung.append(fut)
+        elif outcome is None:
+            fut.set_result(None)
+        else:
+            fut.set_exception(outcome)  # type: ignore[arg-type]
+        return fut
+
+    async def stop(self) -> None:
+        pass
+
+
+def _fake_broker(monkeypatch: pytest.MonkeyPatch, producer: _AnsweringProducer) -> None:
+    from routerwatch.sdk.client import _Sender
+
+    async def connect(self: _Sender) -> _AnsweringProducer:
+        import asyncio
+
+        while not producer.up.is_set():
+            await asyncio.sleep(0.005)
+        return producer
+
+    monkeypatch.setattr(_Sender, "_connect", connect)
+
+
+def _wait(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+def test_a_batch_that_fails_while_the_broker_is_down_is_retried_with_backoff_and_in_order(
+    make_rw: MakeRw, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aiokafka.errors import KafkaConnectionError, NodeNotReadyError
+
+    from routerwatch.sdk import client
+
+    monkeypatch.setattr(client, "RETRY_BACKOFF_FIRST_S", 0.05)
+    monkeypatch.setattr(client, "RETRY_BACKOFF_MAX_S", 0.2)
+    # Six failed sends, as a broker that went away gives them: the connection closes, then the
+    # node is not ready. The producer has already retried each batch for request_timeout_ms.
+    failures = [KafkaConnectionError("closed"), *[NodeNotReadyError("node 1") for _ in range(5)]]
+    producer = _AnsweringProducer(lambda keys: failures.pop(0) if failures else None)
+    _fake_broker(monkeypatch, producer)
+    rw = make_rw(max_batch=20, max_queue=1_000, linger_ms=50)
+    keys = [f"req-{i}".encode() for i in range(50)]
+    for key in keys:
+        rw.emit_raw(DECISIONS_TOPIC, b"{}", key)
+    producer.up.set()
+    _wait(lambda: rw.stats()["sent"] == 50)
+    stats = rw.close(timeout=5)
+
+    assert stats["sent"] == stats["enqueued"] == 50 and stats["dropped"] == 0
+    assert stats["queued"] == stats["in_flight"] == 0
+    assert stats["retried"] == sum(len(k) for _, k, outcome in producer.attempts if outcome is not None)
+    # Every event reached the broker once, in the order recorded, although six sends failed.
+    delivered = [key for _, batch, outcome in producer.attempts if outcome is None for key in batch]
+    assert delivered == keys
+    # The first cycles went out before any answer came back; all three failed. From then on the
+    # sender probes with one cycle (max_batch events, from the head of the queue: the failed
+    # events first) at a time, and waits longer after each failed probe: 0.05 s doubling,
+    # capped at 0.2 s. The fourth probe is acknowledged and the rest follows at full rate.
+    wave, probes = producer.attempts[:3], producer.attempts[3:]
+    assert [len(batch) for _, batch, _ in wave] == [20, 20, 10]
+    assert all(outcome is not None for _, _, outcome in wave)
+    assert [batch for _, batch, _ in probes[:4]] == [keys[:20]] * 4
+    assert [outcome is None for _, _, outcome in probes] == [False, False, False, True, True, True]
+    when = [wave[-1][0]] + [at for at, _, _ in probes[:4]]
+    gaps = [later - earlier for earlier, later in zip(when, when[1:])]
+    for gap, backoff in zip(gaps, [0.05, 0.1, 0.2, 0.2]):
+        assert gap >= backoff * 0.95, (gaps, backoff)
+
+
+def test_only_what_the_broker_refuses_for_good_is_dropped(make_rw: MakeRw, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aiokafka.errors import MessageSizeTooLargeError, TopicAuthorizationFailedError
+
+    def answer(keys: list[bytes | None]) -> object:
+        if b"big" in keys:  # refused as too large with others, and alone
+            return MessageSizeTooLargeError()
+        if keys == [b"secret"]:
+            return TopicAuthorizationFailedError()
+        return None
+
+    producer = _AnsweringProducer(answer)
+    _fake_broker(monkeypatch, producer)
+    rw = make_rw(max_queue=100)
+    for key in (b"a", b"big", b"b"):
+        rw.emit_raw(DECISIONS_TOPIC, b"{}", key)
+    producer.up.set()
+    _wait(lambda: rw.stats()["sent"] == 2 and rw.stats()["dropped"] == 1)
+    rw.emit_raw("secret-topic", b"{}", b"secret")
+    _wait(lambda: rw.stats()["dropped"] == 2)
+    stats = rw.close(timeout=5)
+    # The batch of three was refused; sent one by one, only the event too large on its own is lost.
+    assert [keys for _, keys, _ in producer.attempts[:4]] == [[b"a", b"big", b"b"], [b"a"], [b"big"], [b"b"]]
+    assert stats["sent"] == 2 and stats["dropped_too_large"] == 1 and stats["dropped_rejected"] == 1
+    assert stats["enqueued"] == 4 and stats["queued"] == stats["in_flight"] == 0
+
+
+def test_close_counts_events_the_broker_never_answered_as_dropped_at_close(
+    make_rw: MakeRw, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    producer = _AnsweringProducer(lambda keys: "hang")
+    _fake_broker(monkeypatch, producer)
+    rw = make_rw(max_batch=10, max_queue=100)
+    for i in range(25):
+        rw.emit_raw(DECISIONS_TOPIC, b"{}", f"req-{i}".encode())
+    producer.up.set()
+    _wait(lambda: rw.stats()["in_flight"] == 25)
+    assert rw.stats()["queued"] == 0
+    started = time.monotonic()
+    stats = rw.close(timeout=0.3)
+    assert time.monotonic() - started < 0.3 + 1.5
+    assert stats["dropped_closed"] == 25 and stats["sent"] == 0
+    assert stats["queued"] == stats["in_flight"] == 0 and stats["enqueued"] == 25
+    # A late answer changes nothing: close() settled the books.
+    for fut in producer.hung:
+        fut.get_loop().call_soon_threadsafe(lambda f=fut: f.done() or f.set_result(None))
+    time.sleep(0.1)
+    assert rw.stats() == stats

@@ -28,11 +28,11 @@ class SdkCollector:
         router = self.rw.config.router_id
         events = CounterMetricFamily(
             "routerwatch_sdk_events",
-            "Routing events handled by the routerwatch SDK, by result (enqueued, sent, dropped_<reason>).",
+            "Routing events handled by the routerwatch SDK, by result (enqueued, sent, retried, dropped_<reason>).",
             labels=["router", "result"],
         )
         for key in sorted(stats):
-            if key in ("enqueued", "sent") or (key.startswith("dropped_")):
+            if key in ("enqueued", "sent", "retried") or key.startswith("dropped_"):
                 events.add_metric([router, key], stats[key])
         yield events
         held = GaugeMetricFamily(
