@@ -124,7 +124,8 @@ VERIFIER_COST = Counter(
 REQUEST_SECONDS = Histogram(
     "routerwatch_request_duration_seconds",
     "End-to-end request latency by path: kept (served by its entry tier, no escalation), escalated "
-    "(served after at least one escalation), other (not served, or moved up only by failures). "
+    "(at least one escalation, whether or not an answer was served in the end), other (no "
+    "escalation: not served, or moved up only by failures). "
     "Shadow attempts never count here; canary probes are excluded.",
     ["path"],
     buckets=LATENCY_BUCKETS,

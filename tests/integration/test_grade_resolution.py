@@ -163,7 +163,7 @@ def test_a_grade_without_router_id_resolves_only_when_one_router_has_its_request
     assert_report_agrees_with_query_time_views(store, unique.occurred_at - timedelta(minutes=1), 1)
 
 
-def test_0014_rebuilds_the_grades_0012_resolved(session_chdb_path, names):
+def test_0013_rebuilds_the_grades_0012_resolved(session_chdb_path, names):
     """An existing store: grades the old rule lost or put on the wrong router are put right."""
     with Store(f"chdb://{session_chdb_path}", names["database"]) as store:
         try:

@@ -105,12 +105,13 @@ def expected() -> dict[str, Counter]:
                 exp["failures"][(a["tier"], a["failure_mode"])] += 1
         final = e["final"]
         exp["requests"][final["tier"] if final["served"] else "not_served"] += 1
-        if not final["served"]:
-            path = "other"
-        elif any(a["outcome"] == "escalated" for a in served):
+        # README vocabulary: escalated = at least one escalation, served in the end or not.
+        if any(a["outcome"] == "escalated" for a in served):
             path = "escalated"
+        elif final["served"] and served[0]["tier"] == final["tier"]:
+            path = "kept"
         else:
-            path = "kept" if served[0]["tier"] == final["tier"] else "other"
+            path = "other"
         exp["paths"][path] += 1
     return exp
 

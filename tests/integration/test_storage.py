@@ -22,6 +22,7 @@ from routerwatch.storage import migrations
 from routerwatch.storage.client import Store
 from routerwatch.storage.errors import MigrationError, QueryError
 from routerwatch.storage.migrations import default_sql_dir
+from routerwatch.storage.rows import Located
 
 pytestmark = pytest.mark.integration
 MIGRATIONS = default_sql_dir() / "migrations"
@@ -325,3 +326,69 @@ def test_query_column_reads_one_column_as_text_with_parameters(store):
     )
     assert found == ["00000000-0000-0000-0000-000000000002"]
     assert store.query_column("SELECT id FROM ids WHERE 0") == []
+
+
+def test_an_insert_the_engine_refuses_raises_instead_of_reporting_rows_written(store):
+    # chDB's streaming insert returned without error and reported the rows written when the engine
+    # had refused them (a constraint, too many partitions): the sink then committed offsets of rows
+    # it never stored.
+    from routerwatch.storage.errors import is_retryable
+
+    store.command(
+        "CREATE TABLE checked (at DateTime64(3, 'UTC'), x UInt8, CONSTRAINT small CHECK x < 200) "
+        "ENGINE = MergeTree PARTITION BY toYYYYMM(at) ORDER BY at"
+    )
+    with pytest.raises(QueryError, match="VIOLATED_CONSTRAINT") as refused:
+        store.insert_columns("checked", {"at": [1_700_000_000_000], "x": [250]})
+    assert not is_retryable(refused.value), "the rows' fault: isolate and dead-letter, not retry"
+    assert store.query("SELECT count() FROM checked").scalar() == 0
+    assert store.insert_columns("checked", {"at": [1_700_000_000_000], "x": [7]}) == 1
+    assert store.query("SELECT count() FROM checked").scalar() == 1
+
+
+def test_a_value_its_column_cannot_hold_is_refused_before_anything_is_sent(store):
+    from routerwatch.storage.errors import RowsRejected
+
+    store.command("CREATE TABLE narrow (at DateTime64(3, 'UTC'), rank UInt8) ENGINE = MergeTree ORDER BY at")
+    with pytest.raises(RowsRejected, match=r"narrow\.rank"):
+        store.insert_columns("narrow", {"at": [1_700_000_000_000], "rank": [300]})
+    assert store.query("SELECT count() FROM narrow").scalar() == 0, "not wrapped to 44 by a cast"
+
+
+def test_a_batch_spread_over_more_than_100_months_is_stored_whole(store):
+    # 101 valid events, one per month: the engine's default refuses an insert touching more than
+    # 100 partitions, which chDB's streaming insert swallowed (0 of them stored, offsets committed).
+    from datetime import UTC, datetime
+
+    migrations.migrate_up(store, MIGRATIONS)
+    sink = ClickHouseSink(store, load_prices(default_prices_file()))
+    events_ = [decode(RoutingDecision, raw) for raw in decision_bytes(101, seed=31)]
+    spread = []
+    for k, event in enumerate(events_):
+        month = datetime(2010 + k // 12, k % 12 + 1, 15, tzinfo=UTC)
+        spread.append(Located(event.model_copy(update={"occurred_at": month}), 0, k))
+    report = sink.store_batch("decision", spread)
+    assert report.inserted["decisions"] == 101
+    assert store.query("SELECT count(), uniqExact(toYYYYMM(occurred_at)) FROM decisions").rows == [(101, 101)]
+    attempts = sum(len(e.attempts) for e in events_)
+    assert store.query("SELECT count() FROM attempts").scalar() == attempts
+
+
+def test_a_re_recording_beyond_the_window_is_a_second_row_whichever_batch_it_lands_in(store):
+    # Before: the same re-recording was 1 row when it shared the original's batch, 2 otherwise.
+    from datetime import timedelta
+
+    migrations.migrate_up(store, MIGRATIONS)
+    sink = ClickHouseSink(store, load_prices(default_prices_file()), timedelta(seconds=60))
+    a, b = [decode(RoutingDecision, raw) for raw in decision_bytes(2, seed=32)]
+    a_again = a.model_copy(update={"occurred_at": a.occurred_at + timedelta(hours=2)})
+    a_near = a.model_copy(update={"occurred_at": a.occurred_at + timedelta(seconds=30)})
+    sink.store_batch("decision", [Located(a, 0, 0), Located(a_again, 0, 1), Located(a_near, 0, 2)])  # one batch
+    sink.store_batch("decision", [Located(b, 0, 3)])
+    b_again = b.model_copy(update={"occurred_at": b.occurred_at + timedelta(hours=2)})
+    b_near = b.model_copy(update={"occurred_at": b.occurred_at + timedelta(seconds=30)})
+    sink.store_batch("decision", [Located(b_again, 0, 4)])  # a later batch
+    sink.store_batch("decision", [Located(b_near, 0, 5)])
+    counts = dict(store.query("SELECT toString(event_id), count() FROM decisions GROUP BY event_id").rows)
+    assert counts == {str(a.event_id): 2, str(b.event_id): 2}
+    assert store.query("SELECT count() FROM attempts WHERE event_id = {e:UUID}", {"e": a.event_id}).scalar() == 2 * len(a.attempts)

@@ -68,46 +68,62 @@ class ClickHouseSink:
         }
 
     def store_batch(self, kind: str, items: Sequence[Located]) -> StoreReport:
-        """Insert ``items`` (validated events of ``kind``) that are not stored yet."""
+        """Insert ``items`` (validated events of ``kind``) that are not stored yet.
+
+        Every table's block is built and typed before the first insert, so a value a column cannot
+        hold fails the call (:class:`~routerwatch.storage.errors.RowsRejected`) before any table
+        has rows of this batch. Storage errors are raised unchanged: the caller retries the
+        retryable ones (nothing of a failed insert is counted stored; a retry skips the tables
+        that were stored) and isolates the rows of the others.
+        """
         report = StoreReport()
-        unique: dict[Any, Located] = {}
-        for item in items:
-            unique.setdefault(item[0].event_id, item)
-        batch = list(unique.values())
+        window_ms = _ms(self.reemission_window)
+        batch = _distinct(items, window_ms)
         in_batch_dupes = len(items) - len(batch)
         if not batch:
             return report
-        ids = [str(event_id) for event_id in unique]
+        ids = [str(item[0].event_id) for item in batch]
+        times = [item[0].occurred_at for item in batch]
+        stamps = [_epoch_ms(t) for t in times]
         # The ids as one comma-separated text parameter, built once for every table's lookup.
         joined = ",".join(ids) if self.store.target.kind == "chdb" else ""
-        times = [item[0].occurred_at for item in batch]
         # An event found in the table its kind writes last is in all of them: only that lookup
         # spans the re-emission window. The earlier tables are asked only for exact copies, which
         # is what a crash between two inserts leaves (its redelivery repeats occurred_at). This
         # halves the rows a decision batch's lookups read: attempts outnumber decisions.
         last = TABLES[kind][-1]
         started = time.perf_counter()
-        complete = self._stored_ids(last, ids, joined, lookup_ranges(times, self.reemission_window))
-        complete_s = time.perf_counter() - started
+        complete = self._stored_times(last, ids, joined, lookup_ranges(times, self.reemission_window))
+        lookup_s = {last: time.perf_counter() - started}
         exact = lookup_ranges(times, timedelta(0)) if len(TABLES[kind]) > 1 else []
+        plan: list[tuple[str, list[Located]]] = []
         for table in TABLES[kind]:
+            fresh = batch
+            if complete:
+                fresh = [item for item, i, t in zip(batch, ids, stamps) if not _has_copy(complete.get(i), t, window_ms)]
+            if table != last and fresh:
+                started = time.perf_counter()
+                copies = self._stored_times(table, ids, joined, exact)
+                lookup_s[table] = time.perf_counter() - started
+                if copies:
+                    fresh = [item for item in fresh if not _has_copy(copies.get(str(item[0].event_id)), _epoch_ms(item[0].occurred_at), 1)]
+            plan.append((table, fresh))
+        # Every block built and typed first: a row that cannot be stored fails here, not after the
+        # first table of a decision + attempts pair is written.
+        blocks = [(table, fresh, self.store.prepare(table, self.builders[table](fresh)) if fresh else None) for table, fresh in plan]
+        for table, fresh, block in blocks:
             started = time.perf_counter()
-            seen = complete if table == last else complete | self._stored_ids(table, ids, joined, exact)
-            fresh = [item for item, event_id in zip(batch, ids) if event_id not in seen] if seen else batch
-            if fresh:
-                columns = self.builders[table](fresh)
-                self.store.insert_columns(table, columns)
+            if block is not None:
+                rows = self.store.insert_prepared(block)
                 if table == "decisions":
                     report.fresh_decisions = [item[0] for item in fresh]
                 elif table == "feedback":
                     report.resolved_grades = self._resolve([str(item[0].event_id) for item in fresh])
-                rows = len(next(iter(columns.values())))
                 report.inserted[table] = rows
                 metrics.INGEST_STORED.labels(table).inc(rows)
             report.duplicates[table] = len(batch) - len(fresh) + in_batch_dupes
             metrics.INGEST_DUPLICATES.labels(table).inc(report.duplicates[table])
-            metrics.INGEST_STORE_SECONDS.labels(table).observe(
-                time.perf_counter() - started + (complete_s if table == last else 0.0))
+            metrics.INGEST_STORE_SECONDS.labels(table).observe(time.perf_counter() - started + lookup_s.get(table, 0.0))
         if report.fresh_decisions:
             report.resolved_grades = self._resolve_early_grades(report.fresh_decisions)
         metrics.INGEST_LAST_STORED.set_to_current_time()
@@ -117,29 +133,51 @@ class ClickHouseSink:
     # both arrival orders: each side inserts first and then looks for the other, so of a grade and
     # its decision stored at the same time, at least one side sees both.
     def _resolve(self, grade_ids: list[str]) -> int:
-        """Insert the resolved_grades rows of these grades whose attempt is stored; returns their number."""
+        """Insert the resolved_grades rows of these grades whose attempt is stored; returns their number.
+
+        A grade resolves to the decision of its own router (migration 0013). One without a router_id
+        whose request id several routers recorded is ambiguous and resolves to none; a row it got
+        while only one of those decisions was stored is removed here. Both sides (grades, decisions)
+        call this after storing, so whichever stores last removes it, in any arrival order.
+        """
         if not grade_ids:
             return 0
         before = self._resolved_count()
-        # The ids are UUIDs from validated events: safe to pass as the view's literal argument.
-        self.store.command(f"INSERT INTO resolved_grades SELECT * FROM resolve_grades(ids = '{','.join(grade_ids)}')")
-        return self._resolved_count() - before
+        # The ids are UUIDs from validated events: safe to pass as the views' literal argument.
+        ids = ",".join(grade_ids)
+        self.store.command(f"INSERT INTO resolved_grades SELECT * FROM resolve_grades(ids = '{ids}')")
+        ambiguous = self.store.query_column(f"SELECT toString(grade_event_id) FROM ambiguous_grades(ids = '{ids}')")
+        if ambiguous:
+            # Rare (a request id reused across routers, graded without router_id): a lightweight delete.
+            listed = ",".join(f"'{g}'" for g in ambiguous)
+            self.store.command(f"DELETE FROM resolved_grades WHERE grade_event_id IN ({listed})")
+        return max(0, self._resolved_count() - before)
 
     def _resolve_early_grades(self, decisions: Sequence[Any]) -> int:
         """Resolve the grades that were stored before these (just stored) decisions."""
-        lowest = min(d.occurred_at for d in decisions)
-        # A grade is given after its request: only feedback since the batch's first request can be
-        # about it (the feedback table's sorting key starts with that time). Counting those first
-        # is a key-range lookup; the request-id match below costs ~40 ms per 10k-decision batch
-        # (the ids' set) and is skipped when there is no such feedback at all.
+        # Clock-skew tolerance: a grade may be stamped before its request. The grader's clock is not
+        # the router's, and a grade can be given while the request's decision event is still on its
+        # way (a user rating a streamed answer, a router that stamps the decision before it sends
+        # it, a cascade that escalates for minutes). Grades stamped up to this long before the
+        # batch's first request are looked at; one stamped earlier still and stored before its
+        # decision is not resolved (stored after its decision, a grade is resolved whatever its
+        # time: the resolve_grades view compares no times). 10 minutes covers the slowest request
+        # and a badly synchronised clock many times over, and adds only 10 minutes of feedback
+        # (a few % of the traffic) to the key range read below.
+        clock_skew = timedelta(minutes=10)
+        since = min(d.occurred_at for d in decisions) - clock_skew
+        # Only feedback since then can be about these requests (the feedback table's sorting key
+        # starts with that time). Counting it first is a key-range lookup; the request-id match
+        # below costs ~40 ms per 10k-decision batch (the ids' set) and is skipped when there is no
+        # such feedback at all.
         recent = self.store.query_column(
-            "SELECT count() FROM feedback WHERE occurred_at >= {since:DateTime64(3, 'UTC')}", {"since": lowest})
+            "SELECT count() FROM feedback WHERE occurred_at >= {since:DateTime64(3, 'UTC')}", {"since": since})
         if not recent or recent[0] == "0":
             return 0
         early = self.store.query_column(
             "SELECT toString(event_id) FROM feedback WHERE occurred_at >= {since:DateTime64(3, 'UTC')} "
             "AND request_id IN (SELECT arrayJoin(splitByChar(',', {ids:String})))",
-            {"since": lowest, "ids": ",".join(d.request_id for d in decisions)},
+            {"since": since, "ids": ",".join(d.request_id for d in decisions)},
         )
         return self._resolve(list(early)) if early else 0
 
@@ -164,8 +202,8 @@ class ClickHouseSink:
             },
         )
 
-    def _stored_ids(self, table: str, ids: list[str], joined: str, ranges: list[tuple[Any, Any]]) -> set[str]:
-        """The event_ids among ``ids`` already in ``table`` (as text), looked up within ``ranges`` only."""
+    def _stored_times(self, table: str, ids: list[str], joined: str, ranges: list[tuple[Any, Any]]) -> dict[str, list[int]]:
+        """The stored event times (epoch ms) of the ``ids`` already in ``table``, looked up within ``ranges`` only."""
         # One BETWEEN per range: the engine turns each into a range of the sorting key's minutes
         # and skips the parts and granules outside all of them.
         within = " OR ".join(
@@ -182,5 +220,48 @@ class ClickHouseSink:
         else:
             ids_sql = "{ids:Array(UUID)}"
             parameters["ids"] = ids
-        sql = f"SELECT DISTINCT event_id FROM {table} WHERE ({within}) AND event_id IN {ids_sql}"
-        return set(self.store.query_column(sql, parameters))
+        sql = (
+            f"SELECT DISTINCT concat(toString(event_id), ' ', toString(toUnixTimestamp64Milli(occurred_at))) "
+            f"FROM {table} WHERE ({within}) AND event_id IN {ids_sql}"
+        )
+        found: dict[str, list[int]] = {}
+        for line in self.store.query_column(sql, parameters):
+            event_id, _, stamp = line.partition(" ")
+            found.setdefault(event_id, []).append(int(stamp))
+        return found
+
+
+def _ms(span: timedelta) -> int:
+    return int(span.total_seconds() * 1000)
+
+
+def _epoch_ms(at: Any) -> int:
+    # Events carry whole milliseconds (models.UtcTime): rounding makes the float product exact.
+    return round(at.timestamp() * 1000)
+
+
+def _has_copy(stored: list[int] | None, at: int, window_ms: int) -> bool:
+    """True when one of the ``stored`` times of an event id is within ``window_ms`` of ``at``."""
+    return stored is not None and any(abs(s - at) <= window_ms for s in stored)
+
+
+def _distinct(items: Sequence[Located], window_ms: int) -> list[Located]:
+    """The batch without its repeats: an event id again within the re-emission window of a kept copy.
+
+    The same rule as against the store, so whether a re-recording is stored a second time does
+    not depend on whether it arrives in the original's batch or in a later one.
+    """
+    kept: dict[Any, list[int]] = {}
+    out: list[Located] = []
+    for item in items:
+        event = item[0]
+        times = kept.get(event.event_id)
+        at = _epoch_ms(event.occurred_at)
+        if times is None:
+            kept[event.event_id] = [at]
+        elif _has_copy(times, at, window_ms):
+            continue
+        else:
+            times.append(at)
+        out.append(item)
+    return out

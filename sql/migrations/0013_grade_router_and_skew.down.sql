@@ -1,5 +1,5 @@
 -- Back to 0012's resolve_grades and 0004's graded_attempts (grades matched by request_id alone).
--- resolved_grades keeps the rows resolved by 0014's rule (each grade on its own router); grades
+-- resolved_grades keeps the rows resolved by 0013's rule (each grade on its own router); grades
 -- stored after the revert are resolved by the old rule again.
 DROP VIEW IF EXISTS ambiguous_grades;
 
