@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from routerwatch.alerting.runbooks import SCHEDULER_ALERT_NAMES
@@ -61,3 +61,122 @@ def test_quiet_verdicts_raise_nothing():
 
 def test_rate_series_registry_names_learnable_signals():
     assert set(RATE_SERIES) == {Signal.ESCALATION_DRIFT, Signal.FAILURE_SHIFT}
+
+
+# ---- one series never stops the run ------------------------------------------------------------
+
+class _Result:
+    def __init__(self, rows: list[tuple]) -> None:
+        self.rows = rows
+
+
+class FakeStore:
+    """Answers the scheduler's reads from plain data: escalation rollup rows and stored baselines; nothing else."""
+
+    def __init__(self, escalations: list[tuple], baselines: list[tuple[str, str, str]] = ()) -> None:
+        self.escalations, self.baselines = escalations, list(baselines)
+
+    def query(self, sql: str, params: dict | None = None) -> _Result:
+        if "sumIf(m.attempts, outcome = 'escalated')" in sql:
+            return _Result(self.escalations)
+        if "FROM baselines" in sql:
+            return _Result(self.baselines)
+        return _Result([])
+
+
+class FakeAlertmanager:
+    def __init__(self) -> None:
+        self.sent: list = []
+
+    def sync(self, alerts, now) -> None:
+        self.sent = list(alerts)
+
+    def stats(self) -> dict:
+        return {}
+
+
+def _poisoned_fleet():
+    """Router ``good`` (one category drifting up, one steady), ``saturated`` (every request escalates,
+    baseline 0.9999+) and ``bad`` (a rollup row with more escalations than attempts: impossible)."""
+    from routerwatch.drift import MinuteCount, learn_baseline
+    from routerwatch.scheduler.baselines import series_key
+
+    minute = timedelta(minutes=1)
+    start = NOW - 60 * minute
+    spec = {  # (router, tier, category): (baseline rate per 100, current escalations per 100)
+        ("good", "small", "billing"): (10, 45),
+        ("good", "large", "code"): (30, 30),
+        ("saturated", "small", "disk"): (100, 100),
+        ("bad", "small", "disk"): (10, 10),
+    }
+    rows, baselines = [], {}
+    for (router, tier, category), (before, after) in spec.items():
+        labels = {"router": router, "tier": tier, "category": category}
+        history = [MinuteCount(start - (i + 1) * minute, before, 100) for i in range(120)]
+        baselines[(Signal.ESCALATION_DRIFT.value, series_key(labels))] = learn_baseline(history, labels=labels)
+        tier_labels = {"router": router, "tier": tier}  # one category per tier here: the tier's own history
+        baselines[(Signal.ESCALATION_SURGE.value, series_key(tier_labels))] = learn_baseline(history, labels=tier_labels)
+        for i in range(60):
+            esc = after if router != "bad" or i != 30 else 150  # 150 of 100: the poisoned minute
+            rows.append(((start + i * minute).replace(tzinfo=None), router, tier, category, esc, 100))
+    return rows, baselines
+
+
+def _settings():
+    from routerwatch.config import SchedulerSettings
+
+    return SchedulerSettings(auto_baseline=False, lookback_minutes=60, min_volume=1.0)
+
+
+def _errors_counted(signal: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("routerwatch_detector_series_errors_total", {"signal": signal}) or 0.0
+
+
+def test_one_poisoned_series_is_reported_and_every_other_series_is_still_judged(caplog):
+    from routerwatch.drift.verdict import Status
+    from routerwatch.scheduler.evaluate import evaluate
+
+    rows, baselines = _poisoned_fleet()
+    before = _errors_counted("escalation_drift")
+    evaluation = evaluate(FakeStore(rows), dict(baselines), NOW, _settings())
+
+    failed = {(e.signal, e.series) for e in evaluation.errors}
+    assert ("escalation_drift", "category=disk,router=bad,tier=small") in failed
+    assert ("escalation_drift", "router=bad,scope=tier,tier=small") in failed
+    assert ("escalation_surge", "router=bad,tier=small") in failed
+    assert all(e.signal.startswith("escalation") and "router=bad" in e.series for e in evaluation.errors)
+    assert all("impossible count" in e.error for e in evaluation.errors)
+    assert _errors_counted("escalation_drift") == before + 2
+    assert "category=disk,router=bad,tier=small" in caplog.text
+
+    firing = [v for v in evaluation.firing if v.labels.get("router") == "good"]
+    assert {(v.labels.get("category"), v.labels.get("scope"), v.labels.get("direction")) for v in firing
+            if v.signal is Signal.ESCALATION_DRIFT} >= {("billing", None, "up"), (None, "tier", "up")}
+    # The tier escalating every request (baseline rate above 0.9999) is judged, in both directions.
+    saturated = [v for v in evaluation.verdicts
+                 if v.labels.get("router") == "saturated" and v.labels.get("category") == "disk"]
+    assert len(saturated) == 2 and all(v.status is Status.OK and not v.firing for v in saturated)
+
+
+def test_scheduler_run_sends_the_healthy_alerts_and_lists_the_failed_series_in_its_status():
+    from types import SimpleNamespace
+
+    from routerwatch.config import CanarySettings
+    from routerwatch.scheduler.service import DriftScheduler
+
+    rows, baselines = _poisoned_fleet()
+    stored = [(signal, key, b.model_dump_json()) for (signal, key), b in baselines.items()]
+    scheduler = DriftScheduler(SimpleNamespace(scheduler=_settings(), canary=CanarySettings()), FakeStore(rows, stored))
+    scheduler.client = FakeAlertmanager()
+    scheduler.run_once(NOW)
+
+    sent = {(a.labels["alertname"], a.labels["router"], a.labels.get("category")) for a in scheduler.client.sent}
+    assert ("RouterwatchEscalationDrift", "good", "billing") in sent
+    assert not [a for a in scheduler.client.sent if a.labels["router"] == "bad"]
+    status = scheduler.status()
+    assert {"signal": "escalation_drift", "series": "category=disk,router=bad,tier=small",
+            "error": status["series_errors"][0]["error"]} in status["series_errors"]
+    assert all("impossible count" in e["error"] for e in status["series_errors"])
+    assert any(f["labels"].get("router") == "good" for f in status["firing"])

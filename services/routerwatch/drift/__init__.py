@@ -5,8 +5,10 @@ complete minute) and the counts it should judge, so the scheduler can run
 them live every minute and a benchmark can replay history through the very
 same functions. The modules:
 
-- :mod:`.baseline`: :class:`Baseline`, :func:`learn_baseline` (frozen, versioned, per series)
+- :mod:`.baseline`: :class:`Baseline`, :func:`learn_baseline` (frozen, versioned, per series),
+  :func:`baseline_problem`
 - :mod:`.cusum`: Bernoulli CUSUMs with thresholds from a false-alarm budget;
+  :func:`plan_cusum` (a design, or a :class:`DesignSkip` naming why not),
   :func:`detect_escalation_drift`, :func:`detect_rate_drift`
 - :mod:`.risk_adjusted`: tier-level CUSUM blind to category mix; :func:`kitagawa`
 - :mod:`.surge`: :func:`detect_surge` (broken verifier) with the dominant reason
@@ -15,7 +17,7 @@ same functions. The modules:
 - :mod:`.verdict`: :class:`Verdict`, :class:`Signal`, :class:`Severity`, :class:`Status`
 """
 
-from routerwatch.drift.baseline import Baseline, learn_baseline
+from routerwatch.drift.baseline import Baseline, baseline_problem, learn_baseline
 from routerwatch.drift.burn_rate import DEFAULT_BURN_RULES, BurnRule, evaluate_burn_rate
 from routerwatch.drift.confound import detect_experiment_confound
 from routerwatch.drift.counts import MINUTES_PER_MONTH, MinuteCount
@@ -23,12 +25,14 @@ from routerwatch.drift.cusum import (
     CusumDesign,
     CusumState,
     CusumTrace,
+    DesignSkip,
     DriftConfig,
     arl0_for_budget,
     average_run_length,
     design_cusum,
     detect_escalation_drift,
     detect_rate_drift,
+    plan_cusum,
     run_cusum,
     simulate_run_lengths,
     threshold_for_arl,
@@ -52,6 +56,7 @@ __all__ = [
     "CusumDesign",
     "CusumState",
     "CusumTrace",
+    "DesignSkip",
     "DriftConfig",
     "KitagawaSplit",
     "MinuteCount",
@@ -64,6 +69,7 @@ __all__ = [
     "Verdict",
     "arl0_for_budget",
     "average_run_length",
+    "baseline_problem",
     "check_dlq_rate",
     "check_ingest_lag",
     "check_sdk_drops",
@@ -81,6 +87,7 @@ __all__ = [
     "evaluate_burn_rate",
     "kitagawa",
     "learn_baseline",
+    "plan_cusum",
     "run_cusum",
     "simulate_run_lengths",
     "threshold_for_arl",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
@@ -50,6 +51,23 @@ class Baseline(BaseModel):
     window_start: datetime
     window_end: datetime
     version: str
+
+
+def baseline_problem(baseline: Baseline) -> str | None:
+    """Why ``baseline`` cannot be judged against, or None when it can.
+
+    A validated :class:`Baseline` always passes; this catches objects that
+    bypassed validation (``model_construct``, a hand-edited store row, a test
+    double) so that a detector skips them by name instead of dividing by zero.
+    """
+    p0, trials, volume = baseline.p0, baseline.trials, baseline.volume
+    if not (isinstance(p0, (int, float)) and 0 < p0 < 1):  # NaN fails the comparison too
+        return f"baseline rate {p0} is degenerate (outside (0, 1))"
+    if not (isinstance(trials, int) and trials > 0):
+        return f"baseline has {trials} trials: degenerate (no rate was measured)"
+    if not (isinstance(volume, (int, float)) and math.isfinite(volume) and volume > 0):
+        return f"baseline volume {volume} trials/min is degenerate (not a positive number)"
+    return None
 
 
 def learn_baseline(

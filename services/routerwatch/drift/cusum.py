@@ -23,6 +23,13 @@ CUSUM's excursions (Page's renewal argument, :func:`_excursion_arl`). The budget
 CUSUM through :func:`arl0_for_budget`. Results are cached on rounded inputs
 because the scheduler asks for the same few designs for every series each minute.
 
+Degenerate inputs are judged by a stated rule or skipped, never raised on
+(:func:`plan_cusum`): rates within :data:`RATE_EPS` of 0 or 1 are clamped into
+``[RATE_EPS, 1 - RATE_EPS]`` for the design, volumes above
+:data:`MAX_DESIGN_TRIALS` are designed at that volume, and a rate outside
+``(0, 1)``, a volume that is not a positive number or a shift with no room
+gives a :class:`DesignSkip` whose reason the verdict carries.
+
 The computation assumes ``n`` trials every minute (the baseline's mean
 volume). With diurnal traffic the true false-alarm rate differs from the
 target, within a hard bound: each excursion of a likelihood-ratio CUSUM
@@ -49,7 +56,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from routerwatch.drift.baseline import Baseline
+from routerwatch.drift.baseline import Baseline, baseline_problem
 from routerwatch.drift.counts import MINUTE, MINUTES_PER_MONTH, MinuteCount, check_counts, merge_by_minute
 from routerwatch.drift.verdict import Severity, Signal, Status, Verdict, fmt_labels, silent
 
@@ -59,6 +66,24 @@ Direction = Literal["up", "down"]
 #: computed ARL0 is within a few per cent of the converged value for the designs routerwatch uses
 #: (see tests), at well under a second per design.
 CHAIN_STATES = 120
+
+#: Rates closer than this to 0 or 1 are designed as if they were this close. Near 1, ``1 - p``
+#: keeps only ``16 + log10(RATE_EPS)`` significant digits and the odds overflow long before
+#: ``p`` reaches 1 (0.99995 rounded to 1.0 in the design's cache key and divided by zero).
+#: Clamping is conservative: it assumes the baseline is less extreme than it was, so a move toward
+#: the middle is less surprising and pages no sooner.
+RATE_EPS = 1e-9
+
+#: Trials per minute above which the design is sized as if there were this many. The binomial
+#: PMF's width grows as ``sqrt(n)`` and its log-gamma terms lose precision past ~1e12. At this
+#: volume even a shift of a tenth of a point leaves no in-control minute with positive evidence
+#: (the design is "any positive evidence alarms"), and Wald's bound (ARL0 >= exp(h) at any
+#: volume, module docstring) holds whatever the real volume.
+MAX_DESIGN_TRIALS = 1e8
+
+#: Work budget (multiply-adds) of one exact convolution in :func:`_sum_pmf`; past it the sum of
+#: binomials is replaced by the binomial with the same mean and variance (see there).
+CONVOLUTION_BUDGET = 4_000_000
 
 
 def arl0_for_budget(false_pages_per_month: float = 1.0, series: int = 1, sides: int = 2) -> float:
@@ -113,6 +138,25 @@ def _sig(x: float, digits: int = 3) -> float:
     return float(f"{x:.{digits}g}")
 
 
+def _design_rate(p: float, eps: float = RATE_EPS) -> float:
+    """``p`` clamped into ``[eps, 1 - eps]`` (see :data:`RATE_EPS`).
+
+    Shifted rates use ``eps = RATE_EPS / 2``: :func:`alternative_rate` goes at
+    most half-way to the bound, so a clamped baseline keeps its room to move.
+    """
+    return min(max(p, eps), 1.0 - eps)
+
+
+def _sig_rate(p: float, digits: int = 4) -> float:
+    """A rate rounded for a cache key, on its smaller side: ``1 - p`` is rounded when ``p > 0.5``.
+
+    Rounding ``p`` itself sent 0.99995 to 1.0 (and 0.9999's shifted rate with it).
+    """
+    if p > 0.5:
+        return 1.0 - _sig(1.0 - p, digits)
+    return _sig(p, digits)
+
+
 @lru_cache(maxsize=1024)
 def _binomial_pmf(n: int, p: float) -> tuple[int, tuple[float, ...]]:
     """``(lo, probs)``: P(X = lo + k) for X ~ Bin(n, p), tails below 1e-16 dropped, renormalised."""
@@ -138,10 +182,21 @@ def _trim(lo: int, probs: list[float]) -> tuple[int, tuple[float, ...]]:
 
 
 def _sum_pmf(terms: tuple[tuple[int, float], ...]) -> tuple[int, tuple[float, ...]]:
-    """PMF of a sum of independent binomials ``Bin(n_c, p_c)`` (the risk-adjusted total)."""
+    """PMF of a sum of independent binomials ``Bin(n_c, p_c)`` (the risk-adjusted total).
+
+    Exact by convolution while each step costs under :data:`CONVOLUTION_BUDGET`;
+    beyond that (several categories of ~1e5+ trials a minute: the exact product
+    grows as the square of the PMF widths, minutes of work at 1e7) the sum is
+    replaced by the binomial with the same mean and variance,
+    ``Bin(m^2 / sum n p^2, sum n p^2 / m)`` with ``m = sum n p``. Terms that wide are
+    normal to within a per cent of their skew, so that binomial matches the
+    sum's shape as well as its first two moments.
+    """
     lo, acc = 0, [1.0]
     for n, p in terms:
         tlo, tp = _binomial_pmf(n, p)
+        if len(acc) * len(tp) > CONVOLUTION_BUDGET:
+            return _matched_binomial(terms)
         out = [0.0] * (len(acc) + len(tp) - 1)
         for i, a in enumerate(acc):
             if a:
@@ -151,6 +206,15 @@ def _sum_pmf(terms: tuple[tuple[int, float], ...]) -> tuple[int, tuple[float, ..
         lo, trimmed = _trim(lo, acc)
         acc = list(trimmed)
     return lo, tuple(acc)
+
+
+def _matched_binomial(terms: tuple[tuple[int, float], ...]) -> tuple[int, tuple[float, ...]]:
+    """PMF of the binomial with the mean and variance of ``sum Bin(n_c, p_c)`` (see :func:`_sum_pmf`)."""
+    mean = sum(n * p for n, p in terms)
+    square = sum(n * p * p for n, p in terms)
+    # n_eff = m^2 / sum n p^2 <= sum n (Cauchy-Schwarz), so the sum's support is never exceeded.
+    n_eff = max(1, min(sum(n for n, _ in terms), round(mean * mean / square)))
+    return _binomial_pmf(n_eff, _design_rate(mean / n_eff))
 
 
 def _chain_steps(lo: int, probs: Sequence[float], a: float, c: float, w: float) -> list[tuple[float, float]]:
@@ -173,6 +237,11 @@ def _chain_steps(lo: int, probs: Sequence[float], a: float, c: float, w: float) 
             f = (mean + (v - mean) * shrink) % 1.0
             added += q * f * (1 - f)
         shrink = math.sqrt(max(0.25, 1 - added / var)) if var > 0 else 1.0
+    top = max(v for v, _ in raw)
+    if top > 0 and mean + (top - mean) * shrink <= 0:
+        # A rare positive step far above a very negative mean (one event at p0 = 1e-9) would be
+        # pulled to or below zero: no state could leave 0 and the alarm would be unreachable.
+        shrink = 1.0
     return [(mean + (v - mean) * shrink, q) for v, q in raw]
 
 
@@ -190,10 +259,21 @@ class _Chain:
     ARL for one ``H`` costs one back-substitution: a threshold search costs one
     factorisation. ``R`` is banded (a minute moves the statistic by at most the
     increment's range), so the factorisation costs ``size * band^2``.
+
+    Steps are first merged per unit cell ``[k, k+1)`` at their conditional
+    mean: from any state a step's transition is linear in the step within a
+    cell (split between two neighbours, reflected, or absorbed), so the merge
+    is exact, and the chain costs ``size * 2 * size`` whatever the width of the
+    binomial (tens of thousands of outcomes at ten million trials a minute).
+
+    When a state can never be left (no step can ever raise the statistic, e.g.
+    a true rate far below the baseline), the leading block is singular: its
+    index is kept in ``stuck`` and every threshold above it has an infinite ARL.
     """
 
     def __init__(self, steps: list[tuple[float, float]], size: int, w: float) -> None:
         self.size, self.w = size, w
+        steps = _merge_cells(steps, size)
         lowest = min(v for v, _ in steps)
         highest = max(v for v, _ in steps)
         below = min(size, max(1, math.ceil(-lowest) + 1))
@@ -227,9 +307,13 @@ class _Chain:
                     leave += q * f
             row[i] = leave
         y = [1.0] * size
+        self.stuck = size
         for k in range(size):
             rk = M[k]
             pivot = rk[k]
+            if not pivot > 0:
+                self.stuck = k  # state k cannot be left: thresholds above it are never reached
+                break
             end = min(size, k + above + 1)
             seg = rk[k:end]
             yk = y[k]
@@ -242,7 +326,9 @@ class _Chain:
         self.U, self.y = M, y
 
     def arl(self, H: int) -> float:
-        """Zero-start ARL with threshold ``(H - 0.5) * w``."""
+        """Zero-start ARL with threshold ``(H - 0.5) * w`` (``inf`` when the alarm is unreachable)."""
+        if H > self.stuck:
+            return math.inf
         U, y, above = self.U, self.y, self.above
         x = [0.0] * H
         for k in range(H - 1, -1, -1):
@@ -252,6 +338,20 @@ class _Chain:
                 acc -= rk[j] * x[j]
             x[k] = acc / rk[k]
         return x[0]
+
+
+def _merge_cells(steps: list[tuple[float, float]], size: int) -> list[tuple[float, float]]:
+    """``steps`` merged per unit cell at their conditional mean (exact for the chain, see :class:`_Chain`)."""
+    cells: dict[int, list[float]] = {}
+    for v, q in steps:
+        # Past +-size every state is absorbed / reflected alike: one cell each.
+        v = min(max(v, -float(size)), float(size))
+        cell = cells.setdefault(math.floor(v), [0.0, 0.0])
+        cell[0] += q
+        cell[1] += q * v
+    # The clamp only absorbs rounding of m / q: the conditional mean lies in its cell.
+    return [(min(max(m / q, k), k + 1.0) if k < size else float(size), q)
+            for k, (q, m) in sorted(cells.items()) if q > 0]
 
 
 def _chain_arl(lo: int, probs: Sequence[float], a: float, c: float, h: float, states: int) -> float:
@@ -418,22 +518,35 @@ def _cached_threshold(terms: tuple[tuple[int, float], ...], r: float, target: fl
 
 
 def _terms(trials: float | Mapping[str, tuple[float, float]], p0: float | None) -> tuple[tuple[int, float], ...]:
-    """Cache key of a design: (trials per minute, rate) per category, rounded."""
+    """Cache key of a design: (trials per minute, rate) per category, rounded.
+
+    Volumes are capped at :data:`MAX_DESIGN_TRIALS` and rates clamped by
+    :data:`RATE_EPS`; volumes or rates that are not finite numbers must be
+    filtered by the caller (they have no design).
+    """
+
+    def volume(n: float) -> int:
+        return round(_sig(min(n, MAX_DESIGN_TRIALS)))
+
     if isinstance(trials, Mapping):
-        out = tuple(sorted((round(_sig(n)), _sig(p, 4)) for n, p in trials.values() if round(_sig(n)) >= 1))
+        out = tuple(sorted((volume(n), _sig_rate(p)) for n, p in trials.values() if volume(n) >= 1))
         if out:
             return out
         # Every category below one trial a minute: size the chain as one trial at the mean rate.
         total = sum(n for n, _ in trials.values())
         mean = sum(n * p for n, p in trials.values()) / total if total else 0.5
-        return ((1, _sig(mean, 4)),)
+        return ((1, _sig_rate(mean)),)
     assert p0 is not None
-    return ((max(1, round(_sig(trials))), _sig(p0, 4)),)
+    return ((max(1, volume(trials)), _sig_rate(p0)),)
 
 
 def _rounded_odds(p0: float, p1: float) -> float:
     # Round the rates, not the ratio: nearby baselines then share one cached design.
-    return odds_ratio(_sig(p0, 4), _sig(p1, 4))
+    r0, r1 = _sig_rate(p0), _sig_rate(p1)
+    if r0 == r1:
+        # A shift finer than the rounding: design for the shift itself rather than for none.
+        r0, r1 = p0, p1
+    return odds_ratio(r0, r1)
 
 
 def threshold_for_mix(
@@ -466,10 +579,13 @@ def average_run_length(
     ``p_true = p0`` gives ARL0 (the false-alarm spacing), ``p_true = p1`` the
     zero-start detection delay of the shift the CUSUM is tuned for.
     """
-    n = max(1, round(trials))
-    lo, probs = _binomial_pmf(n, p0 if p_true is None else p_true)
+    n = max(1, round(min(trials, MAX_DESIGN_TRIALS)))
+    p0, p1 = _design_rate(p0), _design_rate(p1, RATE_EPS / 2)
+    lo, probs = _binomial_pmf(n, _design_rate(p0 if p_true is None else p_true))
     r = odds_ratio(p0, p1)
     a, c = math.log(r), n * math.log1p(p0 * (r - 1))
+    if a == 0:
+        return math.inf if h > 0 else 1.0  # p1 == p0: the statistic never moves
     if h / abs(a) <= COARSE_LATTICE_STEPS:
         exact = _excursion_arl(lo, probs, a, c, h)
         if exact is not None:
@@ -487,6 +603,10 @@ class CusumDesign:
     successes between 0 and ``h``: no ``h`` hits the target, the next step up
     is taken), or ``inf`` when no minute under the baseline can carry positive
     evidence (then ``h`` is tiny: any positive evidence alarms).
+
+    ``p0`` is the rate designed for; ``baseline_p0`` is the baseline's own rate
+    when that was within :data:`RATE_EPS` of 0 or 1 and was clamped (else None).
+    ``trials`` is the volume designed for (capped at :data:`MAX_DESIGN_TRIALS`).
     """
 
     direction: Direction
@@ -496,6 +616,7 @@ class CusumDesign:
     h: float
     arl0_target: float
     arl0: float
+    baseline_p0: float | None = None
     log_odds: float = field(init=False)
     per_trial: float = field(init=False)
 
@@ -509,6 +630,60 @@ class CusumDesign:
         return successes * self.log_odds - trials * self.per_trial
 
 
+@dataclass(frozen=True)
+class DesignSkip:
+    """Why a series gets no CUSUM: ``reason`` goes into the verdict's description, ``status`` is its status."""
+
+    reason: str
+    status: Status = Status.DEGENERATE
+
+
+def plan_cusum(
+    p0: float,
+    trials: float,
+    *,
+    direction: Direction,
+    arl0: float,
+    delta: float = 0.03,
+    ratio: float | None = None,
+    states: int = CHAIN_STATES,
+) -> CusumDesign | DesignSkip:
+    """Size one one-sided CUSUM for baseline ``p0`` at ``trials`` per minute, or say why not. Never raises.
+
+    Judged: every ``p0`` strictly inside ``(0, 1)``, designed at the rate
+    clamped into ``[RATE_EPS, 1 - RATE_EPS]`` (``baseline_p0`` then keeps the
+    original), at any positive volume (designed at no more than
+    :data:`MAX_DESIGN_TRIALS`). Skipped, with a reason naming the value: a
+    ``p0`` outside ``(0, 1)`` or not a number, a volume that is not a positive
+    finite number, an ``arl0`` not above 1, a shift with no room in
+    ``direction``, and (never seen in tests; a last guard so that one series
+    cannot stop a detector run) an arithmetic failure of the threshold search.
+    An invalid ``direction`` is a programming error and raises ``ValueError``.
+    """
+    if direction not in ("up", "down"):
+        raise ValueError(f"direction must be 'up' or 'down', got {direction!r}")
+    if not (isinstance(p0, (int, float)) and 0 < p0 < 1):  # NaN fails the comparison too
+        return DesignSkip(f"baseline rate {p0} is degenerate (outside (0, 1)): no likelihood ratio exists")
+    if not (isinstance(trials, (int, float)) and math.isfinite(trials) and trials > 0):
+        return DesignSkip(f"baseline volume {trials} trials/min is degenerate (not a positive number)")
+    if not (isinstance(arl0, (int, float)) and math.isfinite(arl0) and arl0 > 1):
+        return DesignSkip(f"target ARL0 {arl0} minutes is degenerate (not a finite number above 1)")
+    rate = _design_rate(p0)
+    p1 = alternative_rate(rate, direction, delta, ratio)
+    if p1 is None or not 0 < p1 < 1 or p1 == rate:
+        return DesignSkip(f"baseline rate {p0:.6g} leaves no room for a shift {direction} "
+                          f"(delta {delta}, ratio {ratio})")
+    n = min(float(trials), MAX_DESIGN_TRIALS)
+    try:
+        h, achieved = _cached_threshold(_terms(n, rate), _rounded_odds(rate, p1), _sig(arl0), states)
+    except (ArithmeticError, ValueError, IndexError) as exc:
+        return DesignSkip(f"threshold search failed for baseline rate {p0:.6g} at {trials:.6g} trials/min "
+                          f"({type(exc).__name__}: {exc})")
+    if not (math.isfinite(h) and h > 0):
+        return DesignSkip(f"threshold search gave h={h} for baseline rate {p0:.6g} at {trials:.6g} trials/min")
+    return CusumDesign(direction, rate, p1, n, h, arl0, achieved, baseline_p0=None if rate == p0 else p0)
+
+
 def design_cusum(
     p0: float,
     trials: float,
@@ -519,12 +694,12 @@ def design_cusum(
     ratio: float | None = None,
     states: int = CHAIN_STATES,
 ) -> CusumDesign | None:
-    """Size one one-sided CUSUM for baseline ``p0`` at ``trials`` per minute; None if ``p0`` cannot move that way."""
-    p1 = alternative_rate(p0, direction, delta, ratio)
-    if p1 is None:
-        return None
-    h, achieved = _cached_threshold(_terms(trials, p0), _rounded_odds(p0, p1), _sig(arl0), states)
-    return CusumDesign(direction, p0, p1, trials, h, arl0, achieved)
+    """Size one one-sided CUSUM for baseline ``p0`` at ``trials`` per minute; None where :func:`plan_cusum` skips.
+
+    Use :func:`plan_cusum` to learn why (no room for the shift, a degenerate rate or volume).
+    """
+    plan = plan_cusum(p0, trials, direction=direction, arl0=arl0, delta=delta, ratio=ratio, states=states)
+    return plan if isinstance(plan, CusumDesign) else None
 
 
 def simulate_run_lengths(
@@ -776,7 +951,13 @@ def detect_rate_drift(
     the baseline's; each verdict adds ``direction``.
 
     No baseline -> ``no_baseline``; a baseline volume below ``config.min_volume``
-    -> ``insufficient_volume``; both are non-firing and say why.
+    -> ``insufficient_volume``; a baseline or shift with no sound design (see
+    :func:`plan_cusum`: a rate outside ``(0, 1)``, no trials, no room to move)
+    -> ``degenerate``, its description ``skipped: <reason>``. All are
+    non-firing and say why. A baseline rate within :data:`RATE_EPS` of 0 or 1
+    is judged at the clamped rate, and the description says so. Raises
+    ``ValueError`` for impossible counts (successes above trials, negative) and
+    for a ``states`` entry that is not a valid :class:`CusumState`.
     """
     base_labels = dict(labels if labels is not None else (baseline.labels if baseline else {}))
     out: list[Verdict] = []
@@ -788,6 +969,13 @@ def detect_rate_drift(
                        reason="no frozen baseline for this series yet (too little history): not evaluated")
             )
             continue
+        problem = baseline_problem(baseline)
+        if problem is not None:
+            out.append(
+                silent(signal, Status.DEGENERATE, now=now, labels=lab, severity=config.severity,
+                       baseline_version=baseline.version, reason=f"skipped: {problem}")
+            )
+            continue
         if baseline.volume < config.min_volume:
             out.append(
                 silent(signal, Status.INSUFFICIENT_VOLUME, now=now, labels=lab, severity=config.severity,
@@ -796,13 +984,12 @@ def detect_rate_drift(
                        f"{config.min_volume}: not evaluated")
             )
             continue
-        design = design_cusum(baseline.p0, baseline.volume, direction=direction, arl0=config.arl0_minutes,
-                              delta=config.delta, ratio=config.ratio)
-        if design is None:
+        design = plan_cusum(baseline.p0, baseline.volume, direction=direction, arl0=config.arl0_minutes,
+                            delta=config.delta, ratio=config.ratio)
+        if isinstance(design, DesignSkip):
             out.append(
-                silent(signal, Status.INSUFFICIENT_VOLUME, now=now, labels=lab, severity=config.severity,
-                       baseline_version=baseline.version,
-                       reason=f"baseline rate {baseline.p0:.4f} leaves no room for a shift {direction}")
+                silent(signal, design.status, now=now, labels=lab, severity=config.severity,
+                       baseline_version=baseline.version, reason=f"skipped: {design.reason}")
             )
             continue
         prior = _coerce_state((states or {}).get(direction))
@@ -853,6 +1040,11 @@ def _drift_verdict(
             f"{design.direction}ward CUSUM S={st.s:.2f} below h={design.h:.2f}; observed {obs_text} over "
             f"{n} trials since {window_from:%Y-%m-%d %H:%M} UTC."
         )
+    if design.baseline_p0 is not None:
+        description += (
+            f" The baseline rate {design.baseline_p0:.3g} is within {RATE_EPS:g} of 0 or 1 and was judged as "
+            f"{design.p0:.10g}."
+        )
     return Verdict(
         signal=signal,
         labels=labels,
@@ -880,6 +1072,7 @@ def _drift_verdict(
             "window_successes": x,
             "alarms_in_call": [a.at.isoformat() for a in trace.alarms],
             "dispersion": baseline.dispersion,
+            "rate_clamped_from": design.baseline_p0,
         },
         state=st.model_dump(mode="json"),
     )

@@ -29,12 +29,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from routerwatch.drift.baseline import Baseline
+from routerwatch.drift.baseline import Baseline, baseline_problem
 from routerwatch.drift.counts import MINUTE, MinuteCount, check_counts, merge_by_minute
 from routerwatch.drift.cusum import (
     CusumState,
     DriftConfig,
     _coerce_state,
+    _design_rate,
     _rounded_odds,
     alternative_rate,
     fold,
@@ -123,8 +124,16 @@ def detect_tier_drift(
     volume below ``config.min_volume`` -> ``insufficient_volume``.
     ``extra["kitagawa"]`` splits the pooled change between the baseline and the
     observed window (since the change start when firing) into mix and within.
+
+    A category baseline that cannot be judged against (see
+    :func:`~routerwatch.drift.baseline.baseline_problem`) is treated as absent,
+    its traffic judged at the pooled rate; ``extra["degenerate_baselines"]``
+    names it and why. Rates within ``RATE_EPS`` of 0 or 1 are clamped as in
+    :func:`~routerwatch.drift.cusum.plan_cusum`. A threshold search that fails
+    (a last guard; never seen in tests) gives ``degenerate`` verdicts saying so.
     """
-    known = {c: b for c, b in baselines.items() if b is not None}
+    degenerate = {c: why for c, b in baselines.items() if b is not None and (why := baseline_problem(b))}
+    known = {c: b for c, b in baselines.items() if b is not None and c not in degenerate}
     base_labels = {**labels, "scope": "tier"}
     signal = Signal.ESCALATION_DRIFT
     version = "+".join(sorted(b.version for b in known.values())) or None
@@ -142,7 +151,7 @@ def detect_tier_drift(
                    reason=f"tier baseline volume {volume:.2f} trials/min is below the floor {config.min_volume}")
             for d in config.directions
         ]
-    pooled = _tier_rate(known)
+    pooled = _design_rate(_tier_rate(known))
     start = max(b.window_end for b in known.values())
     # Per minute: escalations and the compensator sum_c n_c*log(1 - p0_c + R*p0_c), which
     # depends on R, so the steps are built per direction below from these per-category rows.
@@ -154,18 +163,29 @@ def detect_tier_drift(
             if start <= c.minute < now and c.trials > 0:
                 per_minute.setdefault(c.minute, {})[cat] = (c.successes, c.trials)
     minutes = sorted(per_minute)
-    rate_of = {c: b.p0 for c, b in known.items()}
+    rate_of = {c: _design_rate(b.p0) for c, b in known.items()}
     out = []
     for direction in config.directions:
         lab = {**base_labels, "direction": direction}
         p1 = alternative_rate(pooled, direction, config.delta, config.ratio)
-        if p1 is None:
-            out.append(silent(signal, Status.INSUFFICIENT_VOLUME, now=now, labels=lab, severity=config.severity,
-                              baseline_version=version, reason=f"pooled rate {pooled:.4f} leaves no room {direction}"))
+        if p1 is None or not 0 < p1 < 1 or p1 == pooled:
+            out.append(silent(signal, Status.DEGENERATE, now=now, labels=lab, severity=config.severity,
+                              baseline_version=version,
+                              reason=f"skipped: pooled rate {pooled:.6g} leaves no room for a shift {direction}"))
             continue
         r = _rounded_odds(pooled, p1)
-        terms = {c: (b.volume, b.p0) for c, b in known.items() if b.volume > 0}
-        h, achieved = threshold_for_mix(terms, r, config.arl0_minutes)
+        terms = {c: (b.volume, rate_of[c]) for c, b in known.items()}
+        try:
+            h, achieved = threshold_for_mix(terms, r, config.arl0_minutes)
+        except (ArithmeticError, ValueError, IndexError) as exc:
+            h, achieved, failure = math.nan, math.nan, f"{type(exc).__name__}: {exc}"
+        else:
+            failure = None if math.isfinite(h) and h > 0 else f"h={h}"
+        if failure is not None:
+            out.append(silent(signal, Status.DEGENERATE, now=now, labels=lab, severity=config.severity,
+                              baseline_version=version,
+                              reason=f"skipped: threshold search failed at pooled rate {pooled:.6g} ({failure})"))
+            continue
         log_r = math.log(r)
         g = {c: math.log1p(p * (r - 1)) for c, p in rate_of.items()}
         g_pooled = math.log1p(pooled * (r - 1))
@@ -257,6 +277,7 @@ def detect_tier_drift(
                     "kitagawa": split._asdict() if split else None,
                     "alarm_at": st.alarm_at.isoformat() if st.alarm_at else None,
                     "alarms_in_call": [a.at.isoformat() for a in trace.alarms],
+                    "degenerate_baselines": degenerate,
                 },
                 state=st.model_dump(mode="json"),
             )

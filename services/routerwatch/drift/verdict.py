@@ -4,8 +4,9 @@ Each detector returns verdicts and nothing else: the scheduler turns firing ones
 into Alertmanager alerts (re-sent every minute while ``firing``, resolved when a
 later verdict for the same :attr:`Verdict.identity` is no longer firing) and a
 benchmark compares them with what it injected. A verdict says *why* it is
-silent too: ``status`` is ``no_baseline`` or ``insufficient_volume`` when the
-detector could not judge, so "no alert" never silently means "not evaluated".
+silent too: ``status`` is ``no_baseline``, ``insufficient_volume`` or
+``degenerate`` when the detector could not judge, so "no alert" never
+silently means "not evaluated".
 
 Verdicts are frozen pydantic models: ``verdict.model_dump(mode="json")`` is the
 wire form, ``Verdict.model_validate(...)`` reads it back.
@@ -72,6 +73,9 @@ class Status(StrEnum):
     OK = "ok"  # evaluated; ``firing`` is the answer
     NO_BASELINE = "no_baseline"  # no frozen baseline yet (too little history): silent by design
     INSUFFICIENT_VOLUME = "insufficient_volume"  # too few trials to judge: silent by design
+    # The baseline or the shift admits no sound design (a rate outside (0, 1), no trials, no room to
+    # move): silent, and the description says "skipped: ..." with the value at fault.
+    DEGENERATE = "degenerate"
 
 
 class Verdict(BaseModel):

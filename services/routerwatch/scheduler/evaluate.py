@@ -7,15 +7,23 @@ one a replay of history takes. Baselines come from ClickHouse; with
 ``auto_baseline`` a series that has none gets its first one learned from the
 preceding ``baseline_window_hours`` (until then its detectors say
 ``no_baseline``).
+
+One series never stops the run: each detector call judges one series (or one
+tier, router, experiment) under :func:`_judge`, which logs an exception with
+the series key, counts it in ``routerwatch_detector_series_errors_total`` and
+lists it in :attr:`Evaluation.errors`, and goes on with the next series. Store
+reads are outside it: a failed read fails the run, which the schedule retries.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from routerwatch import metrics
 from routerwatch.drift.baseline import Baseline, learn_baseline
 from routerwatch.drift.cusum import DriftConfig, arl0_for_budget, detect_rate_drift
 from routerwatch.drift.burn_rate import evaluate_burn_rate
@@ -32,17 +40,51 @@ from routerwatch.scheduler.baselines import series_key
 log = logging.getLogger("routerwatch.scheduler")
 
 
+@dataclass(frozen=True)
+class SeriesError:
+    """A series a detector failed on: its signal, its series key (``k=v,...``) and the exception as text."""
+
+    signal: str
+    series: str
+    error: str
+
+
 @dataclass
 class Evaluation:
-    """What one tick found: every verdict, and baselines learned during the tick (to be saved)."""
+    """What one tick found: every verdict, baselines learned during the tick (to be saved), failed series."""
 
     now: datetime
     verdicts: list[Verdict] = field(default_factory=list)
     learned: dict[str, list[Baseline]] = field(default_factory=dict)
+    errors: list[SeriesError] = field(default_factory=list)
 
     @property
     def firing(self) -> list[Verdict]:
         return [v for v in self.verdicts if v.firing]
+
+
+def _judge(
+    evaluation: Evaluation, signal: Signal, labels: dict[str, str], judge: Callable[[], Verdict | list[Verdict]]
+) -> None:
+    """Add ``judge()``'s verdicts to ``evaluation``; if it raises, record the failed series and return.
+
+    The exception is logged with the series key, counted in
+    ``routerwatch_detector_series_errors_total{signal}`` and appended to
+    ``evaluation.errors``; nothing is re-raised, so the caller goes on with the
+    next series and the verdicts (and alerts) of every other series stand.
+    """
+    try:
+        result = judge()
+    except Exception as exc:  # noqa: BLE001 - design notes 9: no single series can stop the detectors
+        key = series_key(labels)
+        log.exception("%s detector failed on series %s; the other series are still judged", signal.value, key)
+        metrics.DETECTOR_SERIES_ERRORS.labels(signal.value).inc()
+        evaluation.errors.append(SeriesError(signal.value, key, f"{type(exc).__name__}: {exc}"))
+        return
+    if isinstance(result, Verdict):
+        evaluation.verdicts.append(result)
+    else:
+        evaluation.verdicts += result
 
 
 def _labels(keys: tuple[str, ...], values: tuple[str, ...]) -> dict[str, str]:
@@ -122,10 +164,13 @@ def evaluate(reader: Any, baselines: dict[tuple[str, str], Baseline], now: datet
         long_history = history(fetch) if missing else None
         for key, counts in current.items():
             labels = _labels(keys, key)
-            baseline = _baseline_for(signal, labels, baselines, long_history, key, evaluation, cfg, window)
-            evaluation.verdicts += detect_rate_drift(
-                baseline, counts, now=now, config=configs[signal], signal=signal, labels=labels
-            )
+
+            def judge_rate(signal=signal, labels=labels, key=key, counts=counts, long_history=long_history):
+                baseline = _baseline_for(signal, labels, baselines, long_history, key, evaluation, cfg, window)
+                return detect_rate_drift(baseline, counts, now=now, config=configs[signal], signal=signal,
+                                         labels=labels)
+
+            _judge(evaluation, signal, labels, judge_rate)
     _tier_level(reader, baselines, evaluation, escalations, arl0, start, now, cfg, window)
     _latency(reader, evaluation, start, now, cfg)
     _tenants(reader, evaluation, start, now, cfg)
@@ -150,12 +195,15 @@ def _tier_level(reader, baselines, evaluation, escalations, arl0, start, now, cf
         category_baselines = {
             c: baselines.get((Signal.ESCALATION_DRIFT.value, series_key({**labels, "category": c}))) for c in categories
         }
-        evaluation.verdicts += detect_tier_drift(category_baselines, categories, now=now, labels=labels, config=tier_config)
-        baseline = _baseline_for(Signal.ESCALATION_SURGE, labels, baselines, surge_history, (router, tier), evaluation, cfg, window)
-        evaluation.verdicts.append(
-            detect_surge(baseline, series.pooled(categories), now=now, config=surge_config, labels=labels,
-                         reason_counts=reasons.get((router, tier)))
-        )
+        _judge(evaluation, Signal.ESCALATION_DRIFT, {**labels, "scope": "tier"},
+               lambda: detect_tier_drift(category_baselines, categories, now=now, labels=labels, config=tier_config))
+
+        def judge_surge(labels=labels, categories=categories, key=(router, tier)):
+            baseline = _baseline_for(Signal.ESCALATION_SURGE, labels, baselines, surge_history, key, evaluation, cfg, window)
+            return detect_surge(baseline, series.pooled(categories), now=now, config=surge_config, labels=labels,
+                                reason_counts=reasons.get(key))
+
+        _judge(evaluation, Signal.ESCALATION_SURGE, labels, judge_surge)
 
 
 def _latency(reader, evaluation, start, now, cfg) -> None:
@@ -164,7 +212,8 @@ def _latency(reader, evaluation, start, now, cfg) -> None:
     targets = {"kept": cfg.kept_p95_ms, "escalated": cfg.escalated_p95_ms}
     for (router, tier, path), counts in series.latency_slo_series(reader, since, now, targets).items():
         labels = {"router": router, "tier": tier, "path": path}
-        evaluation.verdicts += evaluate_burn_rate(counts, now=now, objective=0.95, labels=labels)
+        _judge(evaluation, Signal.LATENCY_BURN, labels,
+               lambda: evaluate_burn_rate(counts, now=now, objective=0.95, labels=labels))
 
 
 def _tenants(reader, evaluation, start, now, cfg) -> None:
@@ -173,10 +222,10 @@ def _tenants(reader, evaluation, start, now, cfg) -> None:
     for (router, tenant), (requests, escalated, _cost) in series.tenant_counts(reader, now - timedelta(hours=1), now).items():
         by_router.setdefault(router, []).append(TenantCounts(tenant or "(none)", requests, escalated))
     for router, tenants in by_router.items():
-        evaluation.verdicts += [
+        _judge(evaluation, Signal.TENANT_ANOMALY, {"router": router}, lambda: [
             v for v in detect_tenant_anomalies(tenants, now=now, window_start=now - timedelta(hours=1), labels={"router": router})
             if v.firing  # one verdict per tenant: keep only the anomalies
-        ]
+        ])
 
 
 def _shadow(reader, baselines, evaluation, start, now, cfg, window, history) -> None:
@@ -186,25 +235,33 @@ def _shadow(reader, baselines, evaluation, start, now, cfg, window, history) -> 
     shadow_history = history(series.shadow_quality_series) if missing else None
     for key, counts in shadow.items():
         labels = _labels(("router", "tier"), key)
-        baseline = _baseline_for(Signal.SHADOW_QUALITY, labels, baselines, shadow_history, key, evaluation, cfg, window)
-        evaluation.verdicts.append(detect_shadow_quality(baseline, counts, now=now, labels=labels))
+
+        def judge_shadow(labels=labels, key=key, counts=counts):
+            baseline = _baseline_for(Signal.SHADOW_QUALITY, labels, baselines, shadow_history, key, evaluation, cfg, window)
+            return detect_shadow_quality(baseline, counts, now=now, labels=labels)
+
+        _judge(evaluation, Signal.SHADOW_QUALITY, labels, judge_shadow)
 
 
 def _experiments(reader, evaluation, start, now) -> None:
     """Running experiments whose variants differ in routing mix."""
     for experiment, counts in series.experiment_mix(reader, start, now).items():
-        evaluation.verdicts.append(detect_experiment_confound(counts, now=now, experiment_id=experiment))
+        _judge(evaluation, Signal.EXPERIMENT_CONFOUND, {"experiment": experiment},
+               lambda: detect_experiment_confound(counts, now=now, experiment_id=experiment))
 
 
 def _routers(reader, baselines, evaluation, now, cfg, window, history) -> None:
     """Routers that used to send and went silent (by ingest time)."""
     recent = series.router_volume(reader, now - timedelta(minutes=60), now)
-    known = {}
     volume_history = history(series.router_volume) if cfg.auto_baseline else None
-    for router in set(recent) | {k[1].split("router=", 1)[1] for k in baselines if k[0] == Signal.PIPELINE_ROUTER_SILENT.value}:
+    watched = set(recent) | {k[1].split("router=", 1)[1] for k in baselines if k[0] == Signal.PIPELINE_ROUTER_SILENT.value}
+    for router in sorted(watched):
         labels = {"router": router}
-        known[router] = _baseline_for(
-            Signal.PIPELINE_ROUTER_SILENT, labels, baselines, volume_history, router, evaluation, cfg, window
-        )
-        recent.setdefault(router, [])
-    evaluation.verdicts += detect_silent_routers(known, recent, now=now)
+
+        def judge_router(labels=labels, router=router):
+            known = _baseline_for(
+                Signal.PIPELINE_ROUTER_SILENT, labels, baselines, volume_history, router, evaluation, cfg, window
+            )
+            return detect_silent_routers({router: known}, {router: recent.get(router, [])}, now=now)
+
+        _judge(evaluation, Signal.PIPELINE_ROUTER_SILENT, labels, judge_router)

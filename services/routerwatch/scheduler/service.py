@@ -138,7 +138,11 @@ class DriftScheduler:
         return detect_canaries(series.canary_outcomes(self.store, since, until), now=until, config=self.canary_rule)
 
     def status(self) -> dict[str, Any]:
-        """What fires now and why, plus how many series each detector could not judge."""
+        """What fires now and why, how many series each detector could not judge, and the series it failed on.
+
+        ``series_errors`` lists ``{signal, series, error}`` for every series whose
+        detector raised in the last run (the run judged all the others).
+        """
         evaluation = self.last
         if evaluation is None:
             return {"evaluated_at": None, "firing": [], "silent": {}}
@@ -164,6 +168,7 @@ class DriftScheduler:
                 for v in evaluation.firing
             ],
             "silent": silent,
+            "series_errors": [dataclasses.asdict(e) for e in evaluation.errors],
             # The client's stats hold datetimes and dataclasses: make them plain JSON.
             "alertmanager": json.loads(json.dumps(self.client.stats(), default=_plain)) if self.client else None,
         }
