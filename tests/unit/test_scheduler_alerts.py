@@ -180,3 +180,32 @@ def test_scheduler_run_sends_the_healthy_alerts_and_lists_the_failed_series_in_i
             "error": status["series_errors"][0]["error"]} in status["series_errors"]
     assert all("impossible count" in e["error"] for e in status["series_errors"])
     assert any(f["labels"].get("router") == "good" for f in status["firing"])
+
+
+def test_an_unreadable_stored_baseline_and_a_failing_canary_read_stop_nothing_else():
+    # Before: a stored baseline that failed validation raised in baselines.load and the canary
+    # detectors ran unguarded: either stopped the whole run, so no alert at all was sent.
+    from types import SimpleNamespace
+
+    from routerwatch.config import CanarySettings
+    from routerwatch.scheduler.service import DriftScheduler
+
+    rows, baselines = _poisoned_fleet()
+    stored = [(signal, key, b.model_dump_json()) for (signal, key), b in baselines.items()]
+    stored.append(("escalation_drift", "category=x,router=hand,tier=small", '{"p0": 2.5}'))
+
+    class CanaryReadFails(FakeStore):
+        def query(self, sql, params=None):
+            if "canary_results" in sql or "canary_outcomes" in sql:
+                raise RuntimeError("canary_results unreadable")
+            return super().query(sql, params)
+
+    scheduler = DriftScheduler(SimpleNamespace(scheduler=_settings(), canary=CanarySettings()), CanaryReadFails(rows, stored))
+    scheduler.client = FakeAlertmanager()
+    scheduler.run_once(NOW)
+    assert ("RouterwatchEscalationDrift", "good", "billing") in {
+        (a.labels["alertname"], a.labels["router"], a.labels.get("category")) for a in scheduler.client.sent
+    }
+    errors = {(e["signal"], e["series"]): e["error"] for e in scheduler.status()["series_errors"]}
+    assert errors[("escalation_drift", "category=x,router=hand,tier=small")].startswith("unreadable baseline")
+    assert "canary_results unreadable" in errors[("canary", "*")]

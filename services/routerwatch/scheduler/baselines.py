@@ -8,10 +8,15 @@ so the history of baselines is kept for review.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any, Mapping
 
+from pydantic import ValidationError
+
 from routerwatch.drift.baseline import Baseline
+
+log = logging.getLogger("routerwatch.scheduler")
 
 
 def series_key(labels: Mapping[str, str]) -> str:
@@ -19,12 +24,25 @@ def series_key(labels: Mapping[str, str]) -> str:
     return ",".join(f"{k}={labels[k]}" for k in sorted(labels))
 
 
-def load(reader: Any) -> dict[tuple[str, str], Baseline]:
-    """(signal, series_key) -> the newest baseline of that series."""
+def load(reader: Any, unreadable: list[tuple[str, str, str]] | None = None) -> dict[tuple[str, str], Baseline]:
+    """(signal, series_key) -> the newest baseline of that series.
+
+    A stored baseline that no longer validates (written by hand, or by a version with other
+    rules) is left out and logged, and ``(signal, series_key, error)`` appended to ``unreadable``
+    when given: its series is judged as one without a baseline, and every other series as usual.
+    """
     result = reader.query(
         "SELECT signal, series_key, argMax(body, created_at) FROM baselines FINAL GROUP BY signal, series_key"
     )
-    return {(signal, key): Baseline.model_validate_json(body) for signal, key, body in result.rows}
+    known: dict[tuple[str, str], Baseline] = {}
+    for signal, key, body in result.rows:
+        try:
+            known[(signal, key)] = Baseline.model_validate_json(body)
+        except ValidationError as exc:
+            log.error("baseline of %s series %s is unreadable, left out: %s", signal, key, exc)
+            if unreadable is not None:
+                unreadable.append((signal, key, f"unreadable baseline: {exc.error_count()} error(s): {exc.errors()[0]['msg']}"))
+    return known
 
 
 def save(store: Any, signal: str, baselines: list[Baseline]) -> int:

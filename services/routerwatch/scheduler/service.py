@@ -24,7 +24,7 @@ from routerwatch.canary.detect import NofM, detect_canaries
 from routerwatch.scheduler import baselines as baseline_store
 from routerwatch.scheduler import series
 from routerwatch.scheduler.alerts import to_alert
-from routerwatch.scheduler.evaluate import Evaluation, evaluate
+from routerwatch.scheduler.evaluate import Evaluation, SeriesError, evaluate
 
 log = logging.getLogger("routerwatch.scheduler")
 
@@ -119,9 +119,18 @@ class DriftScheduler:
         delay the page.
         """
         with self._lock:
-            known = baseline_store.load(self.store)
+            unreadable: list[tuple[str, str, str]] = []
+            known = baseline_store.load(self.store, unreadable)
             evaluation = evaluate(self.store, known, now, self.cfg)
-            evaluation.verdicts += self._canaries(canary_until or now)
+            for signal, key, error in unreadable:
+                metrics.DETECTOR_SERIES_ERRORS.labels(signal).inc()
+                evaluation.errors.append(SeriesError(signal, key, error))
+            try:
+                evaluation.verdicts += self._canaries(canary_until or now)
+            except Exception as exc:  # noqa: BLE001 - the rate detectors' verdicts and alerts still stand
+                log.exception("canary detectors failed this run; the rate detectors' alerts are still sent")
+                metrics.DETECTOR_SERIES_ERRORS.labels("canary").inc()
+                evaluation.errors.append(SeriesError("canary", "*", f"{type(exc).__name__}: {exc}"))
             for signal, learned in evaluation.learned.items():
                 baseline_store.save(self.store, signal, learned)
                 log.info("learned %d %s baseline(s)", len(learned), signal)
