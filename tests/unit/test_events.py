@@ -312,3 +312,15 @@ def test_json_is_validated_strictly_as_the_json_schema_is() -> None:
     with pytest.raises(InvalidEventError, match=r"occurred_at: Input should be a valid datetime"):
         decode(RoutingDecision, _with_time(1_700_000_000))  # type: ignore[arg-type]
     assert decode(RoutingDecision, _decision_with(latency_ms=510)).attempts[0].latency_ms == 510.0
+
+
+def test_route_features_are_short_values_not_free_text() -> None:
+    # Before: a 5 MB string in route.features was stored and served to every reader of the store.
+    doc = json.loads((EXAMPLES / "valid" / "decision_experiment_route_prompt_quality.json").read_bytes())
+    doc["route"]["features"]["note"] = "x" * 256
+    assert decode(RoutingDecision, json.dumps(doc).encode()).route.features["note"] == "x" * 256
+    doc["route"]["features"]["note"] = "x" * 257
+    with pytest.raises(InvalidEventError, match=r"route\.features\.note.*at most 256 characters"):
+        decode(RoutingDecision, json.dumps(doc).encode())
+    schema = json.loads((SCHEMAS / SCHEMA_FILE.format(name="RoutingDecision")).read_text())
+    assert "256" in json.dumps(schema["$defs"]["Route"]["properties"]["features"])

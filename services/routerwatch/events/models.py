@@ -47,6 +47,9 @@ Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/@+-]
 Ident = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"\S")]
 NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Score = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+# A routing feature is a number, a flag or a short label: never free text (a prompt pasted into a
+# feature would be stored and shown to everyone who reads the store).
+FeatureValue = Annotated[float, Field(allow_inf_nan=False)] | int | bool | Annotated[str, StringConstraints(max_length=256)]
 
 # Storage limits are contract limits: every value the contract admits fits its column (a value
 # outside is dead-lettered with the reason, never retried). The columns are UInt8 for ranks and
@@ -120,8 +123,10 @@ class Route(_Model):
 
     confidence: Score | None = Field(default=None, description="Classifier confidence of the chosen route.")
     rule: Ident | None = Field(default=None, description="Name of the rule that matched, for rule routers.")
-    features: dict[Name, float | int | bool | str] = Field(
-        default_factory=dict, max_length=32, description="Small, non-sensitive routing features."
+    features: dict[Name, FeatureValue] = Field(
+        default_factory=dict,
+        max_length=32,
+        description="Small, non-sensitive routing features: at most 32, text values at most 256 characters.",
     )
 
 
