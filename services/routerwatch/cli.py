@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from routerwatch.errors import ConfigError, PermanentError, RetryableError, RouterwatchError
+from routerwatch.textsafe import terminal_safe
 
 
 def _settings() -> Any:
@@ -143,7 +144,9 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     for r in records:
         h = r.headers
         source = f"{h.get('routerwatch.topic', '?')}[{h.get('routerwatch.partition', '?')}]@{h.get('routerwatch.offset', '?')}"
-        print(f"{source}\t{r.reason}\t{h.get('routerwatch.detail', '')}\t{len(r.value or b'')} bytes")
+        # Headers carry text from rejected payloads (field names, values): never print it raw.
+        fields = (source, r.reason, h.get("routerwatch.detail", ""))
+        print("\t".join(terminal_safe(str(f)) for f in fields) + f"\t{len(r.value or b'')} bytes")
     return 0
 
 
@@ -184,9 +187,9 @@ def cmd_sql(args: argparse.Namespace) -> int:
         print(json.dumps(json_safe(result.as_dicts()), default=str, indent=2, allow_nan=False))
     else:
         if args.header:
-            print("\t".join(result.columns))
+            print("\t".join(terminal_safe(str(c)) for c in result.columns))
         for row in result.rows:
-            print("\t".join("\\N" if v is None else str(v) for v in row))
+            print("\t".join("\\N" if v is None else terminal_safe(str(v)) for v in row))
     return 0
 
 
@@ -255,7 +258,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         print(f"serve is not running; {len(firing)} alert(s) firing at its last run (state {path}):")
         for record in firing.values():
             labels = record.get("labels", {})
-            print(f"  {labels.get('alertname')} {labels}  {record.get('annotations', {}).get('summary', '')}")
+            print(terminal_safe(f"  {labels.get('alertname')} {labels}  {record.get('annotations', {}).get('summary', '')}"))
         return 0
     if args.format == "json":
         print(json.dumps(status, indent=2))

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from routerwatch.stats import routing_mix_test, threshold_for_target
+from routerwatch.textsafe import terminal_safe
 
 BY_CHOICES = ("", "category", "variant", "router", "environment", "tenant")
 
@@ -353,14 +354,14 @@ def _fmt(value: Any) -> str:
         return f"{value:.4g}"
     if isinstance(value, list):
         return "/".join(_fmt(v) for v in value)
-    return str(value)
+    return terminal_safe(str(value))
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "  (no data)"
-    columns = list(rows[0])
-    cells = [columns] + [[_fmt(r.get(c)) for c in columns] for r in rows]
+    columns = [terminal_safe(str(c)) for c in rows[0]]
+    cells = [columns] + [[_fmt(r.get(c)) for c in rows[0]] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
     lines = []
     for n, row in enumerate(cells):
