@@ -52,6 +52,11 @@ class IngestSettings(_Section):
         description="How far apart in occurred_at two events with one event_id are still recognised as one.",
     )
     session_timeout_s: float = Field(default=30.0, ge=1)
+    dlq_redact: list[str] = Field(
+        default_factory=list,
+        description="Dotted JSON paths blanked out of dead-lettered payloads (`*` for every element or key; "
+        "the path `*` alone keeps no payload); see routerwatch.ingest.redact.",
+    )
     # A large batch takes seconds to store; a paused or wedged ingest, minutes.
     stall_limit_s: float = Field(
         default=60.0, gt=0,

@@ -126,6 +126,7 @@ def build_app(
             send_dead_letter,
             retry_initial_s=ingest.retry_initial_s,
             retry_max_s=ingest.retry_max_s,
+            redact=ingest.dlq_redact,
         )
         processors[kind] = processor
         by_topic[topic_name] = processor

@@ -19,6 +19,7 @@ engine's message. So no single message can stop ingest.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import hashlib
 import logging
@@ -34,6 +35,7 @@ from routerwatch import metrics
 from routerwatch.events.models import CanaryResult, QualityFeedback, RoutingDecision
 from routerwatch.events.validation import invalid, json_validator
 from routerwatch.ingest.observe import observe_stored
+from routerwatch.ingest.redact import redact_payload
 from routerwatch.ingest.sink import TABLES, ClickHouseSink, StoreReport
 from routerwatch.storage.errors import is_retryable
 from routerwatch.storage.rows import Located
@@ -81,11 +83,13 @@ class DeadLetter:
     reason: str
     detail: str
     bounded: bool = False  # the copy carries only the first BOUNDED_COPY_BYTES of the value
+    redacted: str = ""  # what redaction blanked out ("" = nothing); the value is then redacted_value
+    redacted_value: bytes | None = None
 
     @property
     def value(self) -> bytes | None:
-        """The value the dead-lettered copy carries: the original bytes, or their first part when bounded."""
-        value = self.message.value
+        """The value the dead-lettered copy carries: the original bytes, redacted or bounded as configured."""
+        value = self.redacted_value if self.redacted else self.message.value
         return value[:BOUNDED_COPY_BYTES] if self.bounded and value is not None else value
 
     def headers(self) -> list[tuple[str, bytes]]:
@@ -98,15 +102,26 @@ class DeadLetter:
             ("routerwatch.offset", str(self.message.offset).encode()),
             ("routerwatch.failed_at", str(int(time.time() * 1000)).encode()),
         ]
+        original = self.message.value or b""
         if self.bounded:
-            original = self.message.value or b""
             headers.append(("routerwatch.truncated", str(len(original)).encode()))
+        if self.redacted:
+            headers.append(("routerwatch.redacted", self.redacted.encode()[:1000]))
+            headers.append(("routerwatch.size", str(len(original)).encode()))
+        if self.bounded or self.redacted:
             headers.append(("routerwatch.sha256", hashlib.sha256(original).hexdigest().encode()))
         return headers
 
     def as_bounded(self) -> DeadLetter:
         """This dead letter with a bounded copy of the value (for a dead-letter topic that refuses the whole)."""
-        return DeadLetter(self.message, self.reason, self.detail, bounded=True)
+        return dataclasses.replace(self, bounded=True)
+
+    def with_redaction(self, paths: Sequence[str]) -> DeadLetter:
+        """This dead letter with the values at ``paths`` blanked out of its copy (:mod:`routerwatch.ingest.redact`)."""
+        if not paths:
+            return self
+        value, redacted = redact_payload(self.message.value, paths)
+        return dataclasses.replace(self, redacted=redacted, redacted_value=value) if redacted else self
 
 
 SendDeadLetter = Callable[[DeadLetter], Awaitable[None]]
@@ -170,6 +185,7 @@ class BatchProcessor:
         *,
         retry_initial_s: float = 0.5,
         retry_max_s: float = 30.0,
+        redact: Sequence[str] = (),
     ) -> None:
         self.kind = kind
         self.model = MODELS[kind]
@@ -177,6 +193,7 @@ class BatchProcessor:
         self.send_dead_letter = send_dead_letter
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
+        self.redact = tuple(redact)
         self.last_error: str | None = None
 
     def split(self, messages: Sequence[Message]) -> tuple[list[Located], list[DeadLetter]]:
@@ -229,6 +246,8 @@ class BatchProcessor:
                         message = RawMessage(prepared.messages[0].topic, item.partition, item.offset, None, to_json(item.event))
                     dead.append(DeadLetter(message, "store_rejected", f"{type(exc).__name__}: {exc}"[:2000]))
             if dead:
+                if self.redact:
+                    dead = [letter.with_redaction(self.redact) for letter in dead]
                 await self._dead_letter(dead)
                 # Also in ClickHouse, so "what is rejected, and why" is one SQL query away.
                 await self._retry(f"record {len(dead)} dead letters", self._record_dead, dead)
