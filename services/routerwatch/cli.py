@@ -85,8 +85,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     profile = profile.model_copy(update=overrides)
     end = _parse_when(args.end) if args.end else None
     asyncio.run(ensure_topics(settings))
+    from routerwatch.kafka_client import sdk_options
+
     config = SdkConfig(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **sdk_options(settings),
         router_id=profile.router_id,
         router_version="sim-1",
         strategy="cascade",
@@ -135,12 +137,14 @@ def cmd_wait(args: argparse.Namespace) -> int:
 
 def cmd_dlq(args: argparse.Namespace) -> int:
     from routerwatch.ingest.dlq import count_dead_letters, read_dead_letters
+    from routerwatch.kafka_client import settings_kwargs
 
     settings = _settings()
+    security = settings_kwargs(settings.kafka_security)
     if args.count:
-        print(asyncio.run(count_dead_letters(settings.kafka_bootstrap, settings.topics.dlq)))
+        print(asyncio.run(count_dead_letters(settings.kafka_bootstrap, settings.topics.dlq, security)))
         return 0
-    records = asyncio.run(read_dead_letters(settings.kafka_bootstrap, settings.topics.dlq, args.limit))
+    records = asyncio.run(read_dead_letters(settings.kafka_bootstrap, settings.topics.dlq, args.limit, security))
     for r in records:
         h = r.headers
         source = f"{h.get('routerwatch.topic', '?')}[{h.get('routerwatch.partition', '?')}]@{h.get('routerwatch.offset', '?')}"

@@ -11,6 +11,7 @@ down; nothing else reads the environment.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,6 +32,92 @@ class TopicSettings(_Section):
     canary: str = CANARY_TOPIC
     dlq: str = "routerwatch.decisions.dlq"
     partitions: int = Field(default=4, ge=1, description="Used when routerwatch creates the topics.")
+
+
+class KafkaSecurity(_Section):
+    """TLS and SASL of every Kafka client of the service (ingest, dead letters, lease, CLI, canary SDK).
+
+    ``ROUTERWATCH_KAFKA_SECURITY__PROTOCOL=SASL_SSL`` with ``__SASL_MECHANISM``, ``__USERNAME``,
+    ``__PASSWORD`` and ``__CA_FILE`` is the usual production setup; see routerwatch.kafka_client.
+    """
+
+    protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        default=None, description="Required with SASL_PLAINTEXT / SASL_SSL."
+    )
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_file: Path | None = Field(default=None, description="PEM CA bundle the broker's certificate is checked against; default: the system's.")
+    cert_file: Path | None = Field(default=None, description="PEM client certificate (mutual TLS).")
+    key_file: Path | None = Field(default=None, description="PEM private key of cert_file.")
+    key_password: SecretStr | None = None
+    check_hostname: bool = Field(default=True, description="Check the broker's name against its certificate.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KafkaSecurity:
+        var = ENV_PREFIX + "KAFKA_SECURITY__"
+        sasl = self.protocol.startswith("SASL_")
+        tls = self.protocol.endswith("SSL")
+        if sasl:
+            missing = [
+                name for name, value in (("SASL_MECHANISM", self.sasl_mechanism), ("USERNAME", self.username), ("PASSWORD", self.password))
+                if not value
+            ]
+            if missing:
+                raise ValueError(f"{var}PROTOCOL={self.protocol} needs " + ", ".join(var + m for m in missing))
+        else:
+            given = [n for n, v in (("SASL_MECHANISM", self.sasl_mechanism), ("USERNAME", self.username), ("PASSWORD", self.password)) if v]
+            if given:
+                raise ValueError(f"{', '.join(var + g for g in given)} set but {var}PROTOCOL={self.protocol} has no SASL")
+        files = (("CA_FILE", self.ca_file), ("CERT_FILE", self.cert_file), ("KEY_FILE", self.key_file))
+        if not tls:
+            given = [n for n, v in files if v]
+            if given:
+                raise ValueError(f"{', '.join(var + g for g in given)} set but {var}PROTOCOL={self.protocol} has no TLS")
+        for name, path in files:
+            if path is not None and not path.is_file():
+                raise ValueError(f"{var}{name}: no such file {str(path)!r}")
+        if self.key_file and not self.cert_file:
+            raise ValueError(f"{var}KEY_FILE needs {var}CERT_FILE")
+        return self
+
+    def security_options(self) -> dict[str, Any]:
+        """Arguments of :func:`routerwatch.kafka_client.security_kwargs` (secrets in clear: never log them)."""
+        return {
+            "protocol": self.protocol,
+            "sasl_mechanism": self.sasl_mechanism,
+            "username": self.username,
+            "password": self.password.get_secret_value() if self.password else None,
+            "ca_file": str(self.ca_file) if self.ca_file else None,
+            "cert_file": str(self.cert_file) if self.cert_file else None,
+            "key_file": str(self.key_file) if self.key_file else None,
+            "key_password": self.key_password.get_secret_value() if self.key_password else None,
+            "check_hostname": self.check_hostname,
+        }
+
+    def sdk_options(self) -> dict[str, Any]:
+        """The same setup as the SDK's ``SdkConfig`` arguments (empty for PLAINTEXT)."""
+        if self.protocol == "PLAINTEXT":
+            return {}
+        options: dict[str, Any] = {"security_protocol": self.protocol, "ssl_check_hostname": self.check_hostname}
+        for key, value in (
+            ("sasl_mechanism", self.sasl_mechanism),
+            ("sasl_plain_username", self.username),
+            ("sasl_plain_password", self.password),
+            ("ssl_cafile", self.ca_file),
+            ("ssl_certfile", self.cert_file),
+            ("ssl_keyfile", self.key_file),
+            ("ssl_password", self.key_password),
+        ):
+            if value is not None:
+                options[key] = str(value) if isinstance(value, Path) else value
+        return options
+
+    def describe(self) -> str:
+        """The setup without secrets, for log lines: ``SASL_SSL SCRAM-SHA-256 user alice``."""
+        if self.protocol.startswith("SASL_"):
+            return f"{self.protocol} {self.sasl_mechanism} user {self.username}"
+        return self.protocol
 
 
 class IngestSettings(_Section):
@@ -147,6 +234,7 @@ class Settings(BaseSettings):
     )
     database: str = Field(default="routerwatch", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_security: KafkaSecurity = KafkaSecurity()
     topics: TopicSettings = TopicSettings()
     ingest: IngestSettings = IngestSettings()
     http: HttpSettings = HttpSettings()

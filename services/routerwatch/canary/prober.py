@@ -128,11 +128,12 @@ class CanaryProber:
         self._session = aiohttp.ClientSession()
         self._emit = self._given_emit
         if self._emit is None:
+            from routerwatch.kafka_client import sdk_options
             from routerwatch.sdk import RouterWatch, SdkConfig
 
             self._sdk = RouterWatch(
                 SdkConfig(
-                    bootstrap_servers=self.settings.kafka_bootstrap,
+                    **sdk_options(self.settings),
                     router_id="routerwatch-canary",
                     canary_topic=self.settings.topics.canary,
                     strict=True,  # a malformed result is a bug here: fail loudly, not into the DLQ
@@ -151,6 +152,7 @@ class CanaryProber:
         )
         self._scheduler.start()
         if self.use_lease:
+            from routerwatch.kafka_client import settings_kwargs
             from routerwatch.scheduler.lease import KafkaLease
 
             self.lease = KafkaLease(
@@ -159,6 +161,7 @@ class CanaryProber:
                 self.cfg.lease_group,
                 session_timeout_s=self.cfg.lease_session_timeout_s,
                 on_change=self._lease_changed,
+                security=settings_kwargs(self.settings.kafka_security),
             )
             await self.lease.start()
         log.info(

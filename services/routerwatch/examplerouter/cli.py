@@ -136,8 +136,17 @@ def cmd_example_router(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"routerwatch example-router: {exc}", file=sys.stderr)
         return 2
+    from routerwatch.errors import ConfigError as _ConfigError
+    from routerwatch.kafka_client import security_from_environ
+
+    try:  # the same ROUTERWATCH_KAFKA_SECURITY__* variables as serve
+        kafka_security = security_from_environ(os.environ).sdk_options()
+    except _ConfigError as exc:
+        print(f"routerwatch example-router: {exc}", file=sys.stderr)
+        return 2
     sdk = SdkConfig(
         bootstrap_servers=args.kafka_bootstrap or os.environ.get("ROUTERWATCH_KAFKA_BOOTSTRAP") or "127.0.0.1:9092",
+        **kafka_security,
         router_id=args.router_id,
         router_version="example-router-1",
         strategy="cascade",

@@ -35,6 +35,7 @@ from routerwatch.config import Settings
 from routerwatch.ingest.consumer import IngestConsumer
 from routerwatch.ingest.processor import BatchProcessor, DeadLetter
 from routerwatch.ingest.sink import ClickHouseSink
+from routerwatch.kafka_client import faust_credentials
 from routerwatch.storage.client import Store
 from routerwatch.storage.errors import QueryError, StoreUnavailable
 
@@ -92,6 +93,8 @@ def build_app(
         # rebalance) the group IngestConsumer commits for.
         f"{ingest.app_id}-serve",
         broker=broker_urls(settings.kafka_bootstrap),
+        # TLS / SASL of the dead-letter producer: the same settings as every other client.
+        broker_credentials=faust_credentials(settings),
         store="memory://",
         value_serializer="raw",
         key_serializer="raw",

@@ -37,6 +37,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from routerwatch.config import Settings
+from routerwatch.kafka_client import client_kwargs
 from routerwatch.ingest.processor import BatchProcessor, Prepared
 
 log = logging.getLogger("routerwatch.ingest")
@@ -94,7 +95,7 @@ class IngestConsumer:
     def _create(self) -> AIOKafkaConsumer:
         ingest = self.settings.ingest
         return AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap,
+            **client_kwargs(self.settings),
             group_id=ingest.app_id,
             client_id=f"{ingest.app_id}-ingest",
             enable_auto_commit=False,

@@ -7,9 +7,13 @@ offset (see :class:`routerwatch.ingest.processor.DeadLetter`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from routerwatch.kafka_client import start_client
 
 
 @dataclass(frozen=True)
@@ -24,10 +28,18 @@ class DeadLetterRecord:
         return self.headers.get("routerwatch.reason", "")
 
 
-async def read_dead_letters(bootstrap: str, topic: str, limit: int | None = None) -> list[DeadLetterRecord]:
-    """Every message currently on the DLQ topic (up to ``limit``), oldest first per partition."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
-    await consumer.start()
+async def read_dead_letters(
+    bootstrap: str, topic: str, limit: int | None = None, security: Mapping[str, Any] | None = None
+) -> list[DeadLetterRecord]:
+    """Every message currently on the DLQ topic (up to ``limit``), oldest first per partition.
+
+    ``security``: aiokafka's security arguments (:func:`routerwatch.kafka_client.settings_kwargs`).
+    """
+    security = dict(security or {})
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest", **security
+    )
+    await start_client(consumer, bootstrap, security)
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(await _partitions(consumer, topic))]
         if not partitions:
@@ -52,10 +64,11 @@ async def read_dead_letters(bootstrap: str, topic: str, limit: int | None = None
         await consumer.stop()
 
 
-async def count_dead_letters(bootstrap: str, topic: str) -> int:
+async def count_dead_letters(bootstrap: str, topic: str, security: Mapping[str, Any] | None = None) -> int:
     """Messages on the DLQ topic (end minus beginning offsets, all partitions)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
+    security = dict(security or {})
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **security)
+    await start_client(consumer, bootstrap, security)
     try:
         partitions = [TopicPartition(topic, p) for p in await _partitions(consumer, topic)]
         if not partitions:

@@ -9,15 +9,21 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from routerwatch.config import Settings
+from routerwatch.kafka_client import client_kwargs, start_client
 
 
 async def consumer_lag(settings: Settings, topics: list[str] | None = None) -> dict[str, int]:
     """Messages not yet committed by the ingest group, per input topic (default: all three)."""
     topics = topics or [settings.topics.decisions, settings.topics.feedback, settings.topics.canary]
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
-    await admin.start()
-    await consumer.start()
+    kwargs = client_kwargs(settings)
+    admin = AIOKafkaAdminClient(**kwargs)
+    consumer = AIOKafkaConsumer(**kwargs, enable_auto_commit=False)
+    await start_client(admin, settings.kafka_bootstrap, kwargs)
+    try:
+        await consumer.start()
+    except BaseException:
+        await admin.close()
+        raise
     try:
         committed = await admin.list_consumer_group_offsets(settings.ingest.app_id)
         # A consumer that is not subscribed keeps no partition metadata: ask the admin API.

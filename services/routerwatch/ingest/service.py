@@ -46,8 +46,9 @@ def serve(settings: Settings, sql_dir) -> None:
             prober = CanaryProber(settings, store)  # loads and validates the canary sets: fail fast
         app, _ = build_app(settings, store, scheduler, prober)
         log.info(
-            "routerwatch serve: Kafka %s -> %s database %s; http://%s:%d/metrics",
+            "routerwatch serve: Kafka %s (%s) -> %s database %s; http://%s:%d/metrics",
             settings.kafka_bootstrap,
+            settings.kafka_security.describe(),
             store.target.describe(),
             settings.database,
             settings.http.host,

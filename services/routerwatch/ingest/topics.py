@@ -15,6 +15,7 @@ from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 from routerwatch.config import Settings
 from routerwatch.errors import RetryableError
+from routerwatch.kafka_client import client_kwargs, start_client
 
 log = logging.getLogger("routerwatch.ingest")
 
@@ -32,10 +33,12 @@ async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str
     # still, ingest sends a bounded copy with the original's size and digest (processor.py).
     configs = {t.dlq: {"max.message.bytes": str(DLQ_MAX_MESSAGE_BYTES)}}
     deadline = asyncio.get_running_loop().time() + timeout_s
+    kwargs = client_kwargs(settings, request_timeout_ms=10_000)
     while True:
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10_000)
+        admin = AIOKafkaAdminClient(**kwargs)
         try:
-            await admin.start()
+            # Refused credentials or a failed TLS handshake raise KafkaAuthError at once: no retry helps.
+            await start_client(admin, settings.kafka_bootstrap, kwargs)
             break
         except KafkaConnectionError as exc:
             await admin.close()

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 log = logging.getLogger("routerwatch.lease")
@@ -82,8 +82,11 @@ class KafkaLease:
         *,
         session_timeout_s: float = 10.0,
         on_change: Callable[[bool], None] | None = None,
+        security: Mapping[str, Any] | None = None,
     ) -> None:
+        """``security``: aiokafka's TLS / SASL arguments (:func:`routerwatch.kafka_client.settings_kwargs`)."""
         self.bootstrap = bootstrap
+        self.security = dict(security or {})
         self.topic = topic
         self.group = group
         self.session_timeout_s = session_timeout_s
@@ -122,6 +125,7 @@ class KafkaLease:
             max_poll_interval_ms=max(60_000, session_ms * 2),
             auto_offset_reset="latest",
             partition_assignment_strategy=(_sticky_assignor(self),),
+            **self.security,
         )
         self._consumer.subscribe([self.topic], listener=_Listener())
         await self._consumer.start()

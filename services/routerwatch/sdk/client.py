@@ -31,11 +31,12 @@ import asyncio
 import collections
 import functools
 import logging
+import ssl
 import threading
 import time
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_core import to_json
 
 try:  # A third of pydantic_core.to_json's cost per event; to_json remains the fallback for what orjson refuses.
@@ -94,9 +95,23 @@ def _permanent_reason(exc: BaseException) -> str | None:
 class SdkConfig(BaseModel):
     """Settings of the emitter. Defaults suit a production router."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     bootstrap_servers: str = "127.0.0.1:9092"
+    # Connection security, named as in aiokafka. SASL_SSL with SCRAM: security_protocol="SASL_SSL",
+    # sasl_mechanism="SCRAM-SHA-512", sasl_plain_username=..., sasl_plain_password=..., ssl_cafile=...
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_plain_username: str | None = Field(default=None, description="SASL user (PLAIN and SCRAM alike).")
+    sasl_plain_password: SecretStr | None = None
+    ssl_cafile: str | None = Field(default=None, description="PEM CA bundle for the broker's certificate; default: the system's.")
+    ssl_certfile: str | None = Field(default=None, description="PEM client certificate (mutual TLS).")
+    ssl_keyfile: str | None = None
+    ssl_password: SecretStr | None = None
+    ssl_check_hostname: bool = True
+    ssl_context: ssl.SSLContext | None = Field(
+        default=None, description="A ready TLS context; replaces the ssl_* file options.", exclude=True
+    )
     router_id: str
     router_version: str | None = None
     strategy: str = "cascade"
@@ -124,6 +139,38 @@ class SdkConfig(BaseModel):
     strict: bool = Field(default=False, description="Development mode: validate at the call site and raise.")
     drop_log_interval_s: float = 10.0
 
+    def kafka_security(self) -> dict[str, Any]:
+        """aiokafka's security keyword arguments for these settings (``{}`` for PLAINTEXT).
+
+        Raises ``ValueError`` for an incomplete combination (SASL without user or password).
+        """
+        from routerwatch.kafka_client import security_kwargs
+
+        return security_kwargs(
+            self.security_protocol,
+            sasl_mechanism=self.sasl_mechanism,
+            username=self.sasl_plain_username,
+            password=self.sasl_plain_password.get_secret_value() if self.sasl_plain_password else None,
+            ca_file=self.ssl_cafile,
+            cert_file=self.ssl_certfile,
+            key_file=self.ssl_keyfile,
+            key_password=self.ssl_password.get_secret_value() if self.ssl_password else None,
+            check_hostname=self.ssl_check_hostname,
+            ssl_context=self.ssl_context,
+        )
+
+    @model_validator(mode="after")
+    def _security_complete(self) -> SdkConfig:
+        if self.security_protocol.startswith("SASL_"):
+            missing = [
+                name
+                for name in ("sasl_mechanism", "sasl_plain_username", "sasl_plain_password")
+                if getattr(self, name) is None
+            ]
+            if missing:
+                raise ValueError(f"security_protocol={self.security_protocol} needs {', '.join(missing)}")
+        return self
+
 
 class RouterWatch:
     """The SDK client. Create one per process; share it across requests and threads.
@@ -135,6 +182,8 @@ class RouterWatch:
 
     def __init__(self, config: SdkConfig | None = None, **settings: Any) -> None:
         self.config = config or SdkConfig(**settings)
+        # Built here, so unreadable TLS files or an incomplete SASL setup fail the constructor.
+        self._kafka_security = self.config.kafka_security()
         self._queue: collections.deque[tuple[str, bytes | None, Any]] = collections.deque()
         # Guards the counters, and every move of events between the queue, the sender and the
         # counters, so that close() can settle the books in one step. Re-entrant: drops are
@@ -483,6 +532,7 @@ class _Sender:
                 request_timeout_ms=self.cfg.request_timeout_ms,
                 max_batch_size=MAX_BATCH_BYTES,
                 acks=1,
+                **self.client._kafka_security,
             )
             try:
                 await producer.start()
@@ -494,13 +544,33 @@ class _Sender:
                 now = time.monotonic()
                 if now - self.last_connect_log >= self.cfg.drop_log_interval_s:
                     self.last_connect_log = now
-                    log.warning("routerwatch SDK cannot reach Kafka at %s (%s); retrying", self.cfg.bootstrap_servers, exc)
+                    reason = await self._refused(exc)
+                    if reason is not None:
+                        # Held events wait for corrected credentials (or the broker's); nothing is dropped.
+                        log.error("routerwatch SDK: %s; retrying", reason)
+                    else:
+                        log.warning("routerwatch SDK cannot reach Kafka at %s (%s); retrying", self.cfg.bootstrap_servers, exc)
                 # Sleep in short steps so close() is not held up by a long back-off.
                 waited = 0.0
                 while waited < backoff and not self.client._stopping.is_set():
                     await asyncio.sleep(0.05)
                     waited += 0.05
                 backoff = min(backoff * 2, 5.0)
+
+    async def _refused(self, exc: BaseException) -> str | None:
+        """The broker's refusal of our credentials or TLS setup behind a failed start, if that is the cause."""
+        if not self.client._kafka_security:
+            return None
+        from aiokafka.errors import KafkaConnectionError
+
+        from routerwatch.kafka_client import explain_failure
+
+        if not isinstance(exc, KafkaConnectionError):
+            return None
+        try:
+            return await explain_failure(self.cfg.bootstrap_servers, self.client._kafka_security)
+        except Exception:  # noqa: BLE001 - the diagnosis is best effort
+            return None
 
     # -- delivery results ------------------------------------------------------------
 
