@@ -12,6 +12,21 @@
 #   KAFKA_HEAP_OPTS        JVM heap options                 (default -Xmx512m)
 #   ROUTERWATCH_CACHE_DIR  jar cache root, see fetch.sh
 #
+# Optional SASL_SSL listener (unset KAFKA_SASL_SSL_PORT: plaintext only, as always).
+# The PLAINTEXT listener stays for the controller and inter-broker traffic.
+#   KAFKA_SASL_SSL_PORT           port of a SASL_SSL listener on 127.0.0.1
+#   KAFKA_SSL_KEYSTORE            broker keystore (certificate + key) from the caller
+#   KAFKA_SSL_KEYSTORE_PASSWORD   its password (also the key's)
+#   KAFKA_SSL_KEYSTORE_TYPE       PKCS12 (default) or JKS
+#   KAFKA_SSL_TRUSTSTORE          optional: CAs of client certificates (mutual TLS)
+#   KAFKA_SSL_TRUSTSTORE_PASSWORD its password
+#   KAFKA_SSL_TRUSTSTORE_TYPE     PKCS12 (default) or JKS
+#   KAFKA_SSL_CLIENT_AUTH         none (default), requested or required
+#   KAFKA_SASL_USERS              "name:password name2:password2": each user can log in
+#                                 with PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512. SCRAM users
+#                                 are written at format time (a fresh KAFKA_DATA_DIR).
+#                                 Names [A-Za-z0-9._-], passwords [A-Za-z0-9._@%+-].
+#
 # Idempotent: if the broker of this data dir is already up, says so and
 # exits 0. On success the last line of stdout is the bootstrap address
 # (127.0.0.1:PORT); all other messages go to stderr.
@@ -35,6 +50,25 @@ for v in PORT CPORT NUM_PARTITIONS TIMEOUT; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || die "$v must be a number (got '${!v}')"
 done
 [[ "$PORT" != "$CPORT" ]] || die "KAFKA_PORT and KAFKA_CONTROLLER_PORT must differ"
+
+SASL_PORT="${KAFKA_SASL_SSL_PORT:-}"
+SASL_USERS=()
+if [[ -n "$SASL_PORT" ]]; then
+  [[ "$SASL_PORT" =~ ^[0-9]+$ ]] || die "KAFKA_SASL_SSL_PORT must be a number (got '$SASL_PORT')"
+  [[ "$SASL_PORT" != "$PORT" && "$SASL_PORT" != "$CPORT" ]] || die "KAFKA_SASL_SSL_PORT must differ from the other ports"
+  [[ -f "${KAFKA_SSL_KEYSTORE:-}" ]] || die "KAFKA_SASL_SSL_PORT needs KAFKA_SSL_KEYSTORE (a readable keystore file)"
+  [[ -n "${KAFKA_SSL_KEYSTORE_PASSWORD:-}" ]] || die "KAFKA_SASL_SSL_PORT needs KAFKA_SSL_KEYSTORE_PASSWORD"
+  if [[ -n "${KAFKA_SSL_TRUSTSTORE:-}" ]]; then
+    [[ -f "$KAFKA_SSL_TRUSTSTORE" ]] || die "KAFKA_SSL_TRUSTSTORE: no such file $KAFKA_SSL_TRUSTSTORE"
+  fi
+  case "${KAFKA_SSL_CLIENT_AUTH:-none}" in none|requested|required) ;; *) die "KAFKA_SSL_CLIENT_AUTH: none, requested or required" ;; esac
+  read -r -a SASL_USERS <<< "${KAFKA_SASL_USERS:-}"
+  (( ${#SASL_USERS[@]} > 0 )) || die "KAFKA_SASL_SSL_PORT needs KAFKA_SASL_USERS (\"name:password ...\")"
+  for entry in "${SASL_USERS[@]}"; do
+    [[ "$entry" =~ ^[A-Za-z0-9._-]+:[A-Za-z0-9._@%+-]+$ ]] \
+      || die "KAFKA_SASL_USERS: '${entry%%:*}:...' is not name:password (names [A-Za-z0-9._-], passwords [A-Za-z0-9._@%+-])"
+  done
+fi
 command -v java >/dev/null 2>&1 || die "java not found on PATH (Java 17+ required)"
 
 mkdir -p "$DATA_DIR"
@@ -112,7 +146,7 @@ if [[ -f "$PID_FILE" ]]; then
   rm -f "$PID_FILE"
 fi
 
-for p in "$PORT" "$CPORT"; do
+for p in "$PORT" "$CPORT" $SASL_PORT; do
   if port_open "$p"; then
     die "port $HOST:$p is already in use by another process; set KAFKA_PORT / KAFKA_CONTROLLER_PORT"
   fi
@@ -148,16 +182,50 @@ group.initial.rebalance.delay.ms=0
 group.min.session.timeout.ms=1000
 PROPS
 
+SCRAM_ARGS=()
+if [[ -n "$SASL_PORT" ]]; then
+  L=listener.name.sasl_ssl
+  plain_users=""
+  for entry in "${SASL_USERS[@]}"; do
+    name="${entry%%:*}" password="${entry#*:}"
+    plain_users+=" user_$name=\"$password\""
+    SCRAM_ARGS+=(--add-scram "SCRAM-SHA-256=[name=$name,password=$password]")
+    SCRAM_ARGS+=(--add-scram "SCRAM-SHA-512=[name=$name,password=$password]")
+  done
+  # The listener lines replace the plaintext-only ones above (later keys win).
+  {
+    echo "listeners=PLAINTEXT://$HOST:$PORT,CONTROLLER://$HOST:$CPORT,SASL_SSL://$HOST:$SASL_PORT"
+    echo "advertised.listeners=PLAINTEXT://$HOST:$PORT,SASL_SSL://$HOST:$SASL_PORT"
+    echo "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL"
+    echo "$L.sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"
+    echo "$L.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required$plain_users;"
+    echo "$L.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
+    echo "$L.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
+    echo "$L.ssl.keystore.location=$KAFKA_SSL_KEYSTORE"
+    echo "$L.ssl.keystore.password=$KAFKA_SSL_KEYSTORE_PASSWORD"
+    echo "$L.ssl.key.password=$KAFKA_SSL_KEYSTORE_PASSWORD"
+    echo "$L.ssl.keystore.type=${KAFKA_SSL_KEYSTORE_TYPE:-PKCS12}"
+    echo "$L.ssl.client.auth=${KAFKA_SSL_CLIENT_AUTH:-none}"
+    if [[ -n "${KAFKA_SSL_TRUSTSTORE:-}" ]]; then
+      echo "$L.ssl.truststore.location=$KAFKA_SSL_TRUSTSTORE"
+      echo "$L.ssl.truststore.password=${KAFKA_SSL_TRUSTSTORE_PASSWORD:-}"
+      echo "$L.ssl.truststore.type=${KAFKA_SSL_TRUSTSTORE_TYPE:-PKCS12}"
+    fi
+  } >> "$PROPS"
+  chmod 600 "$PROPS"  # it holds the PLAIN passwords and the keystore password
+fi
+
 # --- format storage once ----------------------------------------------------
 if [[ -f "$LOG_DIRS/meta.properties" ]]; then
   log "storage already formatted ($LOG_DIRS)"
+  (( ${#SCRAM_ARGS[@]} == 0 )) || log "SCRAM users are only written at format time: KAFKA_SASL_USERS' SCRAM credentials are those of the first start"
 else
   log "formatting storage in $LOG_DIRS"
   cluster_id="$(java "${LOG4J_OPTS[@]}" -cp "$CP" kafka.tools.StorageTool random-uuid | tail -n 1)"
   [[ -n "$cluster_id" ]] || die "could not generate a cluster id"
   # No --standalone: controller.quorum.voters (static quorum) is set.
   if ! java "${LOG4J_OPTS[@]}" -cp "$CP" kafka.tools.StorageTool format \
-        -t "$cluster_id" -c "$PROPS" >&2; then
+        -t "$cluster_id" -c "$PROPS" ${SCRAM_ARGS[@]+"${SCRAM_ARGS[@]}"} >&2; then
     die "kafka.tools.StorageTool format failed"
   fi
 fi
@@ -183,4 +251,5 @@ pid="$(cat "$PID_FILE")"
 
 wait_ready "$pid" "$log_offset"
 log "ready after ${SECONDS}s (pid $pid, log $LOG_FILE)"
+[[ -z "$SASL_PORT" ]] || log "SASL_SSL listener on $HOST:$SASL_PORT (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"
 echo "$HOST:$PORT"

@@ -183,7 +183,7 @@ async def explain_failure(bootstrap: str, kwargs: Mapping[str, Any], timeout_s: 
         return f"Kafka broker {broker} does not accept SASL mechanism {mechanism}: {exc}"
     except ssl.SSLCertVerificationError as exc:
         return (
-            f"TLS handshake with Kafka broker {broker} failed: {exc.verify_message or exc} "
+            f"TLS handshake with Kafka broker {broker} failed: certificate verify failed ({exc.verify_message or exc}) "
             "(check ROUTERWATCH_KAFKA_SECURITY__CA_FILE / __CHECK_HOSTNAME)"
         )
     except ssl.SSLError as exc:

@@ -17,9 +17,9 @@ async def consumer_lag(settings: Settings, topics: list[str] | None = None) -> d
     topics = topics or [settings.topics.decisions, settings.topics.feedback, settings.topics.canary]
     kwargs = client_kwargs(settings)
     admin = AIOKafkaAdminClient(**kwargs)
-    consumer = AIOKafkaConsumer(**kwargs, enable_auto_commit=False)
     await start_client(admin, settings.kafka_bootstrap, kwargs)
     try:
+        consumer = AIOKafkaConsumer(**kwargs, enable_auto_commit=False)
         await consumer.start()
     except BaseException:
         await admin.close()
