@@ -7,6 +7,8 @@
 #   [now-6h, now-4h)  normal traffic of router "incident-router" -> a frozen baseline is learned
 #   [now-4h, now-3h)  the small tier's gate breaks: its escalation rate jumps to 60%
 #   [now-3h, now)     (incident-end) normal traffic again: the CUSUM falls back and the page resolves
+# The detectors are then run live (as of now, over their lookback): a run as of a past minute is a
+# dry run that changes no page. The `routerwatch` commands send ROUTERWATCH_HTTP__TOKEN when set.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BIN="${ROUTERWATCH_BIN:-.venv/bin}"
@@ -44,8 +46,10 @@ case "${1:-start}" in
     echo "== incident: the small tier's gate rejects 60% of answers, 4h to 3h ago"
     rw simulate --router-id "$ROUTER" --requests 6000 --minutes 60 --end 180m --seed 102 --escalation small=0.6 >/dev/null
     rw wait --timeout 300
-    echo "== detectors, as of the end of the incident"
+    echo "== detectors as of the end of the incident (a dry run: what they said then)"
     rw alerts --evaluate --at 180m
+    echo "== detectors now (live): the CUSUM has seen no recovery yet, so the page is raised"
+    rw alerts --evaluate
     sleep 6  # the demo Alertmanager's group_wait
     show_alertmanager
     if command -v amtool >/dev/null; then

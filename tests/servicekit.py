@@ -68,6 +68,14 @@ class Env:
         env.update(self.extra)
         return env
 
+    def headers(self) -> dict[str, str]:
+        """JSON content type, and the bearer token when this environment sets ROUTERWATCH_HTTP__TOKEN."""
+        headers = {"Content-Type": "application/json"}
+        token = self.extra.get("ROUTERWATCH_HTTP__TOKEN")
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return headers
+
     def settings(self) -> Any:
         from routerwatch.config import Settings
 
@@ -132,7 +140,7 @@ class Serve:
         req = urllib.request.Request(
             f"http://127.0.0.1:{self.env.port}/query",
             data=json.dumps({"sql": sql, "parameters": parameters}).encode(),
-            headers={"Content-Type": "application/json"},
+            headers=self.env.headers(),
             method="POST",
         )
         try:

@@ -55,8 +55,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from routerwatch.ingest.service import serve
+    from routerwatch.ingest.webguard import serve_guard
 
     settings = _settings()
+    serve_guard(settings.http)  # no token beyond loopback: a ConfigError (exit 2) before anything starts
     serve(settings, settings.migrations_dir())
     return 0
 
@@ -229,12 +231,24 @@ def _serve_call(settings: Any, path: str, method: str = "GET") -> Any:
     import urllib.error
     import urllib.request
 
+    from routerwatch.ingest.webguard import client_headers
+
     host = settings.http.host if settings.http.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
-    request = urllib.request.Request(f"http://{host}:{settings.http.port}{path}", method=method, data=b"" if method == "POST" else None)
+    request = urllib.request.Request(
+        f"http://{host}:{settings.http.port}{path}",
+        method=method,
+        data=b"{}" if method == "POST" else None,
+        headers=client_headers(settings.http.token, json_body=method == "POST"),
+    )
     try:
         with urllib.request.urlopen(request, timeout=300) as response:
             return json.loads(response.read())
     except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):
+            raise ConfigError(
+                f"routerwatch serve refused {path} ({exc.code}: {exc.read()[:500]!r}); "
+                "set ROUTERWATCH_HTTP__TOKEN to the token serve was started with"
+            ) from exc
         raise RetryableError(f"routerwatch serve answered {exc.code} on {path}: {exc.read()[:500]!r}") from exc
     except (urllib.error.URLError, ConnectionError, TimeoutError):
         return None
@@ -268,6 +282,8 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         print(json.dumps(status, indent=2))
         return 0
     print(f"evaluated at {status.get('evaluated_at')}; {status.get('series_evaluated', 0)} series judged")
+    if status.get("dry_run"):
+        print("dry run (a past minute): what the detectors said then; live pages and baselines are unchanged")
     if not status["firing"]:
         print("nothing is firing")
     for alert in status["firing"]:

@@ -219,6 +219,17 @@ class CanarySettings(_Section):
 class HttpSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=9464, ge=0, le=65535, description="/metrics, /health and /query of `serve`.")
+    token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token every endpoint but /health and /metrics requires; "
+        "needed to listen beyond loopback (see routerwatch.ingest.webguard).",
+    )
+
+    def loopback(self) -> bool:
+        """True when serve listens on this machine only (a token is then optional)."""
+        from routerwatch.ingest.webguard import is_loopback
+
+        return is_loopback(self.host)
 
 
 class Settings(BaseSettings):

@@ -17,7 +17,11 @@ string; ``fail_providers`` also takes a comma list (``fail_providers=small,mediu
     routerwatch example-router switch gate_threshold=0.99
     routerwatch example-router switch verifier=reject_all slow_ms.large=800 down=false
 
-Exit codes as in the other commands: 0 ok, 2 bad usage or switches,
+The admin API takes a bearer token from ``EXAMPLE_ROUTER_TOKEN`` (both the router and
+``switch`` read it; required to listen beyond loopback) and refuses cross-origin and
+non-JSON requests.
+
+Exit codes as in the other commands: 0 ok, 2 bad usage or switches (or a refused token),
 3 the router is unreachable.
 
 Until this is hooked into ``routerwatch``, run it as
@@ -153,8 +157,14 @@ def cmd_example_router(args: argparse.Namespace) -> int:
         environment=args.environment,
         decisions_topic=args.decisions_topic or os.environ.get("ROUTERWATCH_TOPICS__DECISIONS") or DECISIONS_TOPIC,
     )
+    from routerwatch.errors import ConfigError
+    from routerwatch.examplerouter.server import TOKEN_VARIABLE
+
     try:
-        asyncio.run(serve(args.host, args.port, sdk, switches))
+        asyncio.run(serve(args.host, args.port, sdk, switches, admin_token=os.environ.get(TOKEN_VARIABLE) or None))
+    except ConfigError as exc:
+        print(f"routerwatch example-router: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:  # the port is taken, the host does not resolve
         print(f"routerwatch example-router: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 2
@@ -186,8 +196,11 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
 
 
 def _call(url: str, method: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else (b"" if method == "POST" else None)
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    from routerwatch.ingest.webguard import client_headers
+
+    data = json.dumps(body).encode() if body is not None else (b"{}" if method == "POST" else None)
+    token = os.environ.get("EXAMPLE_ROUTER_TOKEN")
+    request = urllib.request.Request(url, data=data, method=method, headers=client_headers(token))
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())
@@ -197,6 +210,12 @@ def _call(url: str, method: str, body: dict[str, Any] | None = None) -> tuple[in
             return exc.code, json.loads(raw)
         except ValueError:
             return exc.code, {"error": {"message": raw.decode(errors="replace")[:500]}}
+
+
+def _message(body: Any) -> Any:
+    """The error text of an answer: the OpenAI-shaped ``{"error": {"message"}}`` or the guard's ``{"error": "..."}``."""
+    error = body.get("error", body) if isinstance(body, dict) else body
+    return error.get("message", error) if isinstance(error, dict) else error
 
 
 def cmd_switch(args: argparse.Namespace) -> int:
@@ -215,11 +234,13 @@ def cmd_switch(args: argparse.Namespace) -> int:
         if patch:
             status, body = _call(f"{base}/admin/switches", "POST", patch)
             if status != 200:
-                message = body.get("error", {}).get("message", body) if isinstance(body, dict) else body
-                print(f"routerwatch example-router switch: rejected ({status}): {message}", file=sys.stderr)
+                print(f"routerwatch example-router switch: rejected ({status}): {_message(body)}", file=sys.stderr)
                 return 2
         elif not args.reset:
             status, body = _call(f"{base}/admin/switches", "GET")
+            if status != 200:
+                print(f"routerwatch example-router switch: refused ({status}): {_message(body)}", file=sys.stderr)
+                return 2
     except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
         print(f"routerwatch example-router switch: no router at {base}: {exc}", file=sys.stderr)
         return 3

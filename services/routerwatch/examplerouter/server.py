@@ -61,6 +61,12 @@ Endpoints
 ``GET /health``
     200 ``{"status": "ok"}`` (also while ``down``: the process is alive).
 
+The ``/admin/`` endpoints are guarded like serve's (:mod:`routerwatch.ingest.webguard`): a
+request with a foreign ``Origin`` or ``Sec-Fetch-Site: cross-site``, or a POST body that is not
+``Content-Type: application/json``, is refused (403, so no web page can flip a switch); with
+``EXAMPLE_ROUTER_TOKEN`` set they need ``Authorization: Bearer <token>`` (401), and the router
+refuses to listen beyond loopback without one.
+
 ``GET /admin/switches``
     The current switches.
 
@@ -126,6 +132,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from routerwatch.examplerouter.router import TIERS, Routing, Switches, estimate_tokens, normalise, route
+from routerwatch.ingest.webguard import WebGuard, require_token_beyond_loopback
 from routerwatch.sdk import RouterWatch, SdkConfig
 
 log = logging.getLogger("routerwatch.examplerouter")
@@ -138,6 +145,7 @@ TIER_HEADER = "X-Router-Tier"
 # decision a dead letter, so the probe is refused at the door instead.
 _CANARY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@+-]*$")
 CANARY_PROBES_KEPT = 1000
+TOKEN_VARIABLE = "EXAMPLE_ROUTER_TOKEN"
 
 
 class _Message(BaseModel):
@@ -377,10 +385,15 @@ class ExampleRouter:
 STATE = web.AppKey("example_router", ExampleRouter)
 
 
-def make_app(rw: RouterWatch, switches: Switches | None = None) -> web.Application:
+def admin_guard(token: str | None) -> WebGuard:
+    """CSRF checks (and the bearer token, when given) for ``/admin/``; chat and /health stay open."""
+    return WebGuard(token, open_routes=(), guarded_prefixes=("/admin/",), token_variable=TOKEN_VARIABLE)
+
+
+def make_app(rw: RouterWatch, switches: Switches | None = None, admin_token: str | None = None) -> web.Application:
     """The aiohttp application. ``rw`` is used, not owned: the caller closes it."""
     state = ExampleRouter(rw, switches)
-    app = web.Application()
+    app = web.Application(middlewares=[admin_guard(admin_token).middleware])
     app[STATE] = state
     app.router.add_post("/v1/chat/completions", state.chat)
     app.router.add_get("/health", state.health)
@@ -396,14 +409,15 @@ def _url(host: str, port: int) -> str:
 
 
 async def serve(host: str, port: int, sdk: SdkConfig, switches: Switches | None = None,
-                stop: asyncio.Event | None = None) -> dict[str, int]:
+                stop: asyncio.Event | None = None, admin_token: str | None = None) -> dict[str, int]:
     """Serve until SIGTERM or SIGINT (or until ``stop`` is set), then close the SDK, flushing.
 
     Logs one line with the URL once listening (``port`` 0 picks a free port and
     the line shows it). Returns the SDK's final counters.
     """
+    require_token_beyond_loopback(host, admin_token, TOKEN_VARIABLE)
     rw = RouterWatch(sdk).start()
-    app = make_app(rw, switches)
+    app = make_app(rw, switches, admin_token)
     # No access log: canary probes and load would drown the switch changes worth reading.
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
     stop = stop or asyncio.Event()

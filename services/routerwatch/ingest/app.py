@@ -34,6 +34,7 @@ from routerwatch import metrics
 from routerwatch.config import Settings
 from routerwatch.ingest.consumer import IngestConsumer
 from routerwatch.ingest.processor import BatchProcessor, DeadLetter
+from routerwatch.ingest.webguard import serve_guard
 from routerwatch.ingest.sink import ClickHouseSink
 from routerwatch.kafka_client import faust_credentials
 from routerwatch.storage.client import Store
@@ -88,6 +89,8 @@ def build_app(
     """
     ingest = settings.ingest
     topics = settings.topics
+    # Every endpoint but /health and /metrics: CSRF checks and the bearer token (ingest/webguard.py).
+    guard = serve_guard(settings.http)
     app = _ServeApp(
         # Not the ingest group's id: should faust ever consume, it must not join (and
         # rebalance) the group IngestConsumer commits for.
@@ -107,6 +110,7 @@ def build_app(
         web_host=settings.http.host,
         web_port=settings.http.port,
         web_in_thread=False,
+        web_application_options={"middlewares": [guard.middleware]},
         producer_compression_type="lz4",
         # A dead letter carries its message's whole value: let the producer send whatever an input
         # topic can hold, and the broker judge the size (a copy it refuses goes again, bounded).
@@ -187,7 +191,8 @@ def build_app(
 
         @app.page("/baselines/learn")
         class LearnView(faust.web.View):
-            """POST ?hours=H: learn new baseline versions from the last H hours; returns counts per signal."""
+            """POST ?hours=H[&until=ISO]: learn new baseline versions from the H hours before ``until`` (a past
+            or the current minute, default now); returns counts per signal."""
 
             async def post(self, request: Any) -> Any:
                 from routerwatch.scheduler import baselines as store_baselines
@@ -200,6 +205,9 @@ def build_app(
                     until = floor_minute(datetime.fromisoformat(given) if given else datetime.now().astimezone())
                 except ValueError as exc:
                     return self.json({"error": f"bad hours/until: {exc}"}, status=400)
+                if until > floor_minute(datetime.now().astimezone()):
+                    # A baseline from minutes yet to come would be learned from whatever arrives late.
+                    return self.json({"error": f"until={given!r} is in the future"}, status=400)
 
                 def learn() -> dict[str, int]:
                     found = learn_all(store, until - timedelta(hours=hours), until, settings.scheduler.baseline_min_trials)
@@ -209,7 +217,12 @@ def build_app(
 
         @app.page("/alerts/evaluate")
         class EvaluateView(faust.web.View):
-            """POST [?now=ISO]: run the detectors now, or as of a past minute (replay), and return the status."""
+            """POST [?now=ISO]: run the detectors now, or as of a past minute, and return the status.
+
+            A past ``now`` (before the current minute) is a dry run: it reports what the detectors
+            say at that time and changes nothing live (no Alertmanager sync, no baseline saved):
+            replaying history must not resolve or raise real pages.
+            """
 
             async def post(self, request: Any) -> Any:
                 from routerwatch.scheduler.service import floor_minute
@@ -221,8 +234,14 @@ def build_app(
                     return self.json({"error": f"now={given!r} is not an ISO time with a zone"}, status=400)
                 if now.tzinfo is None:
                     return self.json({"error": f"now={given!r} needs a zone (e.g. Z)"}, status=400)
-                await asyncio.to_thread(scheduler.run_once, floor_minute(now))
-                return self.json(scheduler.status())
+                minute, current = floor_minute(now), floor_minute(datetime.now().astimezone())
+                if minute > current:
+                    return self.json({"error": f"now={given!r} is in the future"}, status=400)
+                if minute < current:
+                    evaluation = await asyncio.to_thread(scheduler.run_once, minute, dry_run=True)
+                    return self.json({**scheduler.status(evaluation), "dry_run": True})
+                await asyncio.to_thread(scheduler.run_once, minute)
+                return self.json({**scheduler.status(), "dry_run": False})
 
     if prober is not None:
 

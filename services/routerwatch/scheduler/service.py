@@ -110,13 +110,17 @@ class DriftScheduler:
         except Exception:  # noqa: BLE001 - the schedule must survive a bad run
             log.exception("drift detectors failed this run")
 
-    def run_once(self, now: datetime, canary_until: datetime | None = None) -> Evaluation:
+    def run_once(self, now: datetime, canary_until: datetime | None = None, *, dry_run: bool = False) -> Evaluation:
         """Evaluate every detector at ``now`` (a whole minute), save baselines, sync alerts.
 
         The rate detectors judge whole minutes up to ``now``; the canary detectors judge every
         result up to ``canary_until`` (the wall clock when live, default ``now``): a probe is
         an event, not a per-minute count, and waiting for the minute to close would only
         delay the page.
+
+        ``dry_run``: only return the evaluation (a replay of a past minute): no baseline is
+        saved, Alertmanager is not synced, the exported statistics and :meth:`status` keep
+        the last live run. A replay must never resolve or raise a live page.
         """
         with self._lock:
             unreadable: list[tuple[str, str, str]] = []
@@ -131,6 +135,8 @@ class DriftScheduler:
                 log.exception("canary detectors failed this run; the rate detectors' alerts are still sent")
                 metrics.DETECTOR_SERIES_ERRORS.labels("canary").inc()
                 evaluation.errors.append(SeriesError("canary", "*", f"{type(exc).__name__}: {exc}"))
+            if dry_run:
+                return evaluation
             for signal, learned in evaluation.learned.items():
                 baseline_store.save(self.store, signal, learned)
                 log.info("learned %d %s baseline(s)", len(learned), signal)
@@ -146,13 +152,14 @@ class DriftScheduler:
         since = until - timedelta(minutes=self.canary.lookback_minutes)
         return detect_canaries(series.canary_outcomes(self.store, since, until), now=until, config=self.canary_rule)
 
-    def status(self) -> dict[str, Any]:
+    def status(self, evaluation: Evaluation | None = None) -> dict[str, Any]:
         """What fires now and why, how many series each detector could not judge, and the series it failed on.
 
         ``series_errors`` lists ``{signal, series, error}`` for every series whose
-        detector raised in the last run (the run judged all the others).
+        detector raised in the last run (the run judged all the others). ``evaluation``:
+        describe that one (a dry run's) instead of the last live run.
         """
-        evaluation = self.last
+        evaluation = evaluation or self.last
         if evaluation is None:
             return {"evaluated_at": None, "firing": [], "silent": {}}
         silent: dict[str, int] = {}

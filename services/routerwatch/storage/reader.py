@@ -14,6 +14,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from routerwatch.errors import ConfigError
+from routerwatch.ingest.webguard import client_headers
 from routerwatch.storage.client import QueryResult, Store
 from routerwatch.storage.errors import QueryError, StoreUnavailable
 
@@ -51,14 +53,23 @@ class Reader:
         request = urllib.request.Request(
             self._serve_url(),
             data=json.dumps({"sql": sql, "parameters": parameters}).encode(),
-            headers={"Content-Type": "application/json"},
+            headers=client_headers(self.settings.http.token),
             method="POST",
         )
         try:
             with urllib.request.urlopen(request, timeout=120) as response:
                 body = json.loads(response.read())
         except urllib.error.HTTPError as exc:
-            body = json.loads(exc.read() or b"{}")
+            raw = exc.read() or b"{}"
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = {"error": raw[:500].decode(errors="replace")}
+            if exc.code in (401, 403):
+                raise ConfigError(
+                    f"routerwatch serve refused the query ({exc.code}: {body.get('error')}); "
+                    "set ROUTERWATCH_HTTP__TOKEN to the token serve was started with"
+                ) from exc
             if exc.code == 503:
                 raise StoreUnavailable(body.get("error", "serve could not reach its store")) from exc
             raise QueryError(body.get("error", f"HTTP {exc.code}")) from exc
