@@ -146,12 +146,15 @@ def _first_broker(bootstrap: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-async def explain_failure(bootstrap: str, kwargs: Mapping[str, Any], timeout_s: float = 10.0) -> str | None:
+async def explain_failure(
+    bootstrap: str, kwargs: Mapping[str, Any], timeout_s: float = 10.0, *, settings_hint: bool = True
+) -> str | None:
     """Why a client with these arguments cannot connect, when the reason is its credentials or TLS.
 
     Connects once to the first bootstrap broker the way aiokafka does. Returns a
     one-line message for a refused login or a failed TLS handshake, ``None`` for
     anything else (refused connection, timeout: the broker is down, which is retryable).
+    ``settings_hint``: end the message with the ``ROUTERWATCH_KAFKA_SECURITY__*`` variables to check.
     """
     from aiokafka import errors
     from aiokafka.conn import create_conn
@@ -175,17 +178,13 @@ async def explain_failure(bootstrap: str, kwargs: Mapping[str, Any], timeout_s: 
         )
     except (errors.SaslAuthenticationFailed, errors.AuthenticationFailedError) as exc:
         detail = str(exc).strip() or type(exc).__name__
-        return (
-            f"Kafka authentication failed for user {user!r} ({mechanism}) at broker {broker}: {detail} "
-            "(check ROUTERWATCH_KAFKA_SECURITY__USERNAME / __PASSWORD / __SASL_MECHANISM)"
-        )
+        hint = " (check ROUTERWATCH_KAFKA_SECURITY__USERNAME / __PASSWORD / __SASL_MECHANISM)" if settings_hint else ""
+        return f"Kafka authentication failed for user {user!r} ({mechanism}) at broker {broker}: {detail}{hint}"
     except errors.UnsupportedSaslMechanismError as exc:
         return f"Kafka broker {broker} does not accept SASL mechanism {mechanism}: {exc}"
     except ssl.SSLCertVerificationError as exc:
-        return (
-            f"TLS handshake with Kafka broker {broker} failed: certificate verify failed ({exc.verify_message or exc}) "
-            "(check ROUTERWATCH_KAFKA_SECURITY__CA_FILE / __CHECK_HOSTNAME)"
-        )
+        hint = " (check ROUTERWATCH_KAFKA_SECURITY__CA_FILE / __CHECK_HOSTNAME)" if settings_hint else ""
+        return f"TLS handshake with Kafka broker {broker} failed: certificate verify failed ({exc.verify_message or exc}){hint}"
     except ssl.SSLError as exc:
         return f"TLS handshake with Kafka broker {broker} failed: {exc} (is it a {protocol} listener?)"
     except Exception:  # noqa: BLE001 - anything else: not a credentials problem

@@ -568,7 +568,7 @@ class _Sender:
         if not isinstance(exc, KafkaConnectionError):
             return None
         try:
-            return await explain_failure(self.cfg.bootstrap_servers, self.client._kafka_security)
+            return await explain_failure(self.cfg.bootstrap_servers, self.client._kafka_security, settings_hint=False)
         except Exception:  # noqa: BLE001 - the diagnosis is best effort
             return None
 
