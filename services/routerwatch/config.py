@@ -151,6 +151,23 @@ class IngestSettings(_Section):
     )
 
 
+class QuerySettings(_Section):
+    """Limits of the read-only SQL surface (/query, `routerwatch sql`, `report`), applied by the engine
+    to every such query; none can be turned off (0 is not accepted)."""
+
+    # The store serialises its calls, so ingest waits at most this long behind a read query.
+    max_execution_time_s: float = Field(
+        default=10.0, gt=0, description="A read query running longer is stopped with an error."
+    )
+    max_memory_bytes: int = Field(default=1 << 30, ge=1 << 20, description="Memory one read query may use.")
+    max_result_rows: int = Field(
+        default=100_000, ge=1, description="A result with more rows is refused with an error (never truncated)."
+    )
+    max_result_bytes: int = Field(
+        default=64 << 20, ge=1 << 10, description="A result larger than this (uncompressed) is refused with an error."
+    )
+
+
 class MetricsSettings(_Section):
     max_categories: int = Field(
         default=50, ge=1, description="Distinct category label values per process; later ones export as 'other'."
@@ -249,6 +266,7 @@ class Settings(BaseSettings):
     topics: TopicSettings = TopicSettings()
     ingest: IngestSettings = IngestSettings()
     http: HttpSettings = HttpSettings()
+    query: QuerySettings = QuerySettings()
     metrics: MetricsSettings = MetricsSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     canary: CanarySettings = CanarySettings()

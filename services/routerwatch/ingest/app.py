@@ -265,6 +265,7 @@ def build_app(
                 }
             )
 
+    store.set_query_limits(settings.query)  # the limits of /query (ROUTERWATCH_QUERY__*)
     _add_web_views(app, store, processors, consumer, kafka, ingest.stall_limit_s)
     return app, processors
 
@@ -335,17 +336,29 @@ def _add_web_views(
 
     @app.page("/query")
     class QueryView(faust.web.View):
-        """POST {"sql": "...", "parameters": {...}}: run it read-only (readonly=1); return columns and rows."""
+        """POST {"sql": "...", "parameters": {...}}: run one statement that only reads; return columns and rows.
+
+        The statement passes routerwatch.storage.sqlguard (refused: 400 with ``"refused": true``) and
+        runs with readonly=1 and the ROUTERWATCH_QUERY__* limits (exceeded: 400 with ``"limit": true``).
+        """
 
         async def post(self, request: Any) -> Any:
+            from routerwatch.storage.errors import QueryLimitExceeded, UnsafeQuery
+
             try:
                 payload = await request.json()
                 sql = payload["sql"]
                 parameters = payload.get("parameters") or None
+                if not isinstance(sql, str) or not (parameters is None or isinstance(parameters, dict)):
+                    raise TypeError("sql must be text and parameters an object")
             except Exception:  # noqa: BLE001 - any malformed body is the caller's error
                 return self.json({"error": 'POST a JSON body {"sql": "...", "parameters": {...}}'}, status=400)
             try:
                 result = await asyncio.to_thread(store.query, sql, parameters, readonly=True)
+            except UnsafeQuery as exc:
+                return self.json({"error": str(exc), "refused": True, "store": store.target.describe()}, status=400)
+            except QueryLimitExceeded as exc:
+                return self.json({"error": str(exc), "limit": True, "store": store.target.describe()}, status=400)
             except QueryError as exc:
                 return self.json({"error": str(exc), "store": store.target.describe()}, status=400)
             except StoreUnavailable as exc:

@@ -22,7 +22,14 @@ from datetime import UTC, datetime
 from typing import Any, Sequence
 
 from routerwatch.storage.dsn import StoreTarget, parse_dsn
-from routerwatch.storage.errors import InsertNotVerified, QueryError, RowsRejected, StoreUnavailable
+from routerwatch.storage import sqlguard
+from routerwatch.storage.errors import (
+    InsertNotVerified,
+    QueryError,
+    QueryLimitExceeded,
+    RowsRejected,
+    StoreUnavailable,
+)
 
 # Every insert may touch as many monthly partitions as the contract's time range holds (one batch of
 # stragglers from many months is valid); the engine's default of 100 would refuse such a batch.
@@ -65,9 +72,13 @@ class Store:
     safe without ``start()`` and safe twice.
     """
 
-    def __init__(self, dsn: str, database: str) -> None:
+    def __init__(self, dsn: str, database: str, query_limits: Any = None) -> None:
         self.target: StoreTarget = parse_dsn(dsn)
         self.database = database
+        self.query_limits = query_limits if query_limits is not None else _default_query_limits()
+        # One read query (readonly=True) at a time: the others wait here, not on the store's lock,
+        # so ingest waits behind at most one of them.
+        self._read_gate = threading.Lock()
         self._client: Any = None
         self._reader: Any = None
         self._raw: Any = None  # chDB's own connection to the same engine, for Arrow inserts
@@ -119,15 +130,38 @@ class Store:
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
+    def set_query_limits(self, limits: Any) -> None:
+        """Use ``limits`` (:class:`routerwatch.config.QuerySettings`) for the read queries from now on."""
+        with self._lock:
+            self.query_limits = limits
+            reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.close()
+
+    def _readonly_settings(self) -> dict[str, Any]:
+        """The read-only query settings: the limits, then ``readonly=1`` (which freezes them: the
+        engine refuses SET and SETTINGS from then on)."""
+        limits = self.query_limits
+        return {
+            "max_execution_time": limits.max_execution_time_s,
+            "timeout_overflow_mode": "throw",
+            "max_memory_usage": limits.max_memory_bytes,
+            "max_result_rows": limits.max_result_rows,
+            "max_result_bytes": limits.max_result_bytes,
+            "result_overflow_mode": "throw",
+            "readonly": 1,
+        }
+
     def _readonly_client(self) -> Any:
         # On chDB a per-query readonly setting is applied to the session and stays
         # there when the query fails, which would turn the ingest writer read-only.
-        # A second handle opened read-only keeps the two apart.
+        # A second handle opened read-only keeps the two apart. Its settings are applied
+        # in order when it opens, readonly last, so no query on it can change them.
         if self._reader is None:
             import clickhouse_connect
 
             self._reader = clickhouse_connect.get_client(
-                interface="chdb", path=self.target.path, database=self.database, settings={"readonly": 1}
+                interface="chdb", path=self.target.path, database=self.database, settings=self._readonly_settings()
             )
         return self._reader
 
@@ -141,7 +175,7 @@ class Store:
                 if readonly and self.target.kind == "chdb":
                     return getattr(self._readonly_client(), method)(*args, **kwargs)
                 if readonly:
-                    kwargs["settings"] = {"readonly": 1}
+                    kwargs["settings"] = self._readonly_settings()
                 return getattr(self._client, method)(*args, **kwargs)
             except OperationalError as exc:
                 raise StoreUnavailable(f"ClickHouse at {self.target.describe()} unavailable: {exc}") from exc
@@ -155,9 +189,42 @@ class Store:
     def query(
         self, sql: str, parameters: dict[str, Any] | None = None, *, readonly: bool = False
     ) -> QueryResult:
-        """Run a read query. ``readonly=True`` makes ClickHouse itself refuse writes and DDL."""
-        result = self._call("query", sql, parameters=parameters, readonly=readonly)
+        """Run a read query.
+
+        ``readonly=True`` is the path for SQL from outside (``/query``, ``routerwatch sql``, ``report``):
+        the statement must pass :func:`routerwatch.storage.sqlguard.check_read_only` (else
+        :class:`~routerwatch.storage.errors.UnsafeQuery`), and runs with ClickHouse's ``readonly=1``
+        and the limits of :attr:`query_limits` (exceeding one raises :class:`QueryLimitExceeded`).
+        One such query runs at a time; another waits for it at most the time limit, then gets
+        :class:`StoreUnavailable`.
+        """
+        if readonly:
+            return self._query_read_only(sql, parameters)
+        result = self._call("query", sql, parameters=parameters)
         return QueryResult(columns=list(result.column_names), rows=[tuple(r) for r in result.result_rows])
+
+    def _query_read_only(self, sql: str, parameters: dict[str, Any] | None) -> QueryResult:
+        limits = self.query_limits
+        if not self._read_gate.acquire(timeout=limits.max_execution_time_s + 1.0):
+            raise StoreUnavailable(
+                f"another read query has been running for {limits.max_execution_time_s:g} s; try again"
+            )
+        try:
+            statement = sqlguard.check_read_only(sql, parameters, self._parse)
+            bound = sqlguard.bound_parameters(statement, parameters)
+            try:
+                result = self._call("query", statement, parameters=bound, readonly=True)
+            except QueryError as exc:
+                raise _limit_error(exc, limits) from exc
+        finally:
+            self._read_gate.release()
+        return QueryResult(columns=list(result.column_names), rows=[tuple(r) for r in result.result_rows])
+
+    def _parse(self, statement: str, parameters: Any = None) -> str:
+        """Run one of sqlguard's parse statements on the read-only handle (no FORMAT is appended:
+        the engine's TabSeparated text comes back)."""
+        raw = self._call("raw_query", statement, parameters=parameters, fmt=None, readonly=True)
+        return raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
 
     def query_column(self, sql: str, parameters: dict[str, Any] | None = None) -> list[str]:
         """The first column of a read query, as text (the ingest dedup lookup).
@@ -306,6 +373,33 @@ class Store:
         return types
 
 
+# ClickHouse's codes for a read query stopped by one of its limits, and the setting that raises it.
+_LIMIT_CODES = {
+    159: ("ran longer than the time limit of {max_execution_time_s:g} s", "ROUTERWATCH_QUERY__MAX_EXECUTION_TIME_S"),
+    241: ("needed more memory than {max_memory_bytes} bytes", "ROUTERWATCH_QUERY__MAX_MEMORY_BYTES"),
+    396: (
+        "has a result larger than {max_result_rows} rows or {max_result_bytes} bytes (add a LIMIT or aggregate)",
+        "ROUTERWATCH_QUERY__MAX_RESULT_ROWS / __MAX_RESULT_BYTES",
+    ),
+}
+
+
+def _limit_error(exc: QueryError, limits: Any) -> QueryError:
+    """``exc`` as :class:`QueryLimitExceeded` naming the limit and its setting, when a limit stopped the query."""
+    found = _LIMIT_CODES.get(exc.code or 0)
+    if found is None:
+        return exc
+    what, setting = found
+    text = what.format(**{k: getattr(limits, k) for k in ("max_execution_time_s", "max_memory_bytes", "max_result_rows", "max_result_bytes")})
+    return QueryLimitExceeded(f"query stopped: it {text}; the limit is {setting}. {exc}")
+
+
+def _default_query_limits() -> Any:
+    from routerwatch.config import QuerySettings
+
+    return QuerySettings()
+
+
 def _verify(table: str, sent: int, written: int) -> None:
     # Materialized views add their own rows to the count: fewer than sent is the only sure sign.
     if written < sent:
@@ -351,4 +445,4 @@ def _arrow_type(pa: Any, ch_type: str) -> Any:
 
 def open_store(settings: Any) -> Store:
     """The process's store, from :class:`routerwatch.config.Settings`."""
-    return Store(settings.store_dsn(), settings.database).start()
+    return Store(settings.store_dsn(), settings.database, getattr(settings, "query", None)).start()

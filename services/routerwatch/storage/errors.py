@@ -88,3 +88,14 @@ def is_retryable(exc: BaseException) -> bool:
     if isinstance(exc, QueryError):
         return exc.retryable
     return False
+
+
+class UnsafeQuery(PermanentError):
+    """The read-only SQL surface refused a statement that does more than read (a file write, a session
+    change, SYSTEM or KILL, a table function that reaches outside the store...); the message names
+    what was refused and why."""
+
+
+class QueryLimitExceeded(QueryError):
+    """A read query hit one of its limits (execution time, memory, result size); the message names
+    the limit and the setting that raises it."""
