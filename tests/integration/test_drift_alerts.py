@@ -1,8 +1,9 @@
 """An injected escalation incident pages through a real Alertmanager, then resolves.
 
-The real `routerwatch serve` runs the scheduler; the test drives evaluations at
-chosen minutes (`POST /alerts/evaluate?now=...`, the same code the schedule runs)
-over traffic the simulator placed in those minutes.
+The real `routerwatch serve` runs the scheduler; the test drives evaluations
+(`POST /alerts/evaluate`, the same code the schedule runs) over traffic the simulator placed in
+the past: a frozen baseline from normal traffic, then an incident, then the recovery. Only a live
+evaluation (as of now) changes pages; one as of a past minute is a dry run that only reports.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from routerwatch.simulate import Profile, emit
 pytestmark = pytest.mark.integration
 
 NOW = datetime.now(timezone.utc).replace(second=0, microsecond=0)
-T0 = NOW - timedelta(minutes=120)
+T0 = NOW - timedelta(minutes=120)  # normal traffic before T0, the incident in [T0, T0 + 60 min)
 
 
 def send(env: Env, profile: Profile, requests: int, seed: int, end: datetime) -> None:
@@ -35,9 +36,10 @@ def send(env: Env, profile: Profile, requests: int, seed: int, end: datetime) ->
     env.cli("wait", "--timeout", "180")
 
 
-def evaluate(env: Env, at: datetime) -> dict:
-    query = urllib.parse.urlencode({"now": at.isoformat()})
-    req = urllib.request.Request(f"http://127.0.0.1:{env.port}/alerts/evaluate?{query}", data=b"", method="POST")
+def evaluate(env: Env, at: datetime | None = None) -> dict:
+    """Run the detectors live (``at`` None: as of now) or as of a past minute (a dry run)."""
+    query = "?" + urllib.parse.urlencode({"now": at.isoformat()}) if at is not None else ""
+    req = urllib.request.Request(f"http://127.0.0.1:{env.port}/alerts/evaluate{query}", data=b"", method="POST")
     with urllib.request.urlopen(req, timeout=120) as r:
         return json.loads(r.read())
 
@@ -54,7 +56,9 @@ def test_escalation_incident_pages_then_resolves(kafka_bootstrap, names, tmp_pat
         "ROUTERWATCH_SCHEDULER__STATE_FILE": str(tmp_path / "alerts.json"),
         "ROUTERWATCH_SCHEDULER__INTERVAL_S": "3600",  # the test drives evaluations itself
         "ROUTERWATCH_SCHEDULER__BASELINE_WINDOW_HOURS": "2",
-        "ROUTERWATCH_SCHEDULER__LOOKBACK_MINUTES": "120",
+        # The live runs (up to an hour after NOW, should the machine be slow) must still see the incident.
+        "ROUTERWATCH_SCHEDULER__LOOKBACK_MINUTES": "180",
+        "ROUTERWATCH_SCHEDULER__AUTO_BASELINE": "false",  # the test freezes its baseline explicitly
     })
     env.cli("migrate")
     serve = Serve(env, tmp_path / "serve.log").start()
@@ -62,17 +66,24 @@ def test_escalation_incident_pages_then_resolves(kafka_bootstrap, names, tmp_pat
         normal = Profile(router_id=router, experiment_id=None, feedback_share=0.0, shadow_share=0.0, minutes=120,
                          categories={"billing": 1.0}, entry_rank_by_category={})
         send(env, normal, 12_000, seed=81, end=T0)  # 100 requests/minute for the two hours before T0
-        first = evaluate(env, T0)
-        assert first["firing"] == []
-        # Baselines were learned at this first run; thin series (the strong tier) stay silent, saying so.
-        assert first["series_evaluated"] >= 4 and first["firing"] == [], first
+        env.cli("baseline", "learn", "--hours", "2", "--until", T0.isoformat())
+        first = evaluate(env)
+        assert first["firing"] == [] and first["series_evaluated"] >= 4, first
 
         small, medium, large = normal.tiers
         broken = normal.model_copy(update={"minutes": 60, "tiers": [
             small.model_copy(update={"escalation_rate": {"billing": 0.45}, "escalation_reasons": {"schema_invalid": 1.0}}),
             medium, large]})
         send(env, broken, 6_000, seed=82, end=T0 + timedelta(minutes=60))
-        paged = evaluate(env, T0 + timedelta(minutes=60))
+
+        # As of the incident's end: a dry run reports the page and changes nothing in Alertmanager.
+        replay = evaluate(env, T0 + timedelta(minutes=60))
+        assert replay.get("dry_run") is True
+        assert [a for a in replay["firing"] if a["alertname"] == "RouterwatchEscalationDrift"], replay
+        assert active_alerts(alertmanager, router) == [], "a replay of a past minute pages no one"
+
+        # Live: nothing has been seen since the incident, so the CUSUM still stands above its threshold.
+        paged = evaluate(env)
         drift = [a for a in paged["firing"] if a["alertname"] == "RouterwatchEscalationDrift" and "category" in a["labels"]]
         assert drift, paged
         assert drift[0]["labels"] == {"router": router, "tier": "small", "category": "billing", "direction": "up"}
@@ -101,14 +112,14 @@ def test_escalation_incident_pages_then_resolves(kafka_bootstrap, names, tmp_pat
         surge = [a for a in paged["firing"] if a["alertname"] == "RouterwatchEscalationSurge"]
         assert surge and "schema_invalid" in surge[0]["summary"] + surge[0]["description"], paged
 
-        # Re-evaluating the same minute re-sends, but pages once per alert.
+        # Re-evaluating re-sends, but pages once per alert.
         before = len(active_alerts(alertmanager, router))
-        evaluate(env, T0 + timedelta(minutes=60))
+        evaluate(env)
         assert len(active_alerts(alertmanager, router)) == before
 
         # The incident ends: an hour of normal traffic brings the CUSUM back under its clear level.
         send(env, normal.model_copy(update={"minutes": 60}), 6_000, seed=83, end=NOW)
-        quiet = evaluate(env, NOW)
+        quiet = evaluate(env)
         assert not [a for a in quiet["firing"] if a["labels"].get("router") == router], quiet
         webhook.wait_for(lambda p: p.get("status") == "resolved" and p["commonLabels"].get("router") == router)
         assert active_alerts(alertmanager, router) == []

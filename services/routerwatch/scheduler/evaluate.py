@@ -121,13 +121,26 @@ RATE_SERIES: dict[Signal, tuple[Any, tuple[str, ...]]] = {
 
 
 def learn_all(reader: Any, since: datetime, until: datetime, min_trials: int) -> dict[str, list[Baseline]]:
-    """Learn a baseline for every rate series with enough history in [since, until)."""
+    """Learn a baseline for every rate series with enough history in [since, until).
+
+    The tier surge detector's baselines too (each tier's categories pooled), as the scheduler's
+    automatic first learning does: re-baselining after an intended change covers every signal.
+    """
     out: dict[str, list[Baseline]] = {}
+    escalations = None
     for signal, (fetch, keys) in RATE_SERIES.items():
-        for key, counts in fetch(reader, since, until).items():
+        history = fetch(reader, since, until)
+        if signal is Signal.ESCALATION_DRIFT:
+            escalations = history
+        for key, counts in history.items():
             learned = learn_baseline(counts, labels=_labels(keys, key), min_trials=min_trials, start=since, end=until)
             if learned is not None:
                 out.setdefault(signal.value, []).append(learned)
+    for key, categories in series.tier_series(escalations or {}).items():
+        labels = _labels(("router", "tier"), key)
+        learned = learn_baseline(series.pooled(categories), labels=labels, min_trials=min_trials, start=since, end=until)
+        if learned is not None:
+            out.setdefault(Signal.ESCALATION_SURGE.value, []).append(learned)
     return out
 
 
