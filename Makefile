@@ -7,10 +7,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo incident incident-end canary-break canary-heal bench bench-drift stop test test-unit faults venv kafka-jars system-deps schemas clean
 
-$(STAMP): pyproject.toml
+# Pinned by deploy/requirements.lock (pip constraints): every machine, CI's included, tests the same versions.
+$(STAMP): pyproject.toml deploy/requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c deploy/requirements.lock -e '.[dev]'
 	@touch $(STAMP)
 
 venv: $(STAMP)
