@@ -38,7 +38,7 @@ def test_kill_9_mid_stream_then_restart_loses_and_doubles_nothing(env, tmp_path)
     # Small batches: many inserts in flight, so a kill lands between a batch's two inserts
     # (attempts, then decisions) or between its insert and its offset commit.
     env.extra["ROUTERWATCH_INGEST__BATCH_SIZE"] = "1500"
-    total, kills = scaled(12_000, 200_000), scaled(1, 4)
+    total, kills = scaled(10_000, 200_000), scaled(1, 4)
     now = time.time()
     expected = Expected()
     expected.add_plan(total, seed=41, now=now)

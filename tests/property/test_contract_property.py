@@ -3,7 +3,7 @@ reason, or storable: its columns (storage/rows.py) insert into the real embedded
 read back once, with the values it was sent with.
 
 Events are generated from the published JSON Schema, straight and with their cross-field
-relations repaired (tests/property/eventgen.py). Bounded: 120 examples by default, 1000 under
+relations repaired (tests/property/eventgen.py). Bounded: 100 examples by default, 1000 under
 ROUTERWATCH_FAULTS=long (`make faults`).
 """
 
@@ -40,8 +40,8 @@ def store(session_chdb_path):
 
 
 PRICES = load_prices(default_prices_file())
-# 120 keeps the default run near a minute on a loaded 2-core machine; `make faults` runs 1000.
-EXAMPLES = 1000 if os.environ.get("ROUTERWATCH_FAULTS", "").strip().lower() == "long" else 120
+# 100 keeps the default run near a minute on a loaded 2-core machine; `make faults` runs 1000.
+EXAMPLES = 1000 if os.environ.get("ROUTERWATCH_FAULTS", "").strip().lower() == "long" else 100
 
 
 def check_one(store: Store, body: dict) -> str:
@@ -74,7 +74,7 @@ def check_one(store: Store, body: dict) -> str:
     return "stored"
 
 
-@pytest.mark.timeout(1800 if EXAMPLES > 120 else 600)
+@pytest.mark.timeout(1800 if EXAMPLES > 100 else 600)
 # No shrinking: each shrink step is an insert, and on a loaded machine a shrink of a storage failure
 # outlasts any sensible timeout; the failing event is printed as generated (note() above).
 # No example database: it would be written into the repository's working tree.
