@@ -239,3 +239,31 @@ def test_messages_need_only_the_record_attributes():
     asyncio.run(BatchProcessor("decision", sink, dlq).process([Record(10, good[0]), Record(11, good[1]), Record(12, b"\xff")]))
     assert [(item.partition, item.offset) for item in sink.stored] == [(2, 10), (2, 11)]
     assert [letter.reason for letter in dlq.sent] == ["undecodable"]
+
+
+def test_a_record_with_neither_key_nor_value_is_dead_lettered_with_an_empty_value():
+    # Before: Kafka's client refused to send a dead letter with neither key nor value (an
+    # AssertionError, not retryable), so the batch failed and ingest stopped behind it.
+    sent: list[DeadLetter] = []
+
+    async def dlq(letter: DeadLetter) -> None:
+        assert letter.message.key is not None or letter.value is not None, "Need at least one: key or value"
+        sent.append(letter)
+
+    batch = [RawMessage("decisions", 0, 0, None, None), RawMessage("decisions", 0, 1, b"k", None)]
+    asyncio.run(BatchProcessor("decision", FakeSink(), dlq).process(batch))
+    assert [(d.message.offset, d.value) for d in sent] == [(0, b""), (1, None)]
+    assert all(d.reason == "undecodable" for d in sent)
+
+
+def test_a_dead_letter_the_topic_refuses_for_good_goes_as_a_bounded_copy_instead_of_stopping_ingest():
+    sent: list[DeadLetter] = []
+
+    async def dlq(letter: DeadLetter) -> None:
+        if not letter.bounded:
+            raise ValueError("refused: the topic's record policy")
+        sent.append(letter)
+
+    asyncio.run(BatchProcessor("decision", FakeSink(), dlq).process(messages(0, [b"not json", b"{}"])))
+    assert [(d.message.offset, d.bounded) for d in sent] == [(0, True), (1, True)]
+    assert "routerwatch.sha256" in dict(sent[0].headers())

@@ -115,6 +115,10 @@ def build_app(
         # A dead letter carries its message's whole value: let the producer send whatever an input
         # topic can hold, and the broker judge the size (a copy it refuses goes again, bounded).
         producer_max_request_size=DLQ_MAX_REQUEST_BYTES,
+        # Dead letters come in bursts of thousands: one 16 KiB batch at a time (the default) made
+        # every send in flight wait for the one batch in the accumulator, again and again.
+        producer_max_batch_size=1024 * 1024,
+        producer_linger_ms=5,
     )
     dlq_topic = app.topic(topics.dlq, value_serializer="raw", key_serializer="raw")
 

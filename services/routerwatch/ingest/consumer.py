@@ -168,6 +168,12 @@ class IngestConsumer:
         loop = asyncio.get_running_loop()
         deadline: float | None = loop.time() + self.batch_seconds if self._count else None
         while self._count < self.batch_size:
+            inflight = self._inflight
+            if inflight is not None and inflight.done() and not inflight.cancelled() and inflight.exception() is not None:
+                # The batch being stored failed for good: surface it now (the supervisor restarts
+                # the consumer from the committed offsets), not when the next batch arrives.
+                self._inflight = None
+                raise inflight.exception()  # type: ignore[misc]
             if deadline is None:
                 timeout_ms = 1000
                 self._collect()  # idle: a good moment
