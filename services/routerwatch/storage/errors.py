@@ -90,10 +90,11 @@ def is_retryable(exc: BaseException) -> bool:
     return False
 
 
-class UnsafeQuery(PermanentError):
+class UnsafeQuery(QueryError):
     """The read-only SQL surface refused a statement that does more than read (a file write, a session
     change, SYSTEM or KILL, a table function that reaches outside the store...); the message names
-    what was refused and why."""
+    what was refused and why. Never retryable; a :class:`QueryError`, so callers that handle a
+    statement ClickHouse rejects handle this one too."""
 
 
 class QueryLimitExceeded(QueryError):

@@ -38,6 +38,7 @@ from routerwatch.storage.errors import QueryError, UnsafeQuery
 ParseRunner = Callable[[str, "Mapping[str, Any] | None"], str]
 
 ACCEPTED = "one SELECT, WITH, SHOW, DESCRIBE, EXISTS or EXPLAIN statement"
+NOT_A_READ = "this SQL surface is readonly, and the statement does more than read"
 
 # Statement kinds (the root node of EXPLAIN AST) that only read.
 READ_STATEMENTS = frozenset(
@@ -224,7 +225,7 @@ def _check_leading_keyword(bare: str) -> None:
     word = "(" if stripped.startswith("(") else (stripped.split(None, 1) or [""])[0].upper()
     if word in LEADING_KEYWORDS:
         return
-    reason = KEYWORD_REASONS.get(word, "it is not a read")
+    reason = KEYWORD_REASONS.get(word, NOT_A_READ)
     raise UnsafeQuery(f"{word} refused: {reason}; only {ACCEPTED} is accepted")
 
 
@@ -299,7 +300,7 @@ def check_tree(root: Node, table_functions: frozenset[str] = OUTSIDE_FUNCTIONS) 
 def _check_statement(node: Node, explain_options: set[int]) -> None:
     if node.kind not in READ_STATEMENTS:
         name = STATEMENT_NAMES.get(node.kind, node.kind)
-        raise UnsafeQuery(f"{name} refused: only {ACCEPTED} is accepted")
+        raise UnsafeQuery(f"{name} refused: {NOT_A_READ}; only {ACCEPTED} is accepted")
     if any(child.kind == "Literal" for child in node.children):
         # A literal hanging off the statement itself is an INTO OUTFILE target (or its COMPRESSION).
         raise UnsafeQuery("INTO OUTFILE refused: a query here never writes files (read the rows from the response)")
