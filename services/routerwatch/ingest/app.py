@@ -33,7 +33,8 @@ from prometheus_client import generate_latest
 from routerwatch import metrics
 from routerwatch.config import Settings
 from routerwatch.ingest.consumer import IngestConsumer
-from routerwatch.ingest.processor import BatchProcessor, DeadLetter
+from routerwatch.ingest.dlq_producer import DeadLetterProducer
+from routerwatch.ingest.processor import BatchProcessor
 from routerwatch.ingest.webguard import serve_guard
 from routerwatch.ingest.sink import ClickHouseSink
 from routerwatch.kafka_client import faust_credentials
@@ -42,7 +43,6 @@ from routerwatch.storage.errors import QueryError, StoreUnavailable
 
 log = logging.getLogger("routerwatch.ingest")
 
-DLQ_MAX_REQUEST_BYTES = 64 * 1024 * 1024
 # /health turns 503 when Kafka has not answered the lag measurement (every 15 s) for this long.
 KAFKA_LIMIT_S = 30.0
 LAG_TIMEOUT_S = 20.0
@@ -112,20 +112,9 @@ def build_app(
         web_in_thread=False,
         web_application_options={"middlewares": [guard.middleware]},
         producer_compression_type="lz4",
-        # A dead letter carries its message's whole value: let the producer send whatever an input
-        # topic can hold, and the broker judge the size (a copy it refuses goes again, bounded).
-        producer_max_request_size=DLQ_MAX_REQUEST_BYTES,
-        # Dead letters come in bursts of thousands: one 16 KiB batch at a time (the default) made
-        # every send in flight wait for the one batch in the accumulator, again and again.
-        producer_max_batch_size=1024 * 1024,
-        producer_linger_ms=5,
     )
-    dlq_topic = app.topic(topics.dlq, value_serializer="raw", key_serializer="raw")
-
-    async def send_dead_letter(letter: DeadLetter) -> None:
-        fut = await dlq_topic.send(key=letter.message.key, value=letter.value, headers=letter.headers())
-        # Wait for the broker's acknowledgement: the source offset is committed only after this.
-        await fut
+    # Dead letters go out in record batches through a producer of their own (dlq_producer.py).
+    send_dead_letter = DeadLetterProducer(settings, topics.dlq)
 
     sink = ClickHouseSink(store, settings.price_table(), timedelta(seconds=ingest.reemission_window_s))
     processors: dict[str, BatchProcessor] = {}
@@ -153,9 +142,11 @@ def build_app(
         delay = ingest.retry_initial_s
         while True:
             try:
+                await send_dead_letter.start()
                 await consumer.run()
                 return
             except asyncio.CancelledError:
+                await send_dead_letter.stop()
                 raise
             except Exception:  # noqa: BLE001 - logged, counted, restarted
                 log.exception("ingest consumer failed; starting it again in %.1fs from the committed offsets", delay)

@@ -178,7 +178,9 @@ class BatchProcessor:
     """Validates and stores batches of one event kind.
 
     ``send_dead_letter`` must return only once the DLQ acknowledged the message and raise when
-    it did not; the processor then backs off and sends again. Many are in flight at once.
+    it did not; the processor then backs off and sends again. Many are in flight at once. When it
+    also has ``send_many(letters) -> [None | error, ...]`` (:class:`~routerwatch.ingest.dlq_producer.DeadLetterProducer`),
+    a batch's dead letters go out in one call.
     """
 
     def __init__(
@@ -297,7 +299,14 @@ class BatchProcessor:
             error: BaseException | None = None
             for start in range(0, len(pending), DLQ_IN_FLIGHT):
                 chunk = pending[start : start + DLQ_IN_FLIGHT]
-                results = await asyncio.gather(*(self.send_dead_letter(letter) for letter in chunk), return_exceptions=True)
+                send_many = getattr(self.send_dead_letter, "send_many", None)
+                if send_many is not None:  # a batch sender (DeadLetterProducer): one call for the chunk
+                    try:
+                        results = await send_many(chunk)
+                    except Exception as exc:  # noqa: BLE001 - e.g. no metadata: the whole chunk failed
+                        results = [exc] * len(chunk)
+                else:
+                    results = await asyncio.gather(*(self.send_dead_letter(letter) for letter in chunk), return_exceptions=True)
                 for letter, result in zip(chunk, results):
                     if not isinstance(result, BaseException):
                         sent.append(letter)
