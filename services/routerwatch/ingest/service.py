@@ -29,7 +29,7 @@ def check_schema(store: Store, sql_dir) -> None:
 
 def serve(settings: Settings, sql_dir) -> None:
     """Run until SIGINT/SIGTERM. Opens the store, checks its schema, creates topics, starts faust."""
-    store = Store(settings.store_dsn(), settings.database).start()
+    store = Store(settings.store_dsn(), settings.database, settings.query).start()
     try:
         check_schema(store, sql_dir)
         asyncio.run(ensure_topics(settings))

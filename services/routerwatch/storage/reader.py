@@ -40,7 +40,7 @@ class Reader:
         Raises :class:`QueryError` for bad SQL or a write attempt.
         """
         if self._store is None:
-            store = Store(self.settings.store_dsn(), self.settings.database)
+            store = Store(self.settings.store_dsn(), self.settings.database, self.settings.query)
             if store.target.kind == "chdb":
                 answered = self._query_serve(sql, parameters, store)
                 if answered is not None:
