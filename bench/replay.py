@@ -1142,6 +1142,9 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--scenarios", default="", help="comma-separated scenario / quiet-stream names (default all)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes")
     ap.add_argument("--out", default=None, help="markdown output (default bench/RESULTS-drift.md; none in --quick)")
+    ap.add_argument("--part", choices=("all", "iid", "realistic"), default="all",
+                    help="iid: the original iid-traffic sections only; realistic: only the realistic-traffic "
+                         "sections (bench/realistic.py), kept after the iid sections already in --out; all: both")
     args = ap.parse_args(argv)
     if args.seeds is None:
         args.seeds = 5 if args.quick else SEEDS
@@ -1150,14 +1153,30 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+REALISTIC_MARKER = "\n## Realistic traffic"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
-    rows, quiet, elapsed = run(args)
-    text = render(rows, quiet, args, elapsed)
-    start = text.index("## Results")
-    print(text[start: text.index("## Scenarios")])
-    print(f"runtime {elapsed:.1f} s")
-    if args.out:
+    text = ""
+    if args.part in ("all", "iid"):
+        rows, quiet, elapsed = run(args)
+        text = render(rows, quiet, args, elapsed)
+        start = text.index("## Results")
+        print(text[start: text.index("## Scenarios")])
+        print(f"runtime {elapsed:.1f} s")
+    elif args.out and Path(args.out).exists():  # keep the iid sections already written
+        old = Path(args.out).read_text()
+        text = old.split(REALISTIC_MARKER)[0].rstrip("\n") + "\n"
+    if args.part in ("all", "realistic") and not args.scenarios:
+        from bench import realistic
+
+        res = realistic.run(quick=args.quick, jobs=args.jobs)
+        part = realistic.render(res)
+        print(part)
+        print(f"realistic runtime {res.elapsed:.1f} s")
+        text = (text + "\n" if text else "") + part
+    if args.out and text:
         Path(args.out).write_text(text)
         print(f"wrote {Path(args.out).name}")
     return 0
