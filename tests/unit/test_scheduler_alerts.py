@@ -209,3 +209,72 @@ def test_an_unreadable_stored_baseline_and_a_failing_canary_read_stop_nothing_el
     errors = {(e["signal"], e["series"]): e["error"] for e in scheduler.status()["series_errors"]}
     assert errors[("escalation_drift", "category=x,router=hand,tier=small")].startswith("unreadable baseline")
     assert "canary_results unreadable" in errors[("canary", "*")]
+
+
+# ---- a fresh deployment starts judging on its own ----------------------------------------------
+
+def _fresh_fleet(started: datetime, until: datetime, rng) -> list[tuple]:
+    """Escalation rollup rows of traffic that began at ``started``: 100 trials a minute per category."""
+    rates = {("r1", "small", "billing"): 0.10, ("r1", "small", "code"): 0.30, ("r1", "large", "chat"): 0.05,
+             ("r2", "small", "billing"): 0.20}
+    rows, at = [], started
+    while at < until:
+        for (router, tier, category), p in rates.items():
+            rows.append((at.replace(tzinfo=None), router, tier, category, sum(rng.random() < p for _ in range(100)), 100))
+        at += timedelta(minutes=1)
+    return rows
+
+
+def _judged(evaluation) -> dict:
+    rate_signals = (Signal.ESCALATION_DRIFT, Signal.ESCALATION_SURGE)
+    return {(v.signal.value, tuple(sorted(v.labels.items()))): v.status for v in evaluation.verdicts
+            if v.signal in rate_signals}
+
+
+def test_a_three_hour_old_deployment_is_judged_without_a_manual_baseline():
+    # Before: the auto-baseline spread a series' trials over the whole 168-hour window (18,000
+    # trials in 3 hours -> 1.8 a minute, below min_volume 5): every verdict said insufficient_volume
+    # and the frozen baseline kept saying so. The volume is per minute of the series' own history.
+    import random
+
+    from routerwatch.config import SchedulerSettings
+    from routerwatch.drift.verdict import Status
+    from routerwatch.scheduler.evaluate import evaluate
+
+    cfg = SchedulerSettings()  # auto_baseline on, 168-hour window, min_volume 5, 1,000 trials
+    started = NOW - timedelta(hours=3)
+    store = FakeStore(_fresh_fleet(started, NOW, random.Random(15)))
+    evaluation = evaluate(store, {}, NOW, cfg)
+    statuses = _judged(evaluation)
+    assert len(statuses) == 4 * 2 + 3 * 2 + 3  # categories (2 sides), tiers (2 sides), tier surges
+    assert set(statuses.values()) == {Status.OK}, statuses
+    for learned in evaluation.learned[Signal.ESCALATION_DRIFT.value]:
+        assert 99 <= learned.volume <= 101 and learned.observed_minutes == 180
+
+
+def test_a_fresh_deployment_ticking_every_few_minutes_is_judged_three_hours_in():
+    # The live path: serve and traffic start together, the scheduler ticks and saves what it
+    # learns; the first baseline of a series is frozen as soon as it has enough history.
+    import random
+
+    from routerwatch.config import SchedulerSettings
+    from routerwatch.drift.verdict import Status
+    from routerwatch.scheduler.baselines import series_key
+    from routerwatch.scheduler.evaluate import evaluate
+
+    cfg = SchedulerSettings()
+    started = NOW - timedelta(hours=3)
+    store = FakeStore(_fresh_fleet(started, NOW, random.Random(16)))
+    known: dict = {}
+    for minutes in range(5, 181, 5):
+        evaluation = evaluate(store, dict(known), started + timedelta(minutes=minutes), cfg)
+        for signal, learned in evaluation.learned.items():
+            for b in learned:
+                known[(signal, series_key(b.labels))] = b
+    statuses = _judged(evaluation)
+    assert set(statuses.values()) == {Status.OK}, statuses
+    category = [b for (s, _), b in known.items() if s == Signal.ESCALATION_DRIFT.value]
+    assert len(category) == 4
+    # Frozen once there was enough history (an hour of it), at the series' real volume.
+    assert all(b.observed_minutes >= 60 and 99 <= b.volume <= 101 for b in category), category
+    assert not evaluation.firing

@@ -29,8 +29,15 @@ class Baseline(BaseModel):
     """A frozen per-series rate baseline. JSON: ``model_dump(mode="json")`` / ``model_validate``.
 
     ``p0`` is the rate the detectors test against, ``volume`` the mean trials per
-    minute over the whole window (empty minutes included: it sizes the CUSUM
-    threshold and the minimum-volume guards). ``dispersion`` is the Pearson
+    minute over the series' observed history: from its first minute with a trial
+    in the window to the window's end (``observed_minutes``; empty minutes after
+    the first trial included). It sizes the CUSUM threshold and the
+    minimum-volume guards, so it must be the series' real rate of traffic: a
+    series that began three hours into a 168-hour window has not been quiet for
+    the other 165 (it did not exist), and spreading its trials over the whole
+    window (0.1 a minute for 100) froze a baseline below every volume floor.
+    Baselines stored before ``observed_minutes`` existed have it None and
+    their volume per minute of the whole window. ``dispersion`` is the Pearson
     chi-square per degree of freedom of the per-minute counts around ``p0``:
     about 1 for binomial noise; well above 1 means the rate wanders from minute
     to minute more than sampling explains (time-of-day effects, bursts of one
@@ -46,6 +53,10 @@ class Baseline(BaseModel):
     trials: int = Field(gt=0)
     volume: float = Field(gt=0)
     minutes: int = Field(gt=0, description="minutes in the window, empty ones included")
+    observed_minutes: int | None = Field(
+        default=None, gt=0,
+        description="minutes from the series' first trial in the window to its end: what volume is per",
+    )
     active_minutes: int = Field(ge=0, description="minutes with at least one trial")
     dispersion: float | None = None
     window_start: datetime
@@ -87,9 +98,18 @@ def learn_baseline(
     empty minutes and the volume must count those too. Counts outside the
     window are ignored.
 
-    Returns None when the window holds fewer than ``min_trials`` trials or spans
-    fewer than ``min_minutes`` minutes: detectors given no baseline stay silent
-    with status ``no_baseline`` rather than guess.
+    ``volume`` is per minute of observed history, from the first minute with a
+    trial to the window's end (``observed_minutes``), not per minute of the whole
+    window: the scheduler reads a fixed 168-hour window for a series that may
+    have existed for three hours (a fresh deployment, a new category), and its
+    volume is what it carries while it exists. Quiet minutes after the first
+    trial still count, so a sparse or stopped series keeps a low volume.
+
+    Returns None when the window holds fewer than ``min_trials`` trials or the
+    observed history spans fewer than ``min_minutes`` minutes (so a first
+    baseline rests on at least an hour of traffic, not on the first few minutes
+    of a busy series): detectors given no baseline stay silent with status
+    ``no_baseline`` rather than guess.
 
     ``p0`` is the Jeffreys estimate ``(successes + 1/2) / (trials + 1)``: equal to
     the observed rate for any real volume, but never exactly 0 or 1, so a
@@ -108,10 +128,11 @@ def learn_baseline(
     minutes = int((window_end - window_start) / MINUTE)
     successes = sum(r.successes for r in rows)
     trials = sum(r.trials for r in rows)
-    if trials < max(1, min_trials) or minutes < max(1, min_minutes):
+    active = [r for r in rows if r.trials > 0]
+    observed = int((window_end - active[0].minute) / MINUTE) if active else 0
+    if trials < max(1, min_trials) or observed < max(1, min_minutes):
         return None
     p0 = (successes + 0.5) / (trials + 1.0)
-    active = [r for r in rows if r.trials > 0]
     dispersion = None
     if len(active) > 1:
         # Pearson chi-square of the minutes around the pooled rate, per degree of freedom.
@@ -135,8 +156,9 @@ def learn_baseline(
         observed_rate=successes / trials,
         successes=successes,
         trials=trials,
-        volume=trials / minutes,
+        volume=trials / observed,
         minutes=minutes,
+        observed_minutes=observed,
         active_minutes=len(active),
         dispersion=dispersion,
         window_start=window_start,

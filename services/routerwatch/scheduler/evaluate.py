@@ -6,7 +6,11 @@ reaches the same verdicts as one that never stopped, and the code path is the
 one a replay of history takes. Baselines come from ClickHouse; with
 ``auto_baseline`` a series that has none gets its first one learned from the
 preceding ``baseline_window_hours`` (until then its detectors say
-``no_baseline``).
+``no_baseline``) as soon as it has ``baseline_min_trials`` trials over at least
+an hour of its own history. The learned volume is per minute of that history
+(from the series' first trial in the window), not per minute of the whole
+window, so a deployment whose traffic began with serve is judged at its real
+volume from its first hour on instead of freezing a baseline below ``min_volume``.
 
 One series never stops the run: each detector call judges one series (or one
 tier, router, experiment) under :func:`_judge`, which logs an exception with
