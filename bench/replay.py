@@ -1145,6 +1145,8 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--part", choices=("all", "iid", "realistic"), default="all",
                     help="iid: the original iid-traffic sections only; realistic: only the realistic-traffic "
                          "sections (bench/realistic.py), kept after the iid sections already in --out; all: both")
+    ap.add_argument("--from-json", default=None,
+                    help="re-render the realistic part from saved results (bench/out/drift-realistic.json)")
     args = ap.parse_args(argv)
     if args.seeds is None:
         args.seeds = 5 if args.quick else SEEDS
@@ -1171,7 +1173,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.part in ("all", "realistic") and not args.scenarios:
         from bench import realistic
 
-        res = realistic.run(quick=args.quick, jobs=args.jobs)
+        if args.from_json:
+            res = realistic.load(args.from_json)
+        else:
+            res = realistic.run(quick=args.quick, jobs=args.jobs)
+            if not args.quick:
+                realistic.save(res, str(Path(__file__).resolve().parent / "out" / "drift-realistic.json"))
         part = realistic.render(res)
         print(part)
         print(f"realistic runtime {res.elapsed:.1f} s")

@@ -134,3 +134,15 @@ def test_the_schedulers_stateless_six_hour_lookback_pages_at_the_same_minute_as_
             first = t
             break
     assert first is not None and minute(first).isoformat() == alarm
+
+
+def test_part_selects_the_iid_or_the_realistic_sections(tmp_path):
+    assert replay.parse([]).part == "all"
+    out = tmp_path / "iid.md"
+    assert replay.main(["--quick", "--part", "iid", "--jobs", "1", "--seeds", "1", "--scenarios", "broken_verifier",
+                        "--out", str(out)]) == 0
+    text = out.read_text()
+    assert text.startswith("# Drift detection: replay benchmark") and "## Realistic traffic" not in text
+    # The realistic part alone keeps the iid sections already in the file (tests/unit/test_bench_traffic.py
+    # runs it in its quick mode).
+    assert replay.REALISTIC_MARKER.strip() == "## Realistic traffic"

@@ -167,7 +167,7 @@ def test_quick_realistic_mode_writes_its_sections_after_the_kept_iid_sections(tm
     assert "realistic runtime" in capsys.readouterr().out
 
 
-def test_quick_realistic_results_structure():
+def test_quick_realistic_results_structure(tmp_path):
     size = realistic.Size(1, 0.25, (realistic.TARGET_TIER,), 1, ("diurnal",))
     res = realistic.run(quick=True, jobs=1, size=size)
     q = res.quiet["wobble20"]
@@ -178,3 +178,10 @@ def test_quick_realistic_results_structure():
     # A broken verifier (every category to 0.60) pages routerwatch within 5 minutes, night or peak.
     for name in ("broken_verifier_night", "broken_verifier_peak"):
         assert max(res.delays[("diurnal", name, "rw.any")]) < 5
+    # Issue 15's targets are judged per traffic type, and the results survive a JSON round trip.
+    judged = realistic.targets(res)
+    assert {t for t, *_ in judged} == {t.name for t in realistic.TRAFFIC}
+    assert any(text.startswith("a pure mix shift never pages") for _, text, _, _ in judged)
+    path = tmp_path / "r.json"
+    realistic.save(res, str(path))
+    assert realistic.render(realistic.load(str(path))) == realistic.render(res)
