@@ -37,6 +37,16 @@ crosses ``h`` with probability at most ``exp(-h)`` whatever the volume (Wald),
 and at most one excursion starts per minute, so ARL0 >= exp(h) minutes for any
 traffic pattern (about a tenth of the target at the fleet budget).
 
+Rates that wobble from hour to hour by more than binomial noise (the usual
+case for escalation rates: prompt batches, tenant bursts, the hour's users) break
+the iid design however ``h`` is chosen: at 1,000 trials a minute one hour 1.5 sd
+of the wobble high is as much evidence as a real shift. ``plan_cusum(...,
+hour_sd=tau)`` with the baseline's measured hour-level sd (``Baseline.hour_sd``)
+gives the tolerance design of :mod:`routerwatch.drift.overdispersion` instead:
+judged against the rate at the edge of the plausible wobble, with ``h`` from run
+lengths computed under the fitted random-effect model. ``hour_sd = 0`` is the
+iid design below, unchanged.
+
 The same pure fold (:func:`run_cusum`) serves the live scheduler (fold the
 minutes since the last call, passing the previous :class:`CusumState`; or fold
 a long look-back window from zero each time) and a benchmark replaying history
@@ -57,6 +67,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from routerwatch.drift.baseline import Baseline, baseline_problem
+from routerwatch.drift.overdispersion import quantize_sd, tolerance_design
 from routerwatch.drift.counts import MINUTE, MINUTES_PER_MONTH, MinuteCount, check_counts, merge_by_minute
 from routerwatch.drift.verdict import Severity, Signal, Status, Verdict, fmt_labels, silent
 
@@ -607,6 +618,14 @@ class CusumDesign:
     ``p0`` is the rate designed for; ``baseline_p0`` is the baseline's own rate
     when that was within :data:`RATE_EPS` of 0 or 1 and was clamped (else None).
     ``trials`` is the volume designed for (capped at :data:`MAX_DESIGN_TRIALS`).
+
+    Overdispersed series (``hour_sd > 0``, :mod:`routerwatch.drift.overdispersion`):
+    ``p0`` is the tolerance reference ``expit(logit(center_p0) +- tolerance_z * hour_sd)``
+    the counts are judged against, ``center_p0`` the baseline rate itself, ``arl0``
+    the in-control ARL under the hour-level random-effect model, ``delay`` /
+    ``fast_delay`` the computed delays of a ``delta`` and a
+    :data:`~routerwatch.drift.overdispersion.FAST_DELTA` shift. With ``hour_sd = 0``
+    they are None and the design is the iid one.
     """
 
     direction: Direction
@@ -617,6 +636,11 @@ class CusumDesign:
     arl0_target: float
     arl0: float
     baseline_p0: float | None = None
+    hour_sd: float = 0.0
+    tolerance_z: float | None = None
+    center_p0: float | None = None
+    delay: float | None = None
+    fast_delay: float | None = None
     log_odds: float = field(init=False)
     per_trial: float = field(init=False)
 
@@ -647,8 +671,15 @@ def plan_cusum(
     delta: float = 0.03,
     ratio: float | None = None,
     states: int = CHAIN_STATES,
+    hour_sd: float | None = 0.0,
 ) -> CusumDesign | DesignSkip:
     """Size one one-sided CUSUM for baseline ``p0`` at ``trials`` per minute, or say why not. Never raises.
+
+    ``hour_sd`` (the baseline's hour-level random-effect sd on the logit scale)
+    above 0 gives the tolerance design of :mod:`routerwatch.drift.overdispersion`
+    (threshold from run lengths under the fitted random-effect model); 0 or None
+    (rounded to :data:`~routerwatch.drift.overdispersion.SD_STEP`) gives the iid
+    design below, unchanged.
 
     Judged: every ``p0`` strictly inside ``(0, 1)``, designed at the rate
     clamped into ``[RATE_EPS, 1 - RATE_EPS]`` (``baseline_p0`` then keeps the
@@ -674,6 +705,9 @@ def plan_cusum(
         return DesignSkip(f"baseline rate {p0:.6g} leaves no room for a shift {direction} "
                           f"(delta {delta}, ratio {ratio})")
     n = min(float(trials), MAX_DESIGN_TRIALS)
+    tau = quantize_sd(hour_sd)
+    if tau > 0:
+        return _plan_tolerance(p0, rate, n, direction, arl0, delta, ratio, tau)
     try:
         h, achieved = _cached_threshold(_terms(n, rate), _rounded_odds(rate, p1), _sig(arl0), states)
     except (ArithmeticError, ValueError, IndexError) as exc:
@@ -682,6 +716,27 @@ def plan_cusum(
     if not (math.isfinite(h) and h > 0):
         return DesignSkip(f"threshold search gave h={h} for baseline rate {p0:.6g} at {trials:.6g} trials/min")
     return CusumDesign(direction, rate, p1, n, h, arl0, achieved, baseline_p0=None if rate == p0 else p0)
+
+
+def _plan_tolerance(
+    p0: float, rate: float, n: float, direction: Direction, arl0: float, delta: float, ratio: float | None, tau: float
+) -> CusumDesign | DesignSkip:
+    """The overdispersed branch of :func:`plan_cusum` (inputs rounded for the design's cache)."""
+    center = _sig_rate(rate, 3)
+    volume = max(1, round(_sig(min(n, MAX_DESIGN_TRIALS), 2)))
+    try:
+        d = tolerance_design(center, volume, direction, _sig(arl0, 2), delta, ratio, tau)
+    except (ArithmeticError, ValueError, IndexError, FloatingPointError) as exc:
+        return DesignSkip(f"threshold search failed for baseline rate {p0:.6g} at {n:.6g} trials/min with "
+                          f"hour sd {tau} ({type(exc).__name__}: {exc})")
+    if d is None or not (0 < d.p_ref < 1 and 0 < d.p1 < 1 and d.p1 != d.p_ref):
+        return DesignSkip(f"baseline rate {p0:.6g} with hour sd {tau} leaves no room for a shift {direction} "
+                          f"(delta {delta}, ratio {ratio})")
+    if not (math.isfinite(d.h) and d.h > 0):
+        return DesignSkip(f"threshold search gave h={d.h} for baseline rate {p0:.6g} at {n:.6g} trials/min")
+    return CusumDesign(direction, d.p_ref, d.p1, float(volume), d.h, arl0, d.arl0,
+                       baseline_p0=None if rate == p0 else p0, hour_sd=tau, tolerance_z=d.z, center_p0=rate,
+                       delay=d.delay, fast_delay=d.fast_delay)
 
 
 def design_cusum(
@@ -901,6 +956,15 @@ class DriftConfig:
     evaluated (status ``insufficient_volume``); ``min_trials`` pools quieter
     minutes (see :func:`fold`). ``observe_minutes`` is the window of the
     "observed rate" reported while not firing.
+
+    ``overdispersion`` designs each series for its hour-level wobble
+    (``Baseline.hour_sd``; the tolerance CUSUM of
+    :mod:`routerwatch.drift.overdispersion`). A baseline without an estimate (fewer
+    than ``MIN_SD_HOURS`` usable hours, or stored before the field existed) is
+    designed with ``hour_sd_prior``: 0.1 on the logit scale, the middle of the
+    0.05-0.2 measured on production-like traffic (a fresh series is judged a
+    little less sharply until a week of history gives its own estimate). Off (the
+    default), every series gets the iid design.
     """
 
     delta: float = 0.03
@@ -913,6 +977,8 @@ class DriftConfig:
     clear_factor: float = 0.5
     severity: Severity = Severity.CRITICAL
     observe_minutes: int = 60
+    overdispersion: bool = False
+    hour_sd_prior: float = 0.1
 
 
 def _coerce_state(state: CusumState | Mapping[str, Any] | None) -> CusumState | None:
@@ -985,7 +1051,7 @@ def detect_rate_drift(
             )
             continue
         design = plan_cusum(baseline.p0, baseline.volume, direction=direction, arl0=config.arl0_minutes,
-                            delta=config.delta, ratio=config.ratio)
+                            delta=config.delta, ratio=config.ratio, hour_sd=_hour_sd(baseline, config))
         if isinstance(design, DesignSkip):
             out.append(
                 silent(signal, design.status, now=now, labels=lab, severity=config.severity,
@@ -998,6 +1064,41 @@ def detect_rate_drift(
                           cap_factor=config.cap_factor, clear_factor=config.clear_factor)
         out.append(_drift_verdict(signal, design, baseline, rows, trace, lab, now, config))
     return out
+
+
+def _hour_sd(baseline: Baseline, config: DriftConfig) -> float:
+    """The hour-level sd a series is designed for: 0 without ``config.overdispersion``; else its own or the prior."""
+    if not config.overdispersion:
+        return 0.0
+    own = getattr(baseline, "hour_sd", None)
+    return float(own) if own is not None else float(config.hour_sd_prior)
+
+
+def expected_interval(
+    p0: float, rows: Sequence[MinuteCount], hour_sd: float, z: float = 1.96
+) -> tuple[float, float] | None:
+    """Central ``z``-sd interval of the rate ``rows`` would show in control, hour wobble included.
+
+    Over ``n`` trials spread as ``n_h`` over clock hours, the in-control rate has
+    variance ``p0 (1 - p0) / n`` (binomial) plus ``(p0 (1 - p0) hour_sd)^2 sum n_h^2 / n^2``
+    (each hour's shared random effect, delta method). None without trials.
+    """
+    per_hour: dict[datetime, int] = {}
+    for r in rows:
+        if r.trials > 0:
+            key = r.minute.replace(minute=0, second=0, microsecond=0)
+            per_hour[key] = per_hour.get(key, 0) + r.trials
+    n = sum(per_hour.values())
+    if n <= 0:
+        return None
+    pq = p0 * (1 - p0)
+    var = pq / n + (pq * hour_sd) ** 2 * sum(v * v for v in per_hour.values()) / (n * n)
+    sd = math.sqrt(var)
+    return max(0.0, p0 - z * sd), min(1.0, p0 + z * sd)
+
+
+def _pct(observed: float | None) -> str:
+    return f"{observed:.2%}" if observed is not None else "n/a"
 
 
 def _drift_verdict(
@@ -1016,29 +1117,50 @@ def _drift_verdict(
     # Not firing: a fixed recent window. The current excursion (since run_start) would be biased
     # upward by construction: it is the stretch the statistic found suspicious.
     window_from = since or (now - config.observe_minutes * MINUTE)
-    x = sum(c.successes for c in rows if c.minute >= window_from)
-    n = sum(c.trials for c in rows if c.minute >= window_from)
+    window = [c for c in rows if c.minute >= window_from]
+    x = sum(c.successes for c in window)
+    n = sum(c.trials for c in window)
     observed = x / n if n else None
+    expected = design.center_p0 if design.center_p0 is not None else design.p0
+    interval = expected_interval(expected, window, design.hour_sd)
+    if design.hour_sd > 0:
+        own = getattr(baseline, "hour_sd", None)
+        source = (f"estimated from {baseline.hour_sd_hours} hours of the baseline" if own is not None
+                  else "prior: too little baseline history to estimate")
+        dispersion_text = (
+            f" Dispersion: hour-to-hour wobble of the rate, logit sd {design.hour_sd:.2f} ({source}); the "
+            f"{design.direction}ward CUSUM judges against {design.p0:.2%} (the baseline moved "
+            f"{design.tolerance_z:g} sd of that wobble) and its threshold holds one false alarm per "
+            f"{design.arl0_target:,.0f} minutes under that wobble."
+        )
+    else:
+        dispersion_text = " Dispersion: binomial (no hour-to-hour wobble beyond sampling noise)."
+    interval_text = (
+        f" Observed {_pct(observed)} vs expected {expected:.2%}, in-control 95% interval "
+        f"{interval[0]:.2%}-{interval[1]:.2%} over these {n} trials." if interval is not None and observed is not None
+        else ""
+    )
     what = _rate_text(signal)
     where = fmt_labels({k: v for k, v in labels.items() if k != "direction"})
     obs_text = f"{observed:.1%}" if observed is not None else "n/a"
     verb = "rose" if design.direction == "up" else "fell"
     if firing:
-        summary = f"{what} {verb} to {obs_text} from {design.p0:.1%} ({where})"
+        summary = f"{what} {verb} to {obs_text} from {expected:.1%} ({where})"
         description = (
             f"The {design.direction}ward CUSUM of the {what} for {where} crossed its threshold "
             f"(S={st.s:.1f} >= h={design.h:.1f}) at {st.alarm_at:%Y-%m-%d %H:%M} UTC. The change most likely "
             f"began at {since:%Y-%m-%d %H:%M} UTC; since then {x} of {n} ({obs_text}) against a baseline of "
-            f"{design.p0:.2%} (baseline {baseline.version}, {baseline.window_start:%Y-%m-%d} to "
+            f"{expected:.2%} (baseline {baseline.version}, {baseline.window_start:%Y-%m-%d} to "
             f"{baseline.window_end:%Y-%m-%d}). Threshold sized for one false alarm per "
             f"{design.arl0_target:,.0f} minutes at {design.trials:.0f} trials/min."
+            + interval_text + dispersion_text
             if since is not None else f"{what} {verb} for {where}"
         )
     else:
-        summary = f"{what} {obs_text} vs baseline {design.p0:.1%}: no {design.direction}ward shift ({where})"
+        summary = f"{what} {obs_text} vs baseline {expected:.1%}: no {design.direction}ward shift ({where})"
         description = (
             f"{design.direction}ward CUSUM S={st.s:.2f} below h={design.h:.2f}; observed {obs_text} over "
-            f"{n} trials since {window_from:%Y-%m-%d %H:%M} UTC."
+            f"{n} trials since {window_from:%Y-%m-%d %H:%M} UTC." + interval_text + dispersion_text
         )
     if design.baseline_p0 is not None:
         description += (
@@ -1053,9 +1175,9 @@ def _drift_verdict(
         severity=config.severity,
         statistic=st.s,
         threshold=design.h,
-        baseline_value=design.p0,
+        baseline_value=expected,
         observed_value=observed,
-        magnitude=None if observed is None else observed - design.p0,
+        magnitude=None if observed is None else observed - expected,
         change_start=since,
         evaluated_at=now,
         baseline_version=baseline.version,
@@ -1072,6 +1194,14 @@ def _drift_verdict(
             "window_successes": x,
             "alarms_in_call": [a.at.isoformat() for a in trace.alarms],
             "dispersion": baseline.dispersion,
+            "hour_sd": design.hour_sd,
+            "hour_sd_source": (None if design.hour_sd == 0 else
+                               "baseline" if getattr(baseline, "hour_sd", None) is not None else "prior"),
+            "hour_sd_hours": getattr(baseline, "hour_sd_hours", None),
+            "expected_rate": expected,
+            "expected_interval": list(interval) if interval is not None else None,
+            "tolerance_rate": design.p0 if design.hour_sd > 0 else None,
+            "tolerance_z": design.tolerance_z,
             "rate_clamped_from": design.baseline_p0,
         },
         state=st.model_dump(mode="json"),

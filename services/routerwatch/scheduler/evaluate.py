@@ -11,6 +11,9 @@ an hour of its own history. The learned volume is per minute of that history
 (from the series' first trial in the window), not per minute of the whole
 window, so a deployment whose traffic began with serve is judged at its real
 volume from its first hour on instead of freezing a baseline below ``min_volume``.
+Each learned baseline also carries the series' hour-level random-effect sd
+(``hour_sd``, from the window's clock hours), which the category escalation
+CUSUMs are designed for.
 
 One series never stops the run: each detector call judges one series (or one
 tier, router, experiment) under :func:`_judge`, which logs an exception with
@@ -169,7 +172,13 @@ def evaluate(reader: Any, baselines: dict[tuple[str, str], Baseline], now: datet
     # Escalation rate per router x tier x category, both directions; failure modes per router x
     # tier x mode, only rising (a ticket, not a page). Same CUSUM, different series and settings.
     configs = {
-        Signal.ESCALATION_DRIFT: DriftConfig(delta=cfg.escalation_delta, arl0_minutes=arl0, min_volume=cfg.min_volume),
+        # Category escalation rates wobble from hour to hour (design notes 8): each series is designed
+        # for the hour-level sd its baseline measured (``Baseline.hour_sd``, learned with the baseline
+        # below and by ``learn_all``), or for the prior while its history is too short to tell.
+        Signal.ESCALATION_DRIFT: DriftConfig(
+            delta=cfg.escalation_delta, arl0_minutes=arl0, min_volume=cfg.min_volume, overdispersion=True,
+            hour_sd_prior=getattr(cfg, "hour_sd_prior", DriftConfig.hour_sd_prior),
+        ),
         Signal.FAILURE_SHIFT: DriftConfig(
             delta=cfg.failure_delta, directions=("up",), arl0_minutes=arl0, min_volume=cfg.min_volume,
             severity=Severity.WARNING,
