@@ -35,8 +35,13 @@ budget, 4-4.5) pages on a +10-point jump within minutes and sees +3 points only
 through the hours the wobble pushes past the tolerance. The design keeps the
 smallest ``z`` on :data:`Z_GRID` whose computed delay for a jump of
 :data:`FAST_DELTA` is within :data:`FAST_MINUTES` (the product's target), i.e.
-the most sensitive design to small drifts that still pages fast on large ones;
-when no ``z`` meets it, the one with the shortest delay for the jump. The ARL is computed exactly enough by a two-level
+the most sensitive design to small drifts that still pages fast on large ones
+(the fast delay falls as ``z`` grows while the wobble is small next to the jump,
+so the grid is bisected: 3-5 designs, not nine). When even the ends of the
+grid miss the target (strong wobble, sd ~0.2: a +10-point jump is then within
+about 3 sd of one hour's wobble and no design pages on it in 30 minutes within
+budget), the better of the two ends is kept, in practice ``z = 1``, which
+accumulates the jump over a couple of hours. The ARL is computed exactly enough by a two-level
 Markov chain: within an hour the CUSUM is the usual Brook-Evans chain at the
 hour's rate (60 steps of one transition matrix ``Q_b``); across hours the
 hour-boundary chain is ``M = E_b[Q_b^60]``, the expectation over ``b`` taken on a
