@@ -70,7 +70,10 @@ from routerwatch.drift import (
 BUDGET = 1.0
 SIDES = 2 * FLEET_SERIES + 3 * FLEET_TIERS  # as the scheduler counts them
 ARL0 = arl0_for_budget(BUDGET, series=SIDES, sides=1)
-DRIFT = DriftConfig(delta=0.03, arl0_minutes=ARL0, min_volume=5.0)
+# As the scheduler configures them (scheduler/evaluate.py): the category drift CUSUMs are designed for
+# each series' measured hour-level wobble; the tier-level drift keeps the iid design.
+DRIFT = DriftConfig(delta=0.03, arl0_minutes=ARL0, min_volume=5.0, overdispersion=True)
+TIER_DRIFT = DriftConfig(delta=0.03, arl0_minutes=ARL0, min_volume=5.0)
 SURGE = SurgeConfig(arl0_minutes=ARL0)
 REARM = 5
 MONTH_DAYS = 30
@@ -228,7 +231,7 @@ def run_tier(spec: TierSpec, traffic: Traffic, xs: np.ndarray, ns: np.ndarray, b
 
     def tier(rows: Any, now: Any, **kw: Any) -> Any:
         part = {c: (v if cut is None else (v[:cut] if rows == "pre" else v[cut:])) for c, v in counts.items()}
-        return detect_tier_drift(baselines, part, now=now, labels=tier_labels, config=DRIFT, **kw)
+        return detect_tier_drift(baselines, part, now=now, labels=tier_labels, config=TIER_DRIFT, **kw)
 
     # detect_tier_drift takes a mapping of series: split it here rather than in _fold.
     if split is None:
