@@ -24,6 +24,7 @@ from routerwatch.prices import PriceTable
 from routerwatch.storage.client import Store
 from routerwatch.storage.rows import (
     Located,
+    epoch_ms,
     attempt_columns,
     canary_columns,
     decision_columns,
@@ -84,7 +85,7 @@ class ClickHouseSink:
             return report
         ids = [str(item[0].event_id) for item in batch]
         times = [item[0].occurred_at for item in batch]
-        stamps = [_epoch_ms(t) for t in times]
+        stamps = [epoch_ms(t) for t in times]
         # The ids as one comma-separated text parameter, built once for every table's lookup.
         joined = ",".join(ids) if self.store.target.kind == "chdb" else ""
         # An event found in the table its kind writes last is in all of them: only that lookup
@@ -96,18 +97,20 @@ class ClickHouseSink:
         complete = self._stored_times(last, ids, joined, lookup_ranges(times, self.reemission_window))
         lookup_s = {last: time.perf_counter() - started}
         exact = lookup_ranges(times, timedelta(0)) if len(TABLES[kind]) > 1 else []
+        # (event, id, time) of the events not stored within the window: the same for every table.
+        unstored = list(zip(batch, ids, stamps))
+        if complete:
+            unstored = [e for e in unstored if not _has_copy(complete.get(e[1]), e[2], window_ms)]
         plan: list[tuple[str, list[Located]]] = []
         for table in TABLES[kind]:
-            fresh = batch
-            if complete:
-                fresh = [item for item, i, t in zip(batch, ids, stamps) if not _has_copy(complete.get(i), t, window_ms)]
-            if table != last and fresh:
+            candidates = unstored
+            if table != last and candidates:
                 started = time.perf_counter()
                 copies = self._stored_times(table, ids, joined, exact)
                 lookup_s[table] = time.perf_counter() - started
                 if copies:
-                    fresh = [item for item in fresh if not _has_copy(copies.get(str(item[0].event_id)), _epoch_ms(item[0].occurred_at), 1)]
-            plan.append((table, fresh))
+                    candidates = [e for e in candidates if not _has_copy(copies.get(e[1]), e[2], 1)]
+            plan.append((table, [e[0] for e in candidates]))
         # Every block built and typed first: a row that cannot be stored fails here, not after the
         # first table of a decision + attempts pair is written.
         blocks = [(table, fresh, self.store.prepare(table, self.builders[table](fresh)) if fresh else None) for table, fresh in plan]
@@ -235,11 +238,6 @@ def _ms(span: timedelta) -> int:
     return int(span.total_seconds() * 1000)
 
 
-def _epoch_ms(at: Any) -> int:
-    # Events carry whole milliseconds (models.UtcTime): rounding makes the float product exact.
-    return round(at.timestamp() * 1000)
-
-
 def _has_copy(stored: list[int] | None, at: int, window_ms: int) -> bool:
     """True when one of the ``stored`` times of an event id is within ``window_ms`` of ``at``."""
     return stored is not None and any(abs(s - at) <= window_ms for s in stored)
@@ -256,7 +254,7 @@ def _distinct(items: Sequence[Located], window_ms: int) -> list[Located]:
     for item in items:
         event = item[0]
         times = kept.get(event.event_id)
-        at = _epoch_ms(event.occurred_at)
+        at = epoch_ms(event.occurred_at)
         if times is None:
             kept[event.event_id] = [at]
         elif _has_copy(times, at, window_ms):

@@ -23,7 +23,8 @@ class Located(NamedTuple):
     offset: int = -1
 
 
-def _ms(value: Any) -> int:
+def epoch_ms(value: Any) -> int:
+    """A datetime as integer epoch milliseconds (a DateTime64(3) value)."""
     # Events carry whole milliseconds (models.UtcTime): rounding makes the float product exact.
     return round(value.timestamp() * 1000)
 
@@ -207,7 +208,7 @@ def feedback_columns(items: Sequence[Located]) -> dict[str, list[Any]]:
             (
                 f.event_id,
                 f.request_id,
-                _ms(f.occurred_at),
+                epoch_ms(f.occurred_at),
                 _str(f.router_id),
                 f.target.value,
                 f.attempt_index,
@@ -232,7 +233,7 @@ def canary_columns(items: Sequence[Located]) -> dict[str, list[Any]]:
                 c.event_id,
                 c.canary_id,
                 c.run_id,
-                _ms(c.occurred_at),
+                epoch_ms(c.occurred_at),
                 c.router_id,
                 _str(c.category),
                 _str(c.side),
