@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterator, Protocol, Sequence
 
 from pydantic import ValidationError
-from pydantic_core import to_json
 
 from routerwatch import metrics
 from routerwatch.events.models import CanaryResult, QualityFeedback, RoutingDecision
@@ -142,11 +141,11 @@ class Prepared:
 
     _index: dict[tuple[int, int], Message] | None = None
 
-    def message_at(self, partition: int, offset: int) -> Message | None:
+    def message_at(self, partition: int, offset: int) -> Message:
         """The batch's message at ``partition``/``offset`` (the index is built on the first call)."""
         if self._index is None:
             self._index = {(m.partition, m.offset): m for m in self.messages}
-        return self._index.get((partition, offset))
+        return self._index[(partition, offset)]
 
 _gc_pauses = 0
 _gc_was_enabled = True
@@ -248,8 +247,6 @@ class BatchProcessor:
                 report, refused = await self._store_isolating(prepared.valid)
                 for item, exc in refused:
                     message = prepared.message_at(item.partition, item.offset)
-                    if message is None:  # pragma: no cover - every valid event comes from the batch's messages
-                        message = RawMessage(prepared.messages[0].topic, item.partition, item.offset, None, to_json(item.event))
                     dead.append(DeadLetter(message, "store_rejected", f"{type(exc).__name__}: {exc}"[:2000]))
             if dead:
                 if self.redact:
@@ -294,12 +291,12 @@ class BatchProcessor:
         pending = letters
         sent: list[DeadLetter] = []
         delay = self.retry_initial_s
+        send_many = getattr(self.send_dead_letter, "send_many", None)
         while pending:
             failed: list[DeadLetter] = []
             error: BaseException | None = None
             for start in range(0, len(pending), DLQ_IN_FLIGHT):
                 chunk = pending[start : start + DLQ_IN_FLIGHT]
-                send_many = getattr(self.send_dead_letter, "send_many", None)
                 if send_many is not None:  # a batch sender (DeadLetterProducer): one call for the chunk
                     try:
                         results = await send_many(chunk)
