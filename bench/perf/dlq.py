@@ -47,8 +47,8 @@ from typing import Any, Iterator
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.perf.common import Comparison, Context, Measure, Section, cpu_seconds, rss_mb  # noqa: E402
-from bench.perf.ingest import Serve, _free_port, _produce, distinct_decisions, query, serve_env  # noqa: E402
+from bench.perf.common import Comparison, Context, Measure, Section  # noqa: E402
+from bench.perf.ingest import Serve, _free_port, _produce, distinct_decisions, query, serve_env, time_until_drained  # noqa: E402
 
 NAME = "dlq"
 TITLE = "Dead-letter throughput: invalid messages against valid ones, same serve"
@@ -157,27 +157,10 @@ def run_serve(kafka: str, topic: str, expect: dict[str, Any], workdir: Path, *, 
     serve.migrate()
     serve.start()
     try:
-        serve.wait_ready()
-        pid = serve.proc.pid  # type: ignore[union-attr]
-        t0, c0 = time.perf_counter(), cpu_seconds(pid)
-        rss_max = 0.0
-        sql = ("SELECT (SELECT count() FROM decisions), (SELECT count() FROM attempts), "
-               "(SELECT count() FROM dead_letters)")
-        done = [0, 0, 0]
-        while time.perf_counter() - t0 < timeout:
-            rows = query(serve.port, sql)
-            now, cpu = time.perf_counter(), cpu_seconds(pid)
-            rss_max = max(rss_max, rss_mb(pid))
-            if rows:
-                done = rows[0]
-                if done[0] >= expect["decisions"] and done[1] >= expect["attempts"] and done[2] >= expect["invalid"]:
-                    break
-            time.sleep(0.1)
-        else:
-            raise RuntimeError(f"serve stored {done} of {expect} in {timeout}s:\n{serve.log_text()[-3000:]}")
-        if list(done) != [expect["decisions"], expect["attempts"], expect["invalid"]]:
+        figures, done = time_until_drained(serve, expect, timeout, who="serve")
+        if done != [expect["decisions"], expect["attempts"], expect["invalid"]]:
             raise RuntimeError(f"serve stored/dead-lettered {done}, expected {expect}")
-        result: dict[str, Any] = {"wall": now - t0, "cpu": cpu - c0, "rss_max": rss_max}
+        result: dict[str, Any] = dict(figures)
         if expect["invalid"]:
             rows = query(serve.port, "SELECT reason, count() FROM dead_letters GROUP BY reason ORDER BY reason") or []
             result["reasons"] = {reason: int(count) for reason, count in rows}

@@ -235,6 +235,34 @@ class Serve:
             self._log.close()
 
 
+def time_until_drained(serve: Any, expect: dict[str, Any], timeout: float, *, who: str) -> tuple[dict[str, float], list[int]]:
+    """Time a started ``serve`` from its consumer's partition assignment until at least the
+    decisions, attempts and dead letters ``expect`` names are queryable through its /query.
+
+    Returns its wall time, CPU-seconds and peak RSS over that span, and the three counts seen last
+    (the caller checks them exactly). Raises when ``timeout`` passes first.
+    """
+    serve.wait_ready()
+    pid = serve.proc.pid  # type: ignore[union-attr]
+    t0, c0 = time.perf_counter(), cpu_seconds(pid)
+    rss_max = 0.0
+    sql = ("SELECT (SELECT count() FROM decisions), (SELECT count() FROM attempts), "
+           "(SELECT count() FROM dead_letters)")
+    done = [0, 0, 0]
+    while time.perf_counter() - t0 < timeout:
+        rows = query(serve.port, sql)
+        now, cpu = time.perf_counter(), cpu_seconds(pid)
+        rss_max = max(rss_max, rss_mb(pid))
+        if rows:
+            done = rows[0]
+            if done[0] >= expect["decisions"] and done[1] >= expect["attempts"] and done[2] >= expect["invalid"]:
+                break
+        time.sleep(0.1)
+    else:
+        raise RuntimeError(f"{who} stored {done} of {expect} in {timeout}s:\n{serve.log_text()[-3000:]}")
+    return {"wall": now - t0, "cpu": cpu - c0, "rss_max": rss_max}, list(done)
+
+
 def run_routerwatch(kafka: str, topic: str, expect: dict[str, Any], workdir: Path, *, batch_size: int | None,
                     timeout: float) -> dict[str, float]:
     """One routerwatch run from offset 0; returns wall, cpu and rss figures."""
@@ -245,27 +273,10 @@ def run_routerwatch(kafka: str, topic: str, expect: dict[str, Any], workdir: Pat
     serve.migrate()
     serve.start()
     try:
-        serve.wait_ready()
-        pid = serve.proc.pid  # type: ignore[union-attr]
-        t0, c0 = time.perf_counter(), cpu_seconds(pid)
-        rss_max = 0.0
-        sql = ("SELECT (SELECT count() FROM decisions), (SELECT count() FROM attempts), "
-               "(SELECT count() FROM dead_letters)")
-        done = [0, 0, 0]
-        while time.perf_counter() - t0 < timeout:
-            rows = query(serve.port, sql)
-            now, cpu = time.perf_counter(), cpu_seconds(pid)
-            rss_max = max(rss_max, rss_mb(pid))
-            if rows:
-                done = rows[0]
-                if done[0] >= expect["decisions"] and done[1] >= expect["attempts"] and done[2] >= expect["invalid"]:
-                    break
-            time.sleep(0.1)
-        else:
-            raise RuntimeError(f"routerwatch stored {done} of {expect} in {timeout}s:\n{serve.log_text()[-3000:]}")
+        figures, done = time_until_drained(serve, expect, timeout, who="routerwatch")
         if done[0] != expect["decisions"] or done[1] != expect["attempts"]:
             raise RuntimeError(f"routerwatch stored {done}, expected {expect}")
-        return {"wall": now - t0, "cpu": cpu - c0, "rss_max": rss_max}
+        return figures
     finally:
         serve.stop()
         shutil.rmtree(run_dir, ignore_errors=True)
