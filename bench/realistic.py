@@ -70,11 +70,11 @@ from routerwatch.drift import (
 BUDGET = 1.0
 SIDES = 2 * FLEET_SERIES + 3 * FLEET_TIERS  # as the scheduler counts them
 ARL0 = arl0_for_budget(BUDGET, series=SIDES, sides=1)
-# As the scheduler configures them (scheduler/evaluate.py): the category drift CUSUMs are designed for
-# each series' measured hour-level wobble; the tier-level drift keeps the iid design.
+# As the scheduler configures them (scheduler/evaluate.py): every escalation CUSUM is designed for the
+# hour-level wobble its baselines measured (category drift, tier drift, tier surge).
 DRIFT = DriftConfig(delta=0.03, arl0_minutes=ARL0, min_volume=5.0, overdispersion=True)
-TIER_DRIFT = DriftConfig(delta=0.03, arl0_minutes=ARL0, min_volume=5.0)
-SURGE = SurgeConfig(arl0_minutes=ARL0)
+TIER_DRIFT = DriftConfig(delta=0.03, arl0_minutes=ARL0, min_volume=5.0, overdispersion=True)
+SURGE = SurgeConfig(arl0_minutes=ARL0, overdispersion=True)
 REARM = 5
 MONTH_DAYS = 30
 

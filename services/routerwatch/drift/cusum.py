@@ -625,7 +625,8 @@ class CusumDesign:
     the in-control ARL under the hour-level random-effect model, ``delay`` /
     ``fast_delay`` the computed delays of a ``delta`` and a
     :data:`~routerwatch.drift.overdispersion.FAST_DELTA` shift. With ``hour_sd = 0``
-    they are None and the design is the iid one.
+    they are None and the design is the iid one. ``evidence_trials`` (tolerance
+    designs: the design volume) caps a minute's evidence, see :func:`fold`.
     """
 
     direction: Direction
@@ -641,6 +642,7 @@ class CusumDesign:
     center_p0: float | None = None
     delay: float | None = None
     fast_delay: float | None = None
+    evidence_trials: float | None = None
     log_odds: float = field(init=False)
     per_trial: float = field(init=False)
 
@@ -736,7 +738,7 @@ def _plan_tolerance(
         return DesignSkip(f"threshold search gave h={d.h} for baseline rate {p0:.6g} at {n:.6g} trials/min")
     return CusumDesign(direction, d.p_ref, d.p1, float(volume), d.h, arl0, d.arl0,
                        baseline_p0=None if rate == p0 else p0, hour_sd=tau, tolerance_z=d.z, center_p0=rate,
-                       delay=d.delay, fast_delay=d.fast_delay)
+                       delay=d.delay, fast_delay=d.fast_delay, evidence_trials=float(volume))
 
 
 def design_cusum(
@@ -846,6 +848,7 @@ def fold(
     min_trials: int = 1,
     cap_factor: float = 1.25,
     clear_factor: float = 0.5,
+    evidence_trials: float | None = None,
 ) -> CusumTrace:
     """Fold ``(minute, x, compensator, trials)`` steps, ``llr = x * log_odds - compensator``.
 
@@ -863,6 +866,17 @@ def fold(
     however long the shift lasted, the alarm clears a bounded time after the
     rate returns: it clears when the statistic falls to ``clear_factor * h``,
     and the CUSUM restarts from zero, so the false-alarm budget holds afresh.
+
+    ``evidence_trials`` (the overdispersed designs pass their design volume):
+    a minute with more trials than that counts for that many, its increment
+    scaled by ``evidence_trials / trials``. Why: under hour-level wobble the
+    evidence one off-centre hour carries grows with the volume, so a threshold
+    computed at the mean volume is crossed by ordinary hours at the daily peak
+    (about 16x the designed false alarms with a 9x diurnal swing at logit sd
+    0.2, see ``tests/unit/drift/test_drift_overdispersion.py``). Scaled, a peak
+    minute has the design minute's mean increment and less than its variance,
+    so the computed ARL is a lower bound whatever the volume's shape; the cost
+    is that a shift at peak is detected no faster than at the mean volume.
     """
     st = state or CusumState()
     s, run_start, alarm_at, change_start = st.s, st.run_start, st.alarm_at, st.change_start
@@ -882,6 +896,8 @@ def fold(
         if pn < min_trials:
             continue
         llr = px * log_odds - pc
+        if evidence_trials is not None and pn > evidence_trials:
+            llr *= evidence_trials / pn
         began = psince
         px, pc, pn, psince = 0.0, 0.0, 0, None
         minutes += 1
@@ -925,7 +941,13 @@ def run_cusum(
     cap_factor: float = 1.25,
     clear_factor: float = 0.5,
 ) -> CusumTrace:
-    """Fold per-minute counts through one one-sided CUSUM (see :func:`fold`)."""
+    """Fold per-minute counts through one one-sided CUSUM (see :func:`fold`).
+
+    A tolerance design caps each minute's evidence at its design volume
+    (``design.evidence_trials``, see ``fold``); the iid design does not need it
+    (its ARL hardly depends on the volume), nor does the surge design (its
+    threshold holds at any volume).
+    """
     rows = merge_by_minute(counts)
     check_counts(rows)
     steps = ((c.minute, float(c.successes), c.trials * design.per_trial, c.trials) for c in rows)
@@ -937,6 +959,7 @@ def run_cusum(
         min_trials=min_trials,
         cap_factor=cap_factor,
         clear_factor=clear_factor,
+        evidence_trials=design.evidence_trials,
     )
 
 

@@ -20,6 +20,33 @@ CUSUM, with the tier's total escalations a sum of category binomials.
 
 :func:`kitagawa` splits a pooled rate change into its mix and within-category
 parts for the alert text (Kitagawa 1955, the symmetric form Das Gupta uses).
+
+Overdispersed traffic (``DriftConfig(overdispersion=True)``)
+-----------------------------------------------------------
+
+Every category's rate wobbles from clock hour to clock hour (``Baseline.hour_sd``,
+:mod:`routerwatch.drift.overdispersion`), and the tier's risk-adjusted statistic
+wobbles with them: on an iid design a wobbly tier paged a thousand times a month
+(logit sd 0.1, 15 tiers). The tier is then judged like a category series, with a
+tolerance: the in-control odds ratio is not 1 but ``R_ref = exp(+-z tau)`` (every
+category's odds moved ``z`` sd of the tier's wobble), the alternative
+``R1 = R_ref * R_delta``, and the per-minute increment::
+
+    llr_t = X_t * log(R1 / R_ref)  -  sum_c n_c,t * log((1 - p0_c + R1 p0_c) / (1 - p0_c + R_ref p0_c))
+
+still mix-proof (its expectation at "every category at its baseline" is negative
+whatever the mix). ``tau`` is the tier's wobble: the categories' hour-level sds
+averaged with weights ``n_c p0_c (1 - p0_c)`` (each category's share of the
+tier's binomial variance). That is the sd of the tier's pooled logit when the
+categories wobble together, the upper bound over every correlation between them
+(independent wobbles would give about ``1 / sqrt(k)`` of it), so the design errs
+on the quiet side when nothing says how the categories move together. ``z``,
+``h`` and the computed delays come from
+:func:`~routerwatch.drift.overdispersion.tolerance_design` for the tier's pooled
+rate and volume: the tier's escalations are a sum of category binomials whose
+variance is at most the pooled binomial's, so the pooled design's ARL is a lower
+bound. A minute's evidence is capped at the design volume as for the categories
+(:func:`~routerwatch.drift.cusum.fold`'s ``evidence_trials``).
 """
 
 from __future__ import annotations
@@ -32,15 +59,22 @@ from typing import Any, NamedTuple
 from routerwatch.drift.baseline import Baseline, baseline_problem
 from routerwatch.drift.counts import MINUTE, MinuteCount, check_counts, merge_by_minute
 from routerwatch.drift.cusum import (
+    MAX_DESIGN_TRIALS,
     CusumState,
     DriftConfig,
     _coerce_state,
     _design_rate,
+    _hour_sd,
     _rounded_odds,
+    _sig,
+    _sig_rate,
     alternative_rate,
+    expected_interval,
     fold,
+    odds_ratio,
     threshold_for_mix,
 )
+from routerwatch.drift.overdispersion import quantize_sd, tolerance_design
 from routerwatch.drift.verdict import Signal, Status, Verdict, fmt_labels, silent
 
 
@@ -94,6 +128,64 @@ def kitagawa(
         mix += (wa - wb) * (ra + rb) / 2
         within += (ra - rb) * (wa + wb) / 2
     return KitagawaSplit(total, mix, within)
+
+
+def tier_hour_sd(baselines: Mapping[str, Baseline], config: DriftConfig) -> float:
+    """The hour-level logit sd a tier is designed for (module docstring); 0 without ``config.overdispersion``.
+
+    The categories' own sds (or ``config.hour_sd_prior`` where a baseline has
+    none) averaged with weights ``volume * p0 * (1 - p0)``.
+    """
+    if not config.overdispersion or not baselines:
+        return 0.0
+    weights = {c: b.volume * b.p0 * (1 - b.p0) for c, b in baselines.items()}
+    total = sum(weights.values())
+    if not total > 0:
+        return 0.0
+    return sum(w * _hour_sd(baselines[c], config) for c, w in weights.items()) / total
+
+
+class _TierDesign(NamedTuple):
+    """One direction's risk-adjusted design: reference and alternative odds ratios, threshold."""
+
+    r_ref: float
+    r1: float
+    h: float
+    arl0: float
+    tau: float
+    z: float | None
+    trials: float | None  # the design volume that caps a minute's evidence (overdispersed designs)
+
+
+def _tier_design(
+    known: Mapping[str, Baseline], pooled: float, volume: float, direction: str, config: DriftConfig
+) -> _TierDesign | str:
+    """The design of one direction, or why there is none (a reason for a ``degenerate`` verdict)."""
+    p1 = alternative_rate(pooled, direction, config.delta, config.ratio)  # type: ignore[arg-type]
+    if p1 is None or not 0 < p1 < 1 or p1 == pooled:
+        return f"skipped: pooled rate {pooled:.6g} leaves no room for a shift {direction}"
+    tau = quantize_sd(tier_hour_sd(known, config))
+    try:
+        if tau > 0:
+            center = _sig_rate(pooled, 3)
+            n = max(1, round(_sig(min(volume, MAX_DESIGN_TRIALS), 2)))
+            d = tolerance_design(center, n, direction, _sig(config.arl0_minutes, 2), config.delta, config.ratio,
+                                 tau)
+            if d is None:
+                return f"skipped: pooled rate {pooled:.6g} with hour sd {tau} leaves no room for a shift {direction}"
+            h, achieved = d.h, d.arl0
+            r_ref, r1 = odds_ratio(center, d.p_ref), odds_ratio(center, d.p1)
+            design = _TierDesign(r_ref, r1, h, achieved, tau, d.z, float(n))
+        else:
+            r = _rounded_odds(pooled, p1)
+            terms = {c: (b.volume, _design_rate(b.p0)) for c, b in known.items()}
+            h, achieved = threshold_for_mix(terms, r, config.arl0_minutes)
+            design = _TierDesign(1.0, r, h, achieved, 0.0, None, None)
+    except (ArithmeticError, ValueError, IndexError) as exc:
+        return f"skipped: threshold search failed at pooled rate {pooled:.6g} ({type(exc).__name__}: {exc})"
+    if not (math.isfinite(design.h) and design.h > 0):
+        return f"skipped: threshold search failed at pooled rate {pooled:.6g} (h={design.h})"
+    return design
 
 
 def _tier_rate(baselines: Mapping[str, Baseline]) -> float:
@@ -167,40 +259,28 @@ def detect_tier_drift(
     out = []
     for direction in config.directions:
         lab = {**base_labels, "direction": direction}
-        p1 = alternative_rate(pooled, direction, config.delta, config.ratio)
-        if p1 is None or not 0 < p1 < 1 or p1 == pooled:
+        design = _tier_design(known, pooled, volume, direction, config)
+        if isinstance(design, str):
             out.append(silent(signal, Status.DEGENERATE, now=now, labels=lab, severity=config.severity,
-                              baseline_version=version,
-                              reason=f"skipped: pooled rate {pooled:.6g} leaves no room for a shift {direction}"))
+                              baseline_version=version, reason=design))
             continue
-        r = _rounded_odds(pooled, p1)
-        terms = {c: (b.volume, rate_of[c]) for c, b in known.items()}
-        try:
-            h, achieved = threshold_for_mix(terms, r, config.arl0_minutes)
-        except (ArithmeticError, ValueError, IndexError) as exc:
-            h, achieved, failure = math.nan, math.nan, f"{type(exc).__name__}: {exc}"
-        else:
-            failure = None if math.isfinite(h) and h > 0 else f"h={h}"
-        if failure is not None:
-            out.append(silent(signal, Status.DEGENERATE, now=now, labels=lab, severity=config.severity,
-                              baseline_version=version,
-                              reason=f"skipped: threshold search failed at pooled rate {pooled:.6g} ({failure})"))
-            continue
-        log_r = math.log(r)
-        g = {c: math.log1p(p * (r - 1)) for c, p in rate_of.items()}
-        g_pooled = math.log1p(pooled * (r - 1))
+        h, achieved = design.h, design.arl0
+        log_r = math.log(design.r1 / design.r_ref)
+        g = {c: math.log1p(p * (design.r1 - 1)) - math.log1p(p * (design.r_ref - 1)) for c, p in rate_of.items()}
+        g_pooled = math.log1p(pooled * (design.r1 - 1)) - math.log1p(pooled * (design.r_ref - 1))
         steps = []
         for m in minutes:
             x = n = 0
             comp = 0.0
-            for cat, (s, t) in per_minute[m].items():
-                x += s
+            for cat, (s_, t) in per_minute[m].items():
+                x += s_
                 n += t
                 comp += t * g.get(cat, g_pooled)
             steps.append((m, float(x), comp, n))
         prior = _coerce_state((states or {}).get(direction))
         trace = fold(steps, log_odds=log_r, h=h, state=prior, min_trials=config.min_trials,
-                     cap_factor=config.cap_factor, clear_factor=config.clear_factor)
+                     cap_factor=config.cap_factor, clear_factor=config.clear_factor,
+                     evidence_trials=design.trials)
         st = trace.state
         firing = st.alarm_at is not None
         since = st.change_start if firing else None
@@ -227,6 +307,24 @@ def detect_tier_drift(
                 {c: obs_x[c] / obs_n[c] for c in obs_n},
                 obs_n,
             )
+        window_rows = [MinuteCount(m, sum(x for x, _ in per_minute[m].values()),
+                                   sum(t for _, t in per_minute[m].values()))
+                       for m in minutes if m >= window_from]
+        interval = expected_interval(expected_rate, window_rows, design.tau) if expected_rate is not None else None
+        interval_text = (
+            f" Observed {observed:.2%} vs expected {expected_rate:.2%} for this mix, in-control 95% interval "
+            f"{interval[0]:.2%}-{interval[1]:.2%} over these {n_tot} trials."
+            if interval is not None and observed is not None and expected_rate is not None else ""
+        )
+        if design.tau > 0:
+            dispersion_text = (
+                f" Dispersion: the tier's hour-to-hour wobble, logit sd {design.tau:.2f} (its categories' wobble, "
+                f"taken as moving together); the CUSUM judges against every category's odds moved "
+                f"{design.z:g} sd of it and its threshold holds one false alarm per {config.arl0_minutes:,.0f} "
+                f"minutes under that wobble."
+            )
+        else:
+            dispersion_text = " Dispersion: binomial (no hour-to-hour wobble beyond sampling noise)."
         where = fmt_labels(labels)
         obs_text = f"{observed:.1%}" if observed is not None else "n/a"
         exp_text = f"{expected_rate:.1%}" if expected_rate is not None else "n/a"
@@ -241,13 +339,14 @@ def detect_tier_drift(
                 f"The risk-adjusted {direction}ward CUSUM of {where} crossed h={h:.1f} at "
                 f"{st.alarm_at:%Y-%m-%d %H:%M} UTC; the change most likely began at {since:%Y-%m-%d %H:%M} UTC. "
                 f"Since then {x_tot} escalations of {n_tot} ({obs_text}) where the baseline rates of the categories "
-                f"served predict {expected:.0f} ({exp_text}).{split_text}"
+                f"served predict {expected:.0f} ({exp_text}).{split_text}{interval_text}{dispersion_text}"
             )
         else:
             summary = (
                 f"tier escalation rate {obs_text} vs {exp_text} expected for its mix: no {direction}ward shift ({where})"
             )
-            description = f"risk-adjusted {direction}ward CUSUM S={st.s:.2f} below h={h:.2f}.{split_text}"
+            description = (f"risk-adjusted {direction}ward CUSUM S={st.s:.2f} below h={h:.2f}."
+                           f"{split_text}{interval_text}{dispersion_text}")
         out.append(
             Verdict(
                 signal=signal,
@@ -267,7 +366,12 @@ def detect_tier_drift(
                 description=description,
                 extra={
                     "pooled_baseline_rate": pooled,
-                    "odds_ratio": r,
+                    "odds_ratio": design.r1,
+                    "reference_odds_ratio": design.r_ref,
+                    "hour_sd": design.tau,
+                    "tolerance_z": design.z,
+                    "design_trials_per_minute": design.trials,
+                    "expected_interval": list(interval) if interval is not None else None,
                     "arl0_target": config.arl0_minutes,
                     "arl0": achieved if math.isfinite(achieved) else None,
                     "window_trials": n_tot,

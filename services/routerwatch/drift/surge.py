@@ -42,6 +42,25 @@ at higher volumes. The price is small because a surge is a large shift: a
 broken verifier (30 % -> 90 %) brings ``~0.43 n`` nats a minute, so it pages in
 the first minute from about 40 trials a minute up (tested at 110 and 1,000) and
 within a few minutes at 10.
+
+Hour-to-hour wobble
+-------------------
+
+Ville's bound needs the in-control rate to be ``p0``. On production traffic each
+clock hour has a rate of its own (``expit(logit p0 + b)``, ``b ~ N(0, tau^2)``,
+:mod:`routerwatch.drift.overdispersion`), and an hour 4 sd up at ``tau = 0.2`` is a
++20-point "surge" that lasts an hour. With ``SurgeConfig(overdispersion=True)``
+the CUSUM judges against the tolerance rate ``p_ref = expit(logit p0 + z tau)``
+and its alternative is ``delta`` beyond ``p_ref``. While an hour's rate is at or
+below ``p_ref`` the likelihood ratio's expectation is at most 1, so Ville's bound
+holds within it; an hour above ``p_ref`` can at worst cause one alarm. The
+false-alarm rate is therefore at most ``exp(-h) + P(b > z tau) / 60`` a minute,
+and the design gives each half the budget: ``h = log(2 ARL0)`` and ``z`` the
+normal quantile of ``1 - 60 / (2 ARL0)`` (4.5 sd for one false page a month
+across 177 CUSUMs). Still no volume in it. ``tau`` is the pooled series' own
+hour-level sd (which counts the clock's mix swing as wobble too: the quiet
+side), or ``hour_sd_prior`` without one. A broken verifier (30 % -> 90 %) is far
+beyond any tolerance: it still pages in the first minute or two.
 """
 
 from __future__ import annotations
@@ -62,10 +81,12 @@ from routerwatch.drift.cusum import (
     _coerce_state,
     _design_rate,
     _drift_verdict,
+    _hour_sd,
     alternative_rate,
     arl0_for_budget,
     run_cusum,
 )
+from routerwatch.drift.overdispersion import quantize_sd, shifted_rate
 from routerwatch.drift.verdict import Severity, Signal, Status, Verdict, silent
 
 
@@ -82,6 +103,8 @@ class SurgeConfig:
     clear_factor: float = 0.5
     severity: Severity = Severity.CRITICAL
     reason_minutes: int = 5  # window for the reason breakdown while not firing
+    overdispersion: bool = False  # judge against the hour-level wobble's tolerance (module docstring)
+    hour_sd_prior: float = 0.1
 
     def drift_config(self) -> DriftConfig:
         return DriftConfig(
@@ -95,6 +118,8 @@ class SurgeConfig:
             clear_factor=self.clear_factor,
             severity=self.severity,
             observe_minutes=self.reason_minutes,
+            overdispersion=self.overdispersion,
+            hour_sd_prior=self.hour_sd_prior,
         )
 
 
@@ -107,8 +132,17 @@ def surge_threshold(arl0_minutes: float) -> float:
     return math.log(arl0_minutes)
 
 
+def surge_tolerance_z(arl0_minutes: float) -> float:
+    """Tolerance in sd of the hour effect: an hour beyond it once per ``2 * arl0_minutes`` minutes."""
+    from statistics import NormalDist
+
+    tail = min(0.5, 60.0 / (2.0 * arl0_minutes))
+    return NormalDist().inv_cdf(1.0 - tail)
+
+
 def plan_surge(
-    p0: float, volume: float, *, arl0: float, delta: float = 0.20, ratio: float | None = None
+    p0: float, volume: float, *, arl0: float, delta: float = 0.20, ratio: float | None = None,
+    hour_sd: float | None = 0.0,
 ) -> CusumDesign | DesignSkip:
     """The upward surge CUSUM for baseline ``p0``, or why there is none. Never raises.
 
@@ -116,7 +150,10 @@ def plan_surge(
     (clamped by ``RATE_EPS``; skipped when degenerate or when the rate has no
     room to rise); the threshold is :func:`surge_threshold`, so ``volume`` is
     only recorded (``design.trials``) and ``design.arl0`` is the guaranteed
-    lower bound on the in-control ARL, the target itself.
+    lower bound on the in-control ARL, the target itself. ``hour_sd`` above 0
+    gives the wobble tolerance of the module docstring: ``p0`` of the design is
+    then the tolerance rate, ``center_p0`` the baseline's, and ``h`` is
+    ``surge_threshold(2 * arl0)``.
     """
     if not (isinstance(p0, (int, float)) and 0 < p0 < 1):  # NaN fails the comparison too
         return DesignSkip(f"baseline rate {p0} is degenerate (outside (0, 1)): no likelihood ratio exists")
@@ -125,11 +162,19 @@ def plan_surge(
     if not (isinstance(arl0, (int, float)) and math.isfinite(arl0) and arl0 > 1):
         return DesignSkip(f"target ARL0 {arl0} minutes is degenerate (not a finite number above 1)")
     rate = _design_rate(p0)
-    p1 = alternative_rate(rate, "up", delta, ratio)
-    if p1 is None or not 0 < p1 < 1 or p1 == rate:
-        return DesignSkip(f"baseline rate {p0:.6g} leaves no room for a shift up (delta {delta}, ratio {ratio})")
-    h = surge_threshold(arl0)
-    return CusumDesign("up", rate, p1, float(volume), h, arl0, arl0, baseline_p0=None if rate == p0 else p0)
+    tau = quantize_sd(hour_sd)
+    z = surge_tolerance_z(arl0) if tau > 0 else None
+    ref = _design_rate(shifted_rate(rate, z, tau)) if z is not None else rate
+    p1 = alternative_rate(ref, "up", delta, ratio)
+    if p1 is None or not 0 < p1 < 1 or p1 == ref:
+        return DesignSkip(f"baseline rate {p0:.6g} leaves no room for a shift up (delta {delta}, ratio {ratio}"
+                          + (f", tolerance {ref:.4g} for hour sd {tau})" if z is not None else ")"))
+    if z is None:
+        return CusumDesign("up", rate, p1, float(volume), surge_threshold(arl0), arl0, arl0,
+                           baseline_p0=None if rate == p0 else p0)
+    return CusumDesign("up", ref, p1, float(volume), surge_threshold(2 * arl0), arl0, arl0,
+                       baseline_p0=None if rate == p0 else p0, hour_sd=tau, tolerance_z=round(z, 2),
+                       center_p0=rate)
 
 
 def dominant_reason(
@@ -229,7 +274,7 @@ def _surge_verdict(
                       reason=f"baseline volume {baseline.volume:.2f} trials/min is below the floor "
                       f"{config.min_volume}: not evaluated")
     design = plan_surge(baseline.p0, baseline.volume, arl0=config.arl0_minutes, delta=config.delta,
-                        ratio=config.ratio)
+                        ratio=config.ratio, hour_sd=_hour_sd(baseline, drift))
     if isinstance(design, DesignSkip):
         return silent(signal, design.status, now=now, labels=lab, severity=config.severity,
                       baseline_version=baseline.version, reason=f"skipped: {design.reason}")
@@ -245,5 +290,7 @@ def _surge_verdict(
         )
     return verdict.model_copy(update={
         "description": description,
-        "extra": {**verdict.extra, "threshold_rule": "volume-free: h = log(arl0_target)"},
+        "extra": {**verdict.extra, "threshold_rule": (
+            "volume-free: h = log(arl0_target)" if design.hour_sd == 0 else
+            "volume-free with an hour-wobble tolerance: h = log(2 arl0_target), z from the other half")},
     })

@@ -214,8 +214,12 @@ def _tier_level(reader, baselines, evaluation, escalations, arl0, start, now, cf
     surge_history = None
     if tier_keys and cfg.auto_baseline:
         surge_history = {k: series.pooled(v) for k, v in series.tier_series(series.escalation_series(reader, *window)).items()}
-    tier_config = DriftConfig(delta=cfg.escalation_delta, arl0_minutes=arl0, min_volume=cfg.min_volume)
-    surge_config = SurgeConfig(arl0_minutes=arl0)
+    # Both wobble with their categories (design notes 8): the tier drift is designed for its categories'
+    # hour-level sd, the surge judged against the pooled series' own wobble tolerance.
+    prior = getattr(cfg, "hour_sd_prior", DriftConfig.hour_sd_prior)
+    tier_config = DriftConfig(delta=cfg.escalation_delta, arl0_minutes=arl0, min_volume=cfg.min_volume,
+                              overdispersion=True, hour_sd_prior=prior)
+    surge_config = SurgeConfig(arl0_minutes=arl0, overdispersion=True, hour_sd_prior=prior)
     for (router, tier), categories in by_tier.items():
         labels = {"router": router, "tier": tier}
         category_baselines = {
