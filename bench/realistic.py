@@ -38,7 +38,7 @@ import numpy as np
 from pathlib import Path as Path_
 
 from bench.naive import NAIVE, naive_firing
-from bench.scenarios import minute, to_counts
+from bench.scenarios import index, minute, to_counts
 from bench.traffic import (
     FLEET,
     FLEET_SERIES,
@@ -47,11 +47,13 @@ from bench.traffic import (
     MINUTES_PER_WEEK,
     TRAFFIC,
     TRAFFIC_BY_NAME,
+    Burst,
     Change,
     TierSpec,
     Traffic,
     hourly,
     seed_rng,
+    tenant_counts,
     tier_stream,
     wobble_moments,
 )
@@ -197,14 +199,25 @@ def _fold(detect: Any, stop: int, split: int | None, base_end: int, run: TierRun
 
 
 def run_tier(spec: TierSpec, traffic: Traffic, xs: np.ndarray, ns: np.ndarray, base_end: int, stop: int, *,
-             naive_on: str = "categories", oracle: bool = True, split: int | None = None) -> TierRun:
+             naive_on: str = "categories", oracle: bool = True, split: int | None = None,
+             bursts: list[Burst] | None = None) -> TierRun:
     """Every detector over minutes ``[base_end, stop)``, baselines from the week before ``base_end``.
 
     With ``split`` (a change run) the CUSUMs are evaluated up to the change and
     resumed from their ``state`` after it, so a CUSUM still latched from an
     earlier alarm at the change is known (``TierRun.latched``).
+
+    ``bursts`` (the batches ``tier_stream`` drew) makes the tenant breakdown
+    available to the detectors, as the scheduler reads it from ``attempts``:
+    every routerwatch CUSUM then holds an alarm one tenant carried.
     """
     run = TierRun()
+
+    def breakdown(categories: list[int]) -> Any:
+        if bursts is None:
+            return None
+        return lambda since, until: tenant_counts(spec, xs, ns, bursts, index(since), index(until), categories)
+
     tier_labels = {"router": spec.router, "tier": spec.tier}
     lists = [(x.tolist(), n.tolist()) for x, n in zip(xs, ns)]
     baselines: dict[str, Baseline | None] = {}
@@ -215,8 +228,8 @@ def run_tier(spec: TierSpec, traffic: Traffic, xs: np.ndarray, ns: np.ndarray, b
         b = _baseline(x, n, base_end, labels)
         baselines[cat] = b
         counts[cat] = to_counts(x, n, base_end, stop)
-        _fold(lambda rows, now, b=b, labels=labels, **kw: detect_rate_drift(b, rows, now=now, config=DRIFT,
-                                                                           labels=labels, **kw),
+        _fold(lambda rows, now, b=b, labels=labels, j=j, **kw: detect_rate_drift(
+                  b, rows, now=now, config=DRIFT, labels=labels, tenants=breakdown([j]), **kw),
               stop, split, base_end, run, f"rw.drift:{cat}", "states", rows=counts[cat])
         run.series += 1
         run.judged += int(b is not None and b.volume >= DRIFT.min_volume)
@@ -231,7 +244,8 @@ def run_tier(spec: TierSpec, traffic: Traffic, xs: np.ndarray, ns: np.ndarray, b
 
     def tier(rows: Any, now: Any, **kw: Any) -> Any:
         part = {c: (v if cut is None else (v[:cut] if rows == "pre" else v[cut:])) for c, v in counts.items()}
-        return detect_tier_drift(baselines, part, now=now, labels=tier_labels, config=TIER_DRIFT, **kw)
+        return detect_tier_drift(baselines, part, now=now, labels=tier_labels, config=TIER_DRIFT,
+                                 tenants=breakdown(list(range(len(spec.categories)))), **kw)
 
     # detect_tier_drift takes a mapping of series: split it here rather than in _fold.
     if split is None:
@@ -244,7 +258,8 @@ def run_tier(spec: TierSpec, traffic: Traffic, xs: np.ndarray, ns: np.ndarray, b
         run.alarms["rw.tier"] = sorted(_alarms(pre) + _alarms(post))
     px, pn = xs.sum(axis=0).tolist(), ns.sum(axis=0).tolist()
     pb = _baseline(px, pn, base_end, tier_labels)
-    _fold(lambda rows, now, **kw: detect_surge(pb, rows, now=now, config=SURGE, labels=tier_labels, **kw),
+    _fold(lambda rows, now, **kw: detect_surge(pb, rows, now=now, config=SURGE, labels=tier_labels,
+                                               tenants=breakdown(list(range(len(spec.categories)))), **kw),
           stop, split, base_end, run, "rw.surge", "state", rows=to_counts(px, pn, base_end, stop))
     if naive_on == "pooled":
         for name, f in naive_firing(px, pn, base_start=base_end - MINUTES_PER_WEEK, base_end=base_end,
@@ -264,8 +279,9 @@ def quiet_task(traffic_name: str, tier_index: int, month: int, days: float) -> t
     spec = FLEET[tier_index]
     monitored = int(days * MINUTES_PER_DAY)
     length = MINUTES_PER_WEEK + monitored
-    xs, ns = tier_stream(spec, traffic, seed_rng("quiet", traffic.name, spec.key, month), length)
-    run = run_tier(spec, traffic, xs, ns, MINUTES_PER_WEEK, length)
+    bursts: list[Burst] = []
+    xs, ns = tier_stream(spec, traffic, seed_rng("quiet", traffic.name, spec.key, month), length, bursts=bursts)
+    run = run_tier(spec, traffic, xs, ns, MINUTES_PER_WEEK, length, bursts=bursts)
     pages = {d: 0 for d in DETECTORS}
     for key, minutes in run.alarms.items():
         pages[key.split(":")[0]] += len(minutes)
@@ -378,9 +394,11 @@ def scenario_task(traffic_name: str, name: str, seed: int) -> tuple[str, str, in
         change = Change(scn.at, add={0: scn.add})
     length = scn.at + scn.horizon
     base_end = scn.at - PRE
-    xs, ns = tier_stream(spec, traffic, seed_rng("change", traffic.name, scn.name, seed), length, change=change)
+    bursts: list[Burst] = []
+    xs, ns = tier_stream(spec, traffic, seed_rng("change", traffic.name, scn.name, seed), length, change=change,
+                         bursts=bursts)
     run = run_tier(spec, traffic, xs, ns, base_end, length, split=scn.at,
-                   naive_on="categories" if scn.scope == "category" else "pooled")
+                   naive_on="categories" if scn.scope == "category" else "pooled", bursts=bursts)
     cats = ["c1"] if scn.scope == "category" else list(spec.categories)
     groups: dict[str, list[str]] = {
         "rw.drift": [f"rw.drift:{c}" for c in cats],

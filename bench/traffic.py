@@ -172,12 +172,70 @@ def seed_rng(*parts: object) -> np.random.Generator:
     return np.random.default_rng(list("/".join(map(str, parts)).encode()))
 
 
+@dataclass(frozen=True)
+class Burst:
+    """One tenant's batch: category index, minutes ``[b0, b1)`` of the stream, its own counts per minute."""
+
+    category: int
+    b0: int
+    b1: int
+    trials: np.ndarray
+    escalated: np.ndarray
+    tenant: str
+
+
+#: Tenants sharing a tier's ordinary traffic (outside batches), with Dirichlet(1) shares: the largest
+#: of 40 carries about 10 % of the traffic.
+BASE_TENANTS = 40
+
+
+def tenant_shares(spec: TierSpec) -> np.ndarray:
+    """The tier's ordinary traffic split between :data:`BASE_TENANTS` tenants (fixed per tier)."""
+    return seed_rng("tenants", spec.key).dirichlet(np.ones(BASE_TENANTS))
+
+
+def tenant_counts(spec: TierSpec, xs: np.ndarray, ns: np.ndarray, bursts: list[Burst], a: int, b: int,
+                  categories: list[int]) -> dict[str, dict[str, tuple[int, int]]]:
+    """Counts by tenant and category over stream minutes ``[a, b)``: what the scheduler reads from ``attempts``.
+
+    A batch's counts belong to its tenant; the rest of each category's counts is
+    split between the ordinary tenants (multinomially by :func:`tenant_shares`,
+    escalations hypergeometrically: every ordinary tenant escalates alike),
+    seeded by the window so that a re-read gives the same answer.
+    """
+    a, b = max(0, a), min(ns.shape[1], b)
+    out: dict[str, dict[str, tuple[int, int]]] = {}
+    shares = tenant_shares(spec)
+    for j in categories:
+        cat = spec.categories[j]
+        x, n = int(xs[j, a:b].sum()), int(ns[j, a:b].sum())
+        for burst in bursts:
+            if burst.category != j or burst.b1 <= a or burst.b0 >= b:
+                continue
+            lo, hi = max(a, burst.b0) - burst.b0, min(b, burst.b1) - burst.b0
+            bx, bn = int(burst.escalated[lo:hi].sum()), int(burst.trials[lo:hi].sum())
+            px, pn = out.setdefault(burst.tenant, {}).get(cat, (0, 0))
+            out[burst.tenant][cat] = (px + bx, pn + bn)
+            x, n = x - bx, n - bn
+        if n <= 0:
+            continue
+        rng = seed_rng("split", spec.key, j, a, b)
+        nt = rng.multinomial(n, shares)
+        xt = rng.multivariate_hypergeometric(nt, x) if x > 0 else np.zeros_like(nt)
+        for t in np.flatnonzero(nt):
+            out.setdefault(f"tenant{t}", {})[cat] = (int(xt[t]), int(nt[t]))
+    return out
+
+
 def tier_stream(spec: TierSpec, traffic: Traffic, rng: np.random.Generator, length: int, *,
-                change: Change | None = None, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                change: Change | None = None, start: int = 0,
+                bursts: list[Burst] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(escalated, trials)`` per category and minute, shape ``(categories, length)``, minutes ``[start, start+length)``.
 
     Deterministic given ``rng``'s state. Memory is a few arrays of
-    ``categories x length`` (a tier-month is about 1 MB per array).
+    ``categories x length`` (a tier-month is about 1 MB per array). ``bursts``,
+    when given, receives every batch drawn (for :func:`tenant_counts`); it
+    draws nothing more from ``rng``.
     """
     k = len(spec.categories)
     minutes = np.arange(start, start + length)
@@ -220,7 +278,10 @@ def tier_stream(spec: TierSpec, traffic: Traffic, rng: np.random.Generator, leng
             extra = rng.poisson(rng.uniform(1.0, 4.0) * spec.volume * spec.shares[j], b1 - b0)
             pb = float(expit(logit(spec.rates[j]) + rng.normal(0.0, 0.5)))
             trials[j, b0:b1] += extra
-            escalated[j, b0:b1] += rng.binomial(extra, pb)
+            bx = rng.binomial(extra, pb)
+            escalated[j, b0:b1] += bx
+            if bursts is not None:
+                bursts.append(Burst(j, b0, b1, extra, bx, f"batch{len(bursts)}"))
     return escalated, trials
 
 

@@ -58,7 +58,7 @@ from __future__ import annotations
 import math
 import random
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -66,6 +66,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from routerwatch.drift.attribution import TenantBreakdown, hold_check
 from routerwatch.drift.baseline import Baseline, baseline_problem
 from routerwatch.drift.overdispersion import quantize_sd, tolerance_design
 from routerwatch.drift.counts import MINUTE, MINUTES_PER_MONTH, MinuteCount, check_counts, merge_by_minute
@@ -837,6 +838,7 @@ class CusumTrace:
     state: CusumState
     alarms: tuple[Alarm, ...]
     cleared: tuple[datetime, ...]
+    held: tuple[Any, ...] = ()  # TenantHold: crossings carried by one tenant (routerwatch.drift.attribution)
 
 
 def fold(
@@ -849,6 +851,7 @@ def fold(
     cap_factor: float = 1.25,
     clear_factor: float = 0.5,
     evidence_trials: float | None = None,
+    hold: Callable[[datetime, datetime, bool], Any] | None = None,
 ) -> CusumTrace:
     """Fold ``(minute, x, compensator, trials)`` steps, ``llr = x * log_odds - compensator``.
 
@@ -877,6 +880,13 @@ def fold(
     minute has the design minute's mean increment and less than its variance,
     so the computed ARL is a lower bound whatever the volume's shape; the cost
     is that a shift at peak is detected no faster than at the mean volume.
+
+    ``hold(change_start, minute, second_look)`` is called at a crossing; a
+    non-None result (a :class:`~routerwatch.drift.attribution.TenantHold`: one
+    tenant carried the evidence) records it in ``held`` instead of raising the
+    alarm, and the CUSUM restarts from zero. ``second_look`` is True when the
+    previous crossing was held provisionally and the statistic has not been
+    back to zero since (the same excursion, judged on fresh evidence).
     """
     st = state or CusumState()
     s, run_start, alarm_at, change_start = st.s, st.run_start, st.alarm_at, st.change_start
@@ -884,6 +894,8 @@ def fold(
     px, pc, pn, psince = st.pending_successes, st.pending_compensator, st.pending_trials, st.pending_since
     alarms: list[Alarm] = []
     cleared: list[datetime] = []
+    held: list[Any] = []
+    second_look = False
     cap, clear = cap_factor * h, clear_factor * h
     for minute, x, comp, n in steps:
         if last is not None and minute <= last:
@@ -905,12 +917,20 @@ def fold(
         s = prev + llr
         if s <= 0:
             s, run_start = 0.0, None
+            if prev > 0:
+                second_look = False
         elif prev <= 0 or run_start is None:
             run_start = began
         if alarm_at is None:
-            if s >= h:
+            if s >= h and hold is not None and (why := hold(run_start or minute, minute, second_look)) is not None:
+                held.append(why)
+                s, run_start = 0.0, None
+                second_look = bool(why.provisional)
+                continue
+            elif s >= h:
                 alarm_at, change_start = minute, run_start
                 alarms.append(Alarm(minute, run_start, s))
+                second_look = False
                 s = min(s, cap)
         else:
             s = min(s, cap)
@@ -929,7 +949,7 @@ def fold(
         pending_since=psince,
         minutes=minutes,
     )
-    return CusumTrace(final, tuple(alarms), tuple(cleared))
+    return CusumTrace(final, tuple(alarms), tuple(cleared), tuple(held))
 
 
 def run_cusum(
@@ -940,8 +960,12 @@ def run_cusum(
     min_trials: int = 1,
     cap_factor: float = 1.25,
     clear_factor: float = 0.5,
+    tenants: Any = None,
 ) -> CusumTrace:
     """Fold per-minute counts through one one-sided CUSUM (see :func:`fold`).
+
+    ``tenants`` (a :data:`~routerwatch.drift.attribution.TenantBreakdown`) lets
+    a crossing carried by one tenant be held (:mod:`routerwatch.drift.attribution`).
 
     A tolerance design caps each minute's evidence at its design volume
     (``design.evidence_trials``, see ``fold``); the iid design does not need it
@@ -960,6 +984,8 @@ def run_cusum(
         cap_factor=cap_factor,
         clear_factor=clear_factor,
         evidence_trials=design.evidence_trials,
+        hold=hold_check(tenants, log_odds=design.log_odds, per_trial={}, default_per_trial=design.per_trial,
+                        h=design.h),
     )
 
 
@@ -1028,8 +1054,13 @@ def detect_rate_drift(
     signal: Signal = Signal.ESCALATION_DRIFT,
     labels: Mapping[str, str] | None = None,
     states: Mapping[str, CusumState | Mapping[str, Any]] | None = None,
+    tenants: TenantBreakdown | None = None,
 ) -> list[Verdict]:
     """One verdict per direction in ``config.directions`` for one series.
+
+    ``tenants`` reads the series' counts by tenant for an alarm's window: an
+    alarm carried by one tenant's batch is then held, not paged
+    (:mod:`routerwatch.drift.attribution`; ``extra["held_alarms"]``).
 
     ``counts`` are the series' per-minute counts after the baseline window;
     minutes before ``baseline.window_end`` or at/after ``now`` (the end of the
@@ -1084,7 +1115,7 @@ def detect_rate_drift(
         prior = _coerce_state((states or {}).get(direction))
         rows = [c for c in merge_by_minute(counts) if baseline.window_end <= c.minute < now]
         trace = run_cusum(design, rows, state=prior, min_trials=config.min_trials,
-                          cap_factor=config.cap_factor, clear_factor=config.clear_factor)
+                          cap_factor=config.cap_factor, clear_factor=config.clear_factor, tenants=tenants)
         out.append(_drift_verdict(signal, design, baseline, rows, trace, lab, now, config))
     return out
 
@@ -1118,6 +1149,21 @@ def expected_interval(
     var = pq / n + (pq * hour_sd) ** 2 * sum(v * v for v in per_hour.values()) / (n * n)
     sd = math.sqrt(var)
     return max(0.0, p0 - z * sd), min(1.0, p0 + z * sd)
+
+
+def held_text(held: Sequence[Any]) -> str:
+    """The description's sentence on alarms held for one tenant (empty when none)."""
+    if not held:
+        return ""
+    last = held[-1]
+    share = last.tenant_trials / last.window_trials if last.window_trials else 0.0
+    return (
+        f" Held {len(held)} crossing(s) carried by a single tenant, the last at {last.at:%Y-%m-%d %H:%M} UTC: "
+        f"tenant {last.tenant} sent {share:.0%} of the {last.window_trials} trials since "
+        f"{last.since:%H:%M} and {last.tenant_evidence:.1f} nats of the evidence; the rest of the traffic showed "
+        f"{last.rest_evidence:.1f} (a shift of the router would have shown at least {last.rest_needed:.1f}), so it "
+        f"was not paged as drift: the tenant signal judges that tenant."
+    )
 
 
 def _pct(observed: float | None) -> str:
@@ -1185,6 +1231,7 @@ def _drift_verdict(
             f"{design.direction}ward CUSUM S={st.s:.2f} below h={design.h:.2f}; observed {obs_text} over "
             f"{n} trials since {window_from:%Y-%m-%d %H:%M} UTC." + interval_text + dispersion_text
         )
+    description += held_text(trace.held)
     if design.baseline_p0 is not None:
         description += (
             f" The baseline rate {design.baseline_p0:.3g} is within {RATE_EPS:g} of 0 or 1 and was judged as "
@@ -1226,6 +1273,7 @@ def _drift_verdict(
             "tolerance_rate": design.p0 if design.hour_sd > 0 else None,
             "tolerance_z": design.tolerance_z,
             "rate_clamped_from": design.baseline_p0,
+            "held_alarms": [hd.as_dict() for hd in trace.held],
         },
         state=st.model_dump(mode="json"),
     )

@@ -56,6 +56,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from routerwatch.drift.attribution import TenantBreakdown, hold_check
 from routerwatch.drift.baseline import Baseline, baseline_problem
 from routerwatch.drift.counts import MINUTE, MinuteCount, check_counts, merge_by_minute
 from routerwatch.drift.cusum import (
@@ -71,6 +72,7 @@ from routerwatch.drift.cusum import (
     alternative_rate,
     expected_interval,
     fold,
+    held_text,
     odds_ratio,
     threshold_for_mix,
 )
@@ -202,8 +204,13 @@ def detect_tier_drift(
     labels: Mapping[str, str],
     config: DriftConfig = DriftConfig(),
     states: Mapping[str, CusumState | Mapping[str, Any]] | None = None,
+    tenants: TenantBreakdown | None = None,
 ) -> list[Verdict]:
     """Risk-adjusted escalation drift of one tier: one verdict per direction.
+
+    ``tenants`` reads the tier's counts by tenant and category for an alarm's
+    window: an alarm carried by one tenant's batch is held, not paged
+    (:mod:`routerwatch.drift.attribution`; ``extra["held_alarms"]``).
 
     ``baselines`` and ``counts`` are keyed by category (successes = escalated
     attempts, trials = accepted + escalated, per minute). ``labels`` name the
@@ -280,7 +287,8 @@ def detect_tier_drift(
         prior = _coerce_state((states or {}).get(direction))
         trace = fold(steps, log_odds=log_r, h=h, state=prior, min_trials=config.min_trials,
                      cap_factor=config.cap_factor, clear_factor=config.clear_factor,
-                     evidence_trials=design.trials)
+                     evidence_trials=design.trials,
+                     hold=hold_check(tenants, log_odds=log_r, per_trial=g, default_per_trial=g_pooled, h=h))
         st = trace.state
         firing = st.alarm_at is not None
         since = st.change_start if firing else None
@@ -340,13 +348,13 @@ def detect_tier_drift(
                 f"{st.alarm_at:%Y-%m-%d %H:%M} UTC; the change most likely began at {since:%Y-%m-%d %H:%M} UTC. "
                 f"Since then {x_tot} escalations of {n_tot} ({obs_text}) where the baseline rates of the categories "
                 f"served predict {expected:.0f} ({exp_text}).{split_text}{interval_text}{dispersion_text}"
-            )
+            ) + held_text(trace.held)
         else:
             summary = (
                 f"tier escalation rate {obs_text} vs {exp_text} expected for its mix: no {direction}ward shift ({where})"
             )
             description = (f"risk-adjusted {direction}ward CUSUM S={st.s:.2f} below h={h:.2f}."
-                           f"{split_text}{interval_text}{dispersion_text}")
+                           f"{split_text}{interval_text}{dispersion_text}") + held_text(trace.held)
         out.append(
             Verdict(
                 signal=signal,
@@ -382,6 +390,7 @@ def detect_tier_drift(
                     "alarm_at": st.alarm_at.isoformat() if st.alarm_at else None,
                     "alarms_in_call": [a.at.isoformat() for a in trace.alarms],
                     "degenerate_baselines": degenerate,
+                    "held_alarms": [hd.as_dict() for hd in trace.held],
                 },
                 state=st.model_dump(mode="json"),
             )

@@ -71,6 +71,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from routerwatch.drift.attribution import TenantBreakdown
 from routerwatch.drift.baseline import Baseline, baseline_problem
 from routerwatch.drift.counts import MINUTE, MinuteCount, merge_by_minute
 from routerwatch.drift.cusum import (
@@ -205,6 +206,7 @@ def detect_surge(
     reason_counts: Mapping[str, Sequence[MinuteCount]] | None = None,
     reason_rates: Mapping[str, float] | None = None,
     state: CusumState | Mapping[str, Any] | None = None,
+    tenants: TenantBreakdown | None = None,
 ) -> Verdict:
     """Escalation surge verdict for one series (router, tier[, category]).
 
@@ -219,8 +221,10 @@ def detect_surge(
     Statuses as :func:`~routerwatch.drift.cusum.detect_rate_drift`'s (no
     baseline, insufficient volume, degenerate); the threshold is
     :func:`surge_threshold` of ``config.arl0_minutes``, the same at every volume.
+    ``tenants``: as for :func:`~routerwatch.drift.cusum.detect_rate_drift` (a
+    surge carried by one tenant's batch is held, not paged).
     """
-    verdict = _surge_verdict(baseline, counts, now=now, config=config, labels=labels, state=state)
+    verdict = _surge_verdict(baseline, counts, now=now, config=config, labels=labels, state=state, tenants=tenants)
     if not verdict.evaluated or not reason_counts:
         return verdict
     since = verdict.change_start or (now - config.reason_minutes * MINUTE)
@@ -256,6 +260,7 @@ def _surge_verdict(
     config: SurgeConfig,
     labels: Mapping[str, str] | None,
     state: CusumState | Mapping[str, Any] | None,
+    tenants: TenantBreakdown | None = None,
 ) -> Verdict:
     """The upward CUSUM verdict of :func:`detect_surge`, before the reason breakdown."""
     drift = config.drift_config()
@@ -280,7 +285,7 @@ def _surge_verdict(
                       baseline_version=baseline.version, reason=f"skipped: {design.reason}")
     rows = [c for c in merge_by_minute(counts) if baseline.window_end <= c.minute < now]
     trace = run_cusum(design, rows, state=_coerce_state(state), min_trials=config.min_trials,
-                      cap_factor=config.cap_factor, clear_factor=config.clear_factor)
+                      cap_factor=config.cap_factor, clear_factor=config.clear_factor, tenants=tenants)
     verdict = _drift_verdict(signal, design, baseline, rows, trace, lab, now, drift)
     sized = f" at {design.trials:.0f} trials/min."
     description = verdict.description
