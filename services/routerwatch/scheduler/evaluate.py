@@ -193,8 +193,10 @@ def evaluate(reader: Any, baselines: dict[tuple[str, str], Baseline], now: datet
 
             def judge_rate(signal=signal, labels=labels, key=key, counts=counts, long_history=long_history):
                 baseline = _baseline_for(signal, labels, baselines, long_history, key, evaluation, cfg, window)
+                tenants = (_tenant_reader(reader, key[0], key[1], [key[2]])
+                           if signal is Signal.ESCALATION_DRIFT else None)
                 return detect_rate_drift(baseline, counts, now=now, config=configs[signal], signal=signal,
-                                         labels=labels)
+                                         labels=labels, tenants=tenants)
 
             _judge(evaluation, signal, labels, judge_rate)
     _tier_level(reader, baselines, evaluation, escalations, arl0, start, now, cfg, window)
@@ -225,15 +227,50 @@ def _tier_level(reader, baselines, evaluation, escalations, arl0, start, now, cf
         category_baselines = {
             c: baselines.get((Signal.ESCALATION_DRIFT.value, series_key({**labels, "category": c}))) for c in categories
         }
+        tenants = _tenant_reader(reader, router, tier, None)
         _judge(evaluation, Signal.ESCALATION_DRIFT, {**labels, "scope": "tier"},
-               lambda: detect_tier_drift(category_baselines, categories, now=now, labels=labels, config=tier_config))
+               lambda: detect_tier_drift(category_baselines, categories, now=now, labels=labels, config=tier_config,
+                                         tenants=tenants))
 
-        def judge_surge(labels=labels, categories=categories, key=(router, tier)):
+        def judge_surge(labels=labels, categories=categories, key=(router, tier), tenants=tenants):
             baseline = _baseline_for(Signal.ESCALATION_SURGE, labels, baselines, surge_history, key, evaluation, cfg, window)
             return detect_surge(baseline, series.pooled(categories), now=now, config=surge_config, labels=labels,
-                                reason_counts=reasons.get(key))
+                                reason_counts=reasons.get(key), tenants=tenants)
 
         _judge(evaluation, Signal.ESCALATION_SURGE, labels, judge_surge)
+
+
+#: Tenant breakdowns already read, by (router, tier, categories, since, until): each tick re-folds
+#: the look-back window from zero, so a crossing seen once is seen again every minute it stays in it.
+_TENANT_READS: dict[tuple[Any, ...], dict[str, dict[str, tuple[int, int]]]] = {}
+_TENANT_READS_MAX = 4096
+
+
+def _tenant_reader(reader: Any, router: str, tier: str, categories: list[str] | None) -> Callable[..., Any]:
+    """The tenant breakdown a detector reads at a crossing (``routerwatch.drift.attribution``), cached.
+
+    Only windows that ended more than a minute ago are cached (later attempts of
+    the last minute may still arrive). A failed read returns None: the alarm
+    then stands (a page nobody could attribute is still a page).
+    """
+
+    def read(since: datetime, until: datetime) -> dict[str, dict[str, tuple[int, int]]] | None:
+        key = (router, tier, tuple(categories) if categories is not None else None, since, until)
+        if key in _TENANT_READS:
+            return _TENANT_READS[key]
+        try:
+            counts = series.tenant_breakdown(reader, router, tier, categories, since, until)
+        except Exception:  # noqa: BLE001 - any store error: judge without the breakdown
+            log.warning("tenant breakdown of %s/%s failed; the crossing is judged without it", router, tier,
+                        exc_info=True)
+            return None
+        if until <= datetime.now(until.tzinfo) - timedelta(minutes=1):
+            if len(_TENANT_READS) >= _TENANT_READS_MAX:
+                _TENANT_READS.clear()
+            _TENANT_READS[key] = counts
+        return counts
+
+    return read
 
 
 def _latency(reader, evaluation, start, now, cfg) -> None:

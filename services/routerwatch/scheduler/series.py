@@ -57,6 +57,34 @@ def escalation_series(reader: Any, since: datetime, until: datetime) -> dict[tup
     return _fill(rows, since, until)
 
 
+def tenant_breakdown(
+    reader: Any, router: str, tier: str, categories: list[str] | None, since: datetime, until: datetime
+) -> dict[str, dict[str, tuple[int, int]]]:
+    """tenant -> category -> (escalated, accepted + escalated) attempts of one tier in [since, until).
+
+    What a drift detector asks at a crossing (``routerwatch.drift.attribution``):
+    the same attempts :func:`escalation_series` counts, split by tenant, read
+    from the raw ``attempts`` table (the rollups carry no tenant). ``categories``
+    None: every category of the tier. One small query per crossing.
+    """
+    params: dict[str, Any] = {"since": _fmt(since), "until": _fmt(until), "router": router, "tier": tier}
+    where = ""
+    if categories is not None:
+        where = " AND category IN {categories:Array(String)}"
+        params["categories"] = list(categories)
+    result = reader.query(
+        "SELECT tenant, category, countIf(outcome = 'escalated') AS esc, count() AS gated FROM attempts "
+        "WHERE occurred_at >= {since:DateTime64(3, 'UTC')} AND occurred_at < {until:DateTime64(3, 'UTC')} "
+        "AND router_id = {router:String} AND tier = {tier:String} AND outcome IN ('accepted', 'escalated')"
+        + where + " GROUP BY tenant, category",
+        params,
+    )
+    out: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)
+    for tenant, category, esc, gated in result.rows:
+        out[str(tenant)][str(category)] = (int(esc), int(gated))
+    return dict(out)
+
+
 def escalation_reasons(reader: Any, since: datetime, until: datetime) -> dict[tuple[str, str], Counter[str]]:
     """(router, tier) -> escalations by reason in the range."""
     result = reader.query(
