@@ -23,6 +23,21 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from routerwatch.drift.counts import MINUTE, MinuteCount, check_counts, floor_minute, merge_by_minute
+from routerwatch.drift.robust import HourCount, incident_hours
+
+
+class ExcludedStretch(BaseModel):
+    """Clock hours ``[start, end)`` left out of a baseline: an incident inside its window."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    start: datetime
+    end: datetime
+    hours: int = Field(ge=1)
+    statistic: float = Field(description="segment scan statistic |sum z| / sqrt(hours) (robust.incident_hours)")
+    direction: str = Field(description="up: the rate stood above the rest; down: below")
+    successes: int = Field(ge=0)
+    trials: int = Field(ge=0)
 
 
 class Baseline(BaseModel):
@@ -53,6 +68,12 @@ class Baseline(BaseModel):
     :data:`MIN_SD_HOURS` usable hours (the detector then uses its configured
     prior, ``DriftConfig.hour_sd_prior``) and in baselines stored before the
     field existed (read the same way).
+
+    ``excluded`` lists the incidents found inside the window and left out of
+    ``p0``, ``hour_sd``, ``successes`` and ``trials`` (stretches of clock hours
+    whose rate stood apart from the rest, :mod:`routerwatch.drift.robust`), so a
+    drift during the learning week does not become the new normal; ``volume``
+    still counts every trial (it is the series' traffic, not its rate).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -75,6 +96,8 @@ class Baseline(BaseModel):
         description="hour-level random-effect sd of the rate on the logit scale (method of moments); None: too few hours",
     )
     hour_sd_hours: int | None = Field(default=None, ge=0, description="clock hours hour_sd was estimated from")
+    excluded: list[ExcludedStretch] = Field(
+        default_factory=list, description="incidents inside the window left out of p0 and hour_sd")
     window_start: datetime
     window_end: datetime
     version: str
@@ -151,6 +174,7 @@ def learn_baseline(
     min_minutes: int = 60,
     start: datetime | None = None,
     end: datetime | None = None,
+    exclude_incidents: bool = True,
 ) -> Baseline | None:
     """Learn a baseline from per-minute ``(successes, trials)`` counts, or None if there is too little.
 
@@ -180,6 +204,11 @@ def learn_baseline(
     ``p0`` is the Jeffreys estimate ``(successes + 1/2) / (trials + 1)``: equal to
     the observed rate for any real volume, but never exactly 0 or 1, so a
     failure mode never seen in the window still gets a finite likelihood ratio.
+
+    With ``exclude_incidents`` (the default) stretches of clock hours whose rate
+    stood apart from the rest of the window (:func:`~routerwatch.drift.robust.incident_hours`)
+    are left out of ``p0``, ``successes``, ``trials`` and ``hour_sd`` and listed
+    in ``excluded``.
     """
     rows = merge_by_minute(history)
     check_counts(rows)
@@ -198,6 +227,29 @@ def learn_baseline(
     observed = int((window_end - active[0].minute) / MINUTE) if active else 0
     if trials < max(1, min_trials) or observed < max(1, min_minutes):
         return None
+    excluded: list[ExcludedStretch] = []
+    if exclude_incidents:
+        by_hour_all: dict[datetime, list[int]] = {}
+        for r in active:
+            acc = by_hour_all.setdefault(r.minute.replace(minute=0), [0, 0])
+            acc[0] += r.successes
+            acc[1] += r.trials
+        found = incident_hours([HourCount(h, x, n) for h, (x, n) in by_hour_all.items()],
+                               min_trials=MIN_HOUR_TRIALS)
+        for inc in found:
+            inside = [r for r in active if inc.start <= r.minute < inc.end]
+            excluded.append(ExcludedStretch(start=inc.start, end=inc.end, hours=inc.hours,
+                                            statistic=round(inc.statistic, 3), direction=inc.direction,
+                                            successes=sum(r.successes for r in inside),
+                                            trials=sum(r.trials for r in inside)))
+    all_trials, all_active = trials, active
+    if excluded:
+        def kept(r: MinuteCount) -> bool:
+            return not any(e.start <= r.minute < e.end for e in excluded)
+
+        active = [r for r in active if kept(r)]
+        successes = sum(r.successes for r in active)
+        trials = sum(r.trials for r in active)
     p0 = (successes + 0.5) / (trials + 1.0)
     dispersion = None
     if len(active) > 1:
@@ -217,7 +269,8 @@ def learn_baseline(
                 "labels": sorted(label_map.items()),
                 "start": window_start.isoformat(),
                 "end": window_end.isoformat(),
-                "counts": [(r.minute.isoformat(), r.successes, r.trials) for r in active],
+                "counts": [(r.minute.isoformat(), r.successes, r.trials) for r in all_active],
+                **({"excluded": [(e.start.isoformat(), e.end.isoformat()) for e in excluded]} if excluded else {}),
             },
             separators=(",", ":"),
         ).encode()
@@ -228,13 +281,14 @@ def learn_baseline(
         observed_rate=successes / trials,
         successes=successes,
         trials=trials,
-        volume=trials / observed,
+        volume=all_trials / observed,
         minutes=minutes,
         observed_minutes=observed,
         active_minutes=len(active),
         dispersion=dispersion,
         hour_sd=hour_sd,
         hour_sd_hours=hour_sd_hours,
+        excluded=excluded,
         window_start=window_start,
         window_end=window_end,
         version=f"b1-{digest[:16]}",
