@@ -8,7 +8,7 @@ holds the alarm when one tenant's batch carried the evidence
 - the breakdown returns exactly the per-tenant (escalated, accepted + escalated)
   counts of the stored events of one router and tier, with the category filter and
   the ``[since, until)`` bounds, and agrees with the rollup ``escalation_series``
-  (except for canary probes, which it counts and the rollup does not: a strict xfail);
+  (canary probes excluded from both);
 - one scheduler tick (``evaluate``) over three routers with the same baseline
   (20 tenants, 40 requests a minute at 15 % escalations, two hours) and the same
   category-level rise in the incident hour (about 15 % -> 44 % at 3.5x the volume):
@@ -204,9 +204,6 @@ def test_tenant_breakdown_keeps_requests_without_a_tenant_and_reads_only_its_rou
         1 for d in evs if d.router.id == router for a in d.attempts if a.tier == "small" and a.outcome.value in GATED)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "tenant_breakdown reads the raw attempts table without canary_id = '', while attempt_minute (what "
-    "escalation_series and the CUSUM count) excludes canary probes: probes become one more 'tenant' at a crossing"))
 def test_canary_probes_are_not_counted_in_the_breakdown(store, sink, tag):
     router = f"canary-{tag}"
     evs = decisions(Profile(router_id=router, minutes=30), 400, 43, T_MIX)

@@ -18,8 +18,13 @@ again while the batch lasts) when
 - at least two tenants sent traffic in the window,
 - the tenant with the most evidence, ``S_T``, carries a positive amount, and
 - the rest of the traffic, ``S_rest = S - S_T``, shows less than
-  :data:`REST_SHARE` of its pro-rata share of the threshold,
-  ``S_rest < REST_SHARE * h * n_rest / n``.
+  :data:`REST_SHARE` of its pro-rata share of the window's evidence ``S``,
+  ``S_rest < REST_SHARE * S * n_rest / n``.
+
+All evidence here is the window's raw log-likelihood ratio, in one unit (a
+tolerance CUSUM scales a minute above its design volume down, see
+``cusum.fold``, so its ``h`` is not in the same unit; the split compares like
+with like).
 
 One more case is judged twice: the rest shows its share but the top tenant
 carries more evidence than all the rest together. The CUSUM's excursion often
@@ -31,7 +36,7 @@ shift the rest also shows pages. The price is a second crossing's delay when one
 tenant carries most of a real shift (a tenant with most of the traffic).
 
 A router that degraded for everyone gives the rest about its pro-rata share of
-the window's evidence (``S_rest ~ S n_rest / n >= h n_rest / n``): the alarm
+the window's evidence (``S_rest ~ S n_rest / n``): the alarm
 stands even when one tenant carries most of the traffic. One tenant's batch
 leaves the rest in control (``S_rest`` negative or near 0): held. A shift
 confined to one tenant is that tenant's story, and the tenant detector
@@ -98,7 +103,6 @@ def tenant_hold(
     log_odds: float,
     per_trial: Mapping[str, float],
     default_per_trial: float,
-    h: float,
     at: datetime,
     since: datetime,
     second_look: bool = False,
@@ -133,8 +137,11 @@ def tenant_hold(
         return None
     total_n = sum(trials.values())
     rest_n = total_n - trials[top]
-    rest = sum(evidence.values()) - evidence[top]
-    needed = rest_share * h * rest_n / total_n
+    window = sum(evidence.values())
+    if window <= 0:
+        return None  # the raw window shows no evidence to split: the alarm stands
+    rest = window - evidence[top]
+    needed = rest_share * window * rest_n / total_n
     if rest < needed:
         return TenantHold(at, since, top, trials[top], total_n, evidence[top], rest, needed)
     if evidence[top] > rest and not second_look:
@@ -148,7 +155,6 @@ def hold_check(
     log_odds: float,
     per_trial: Mapping[str, float],
     default_per_trial: float,
-    h: float,
 ) -> Callable[[datetime, datetime], TenantHold | None] | None:
     """The callback :func:`~routerwatch.drift.cusum.fold` calls at an alarm (``since``, alarm minute, second look).
 
@@ -161,6 +167,6 @@ def hold_check(
 
     def check(since: datetime, at: datetime, second_look: bool = False) -> TenantHold | None:
         return tenant_hold(breakdown(since, at + MINUTE), log_odds=log_odds, per_trial=per_trial,
-                           default_per_trial=default_per_trial, h=h, at=at, since=since, second_look=second_look)
+                           default_per_trial=default_per_trial, at=at, since=since, second_look=second_look)
 
     return check

@@ -984,8 +984,7 @@ def run_cusum(
         cap_factor=cap_factor,
         clear_factor=clear_factor,
         evidence_trials=design.evidence_trials,
-        hold=hold_check(tenants, log_odds=design.log_odds, per_trial={}, default_per_trial=design.per_trial,
-                        h=design.h),
+        hold=hold_check(tenants, log_odds=design.log_odds, per_trial={}, default_per_trial=design.per_trial),
     )
 
 

@@ -240,22 +240,24 @@ def _tier_level(reader, baselines, evaluation, escalations, arl0, start, now, cf
         _judge(evaluation, Signal.ESCALATION_SURGE, labels, judge_surge)
 
 
-#: Tenant breakdowns already read, by (router, tier, categories, since, until): each tick re-folds
-#: the look-back window from zero, so a crossing seen once is seen again every minute it stays in it.
+#: Tenant breakdowns already read, by (store, router, tier, categories, since, until): each tick
+#: re-folds the look-back window from zero, so a crossing seen once is seen again every minute it
+#: stays in it. Only windows that ended :data:`_TENANT_SETTLED` before the wall clock are kept: a
+#: younger one may still gain late attempts (ingest lag), and is read afresh each tick.
 _TENANT_READS: dict[tuple[Any, ...], dict[str, dict[str, tuple[int, int]]]] = {}
 _TENANT_READS_MAX = 4096
+_TENANT_SETTLED = timedelta(hours=1)
 
 
 def _tenant_reader(reader: Any, router: str, tier: str, categories: list[str] | None) -> Callable[..., Any]:
     """The tenant breakdown a detector reads at a crossing (``routerwatch.drift.attribution``), cached.
 
-    Only windows that ended more than a minute ago are cached (later attempts of
-    the last minute may still arrive). A failed read returns None: the alarm
-    then stands (a page nobody could attribute is still a page).
+    Cached only once settled (:data:`_TENANT_SETTLED`). A failed read returns
+    None: the alarm then stands (a page nobody could attribute is still a page).
     """
 
     def read(since: datetime, until: datetime) -> dict[str, dict[str, tuple[int, int]]] | None:
-        key = (router, tier, tuple(categories) if categories is not None else None, since, until)
+        key = (id(reader), router, tier, tuple(categories) if categories is not None else None, since, until)
         if key in _TENANT_READS:
             return _TENANT_READS[key]
         try:
@@ -264,7 +266,7 @@ def _tenant_reader(reader: Any, router: str, tier: str, categories: list[str] | 
             log.warning("tenant breakdown of %s/%s failed; the crossing is judged without it", router, tier,
                         exc_info=True)
             return None
-        if until <= datetime.now(until.tzinfo) - timedelta(minutes=1):
+        if until <= datetime.now(until.tzinfo) - _TENANT_SETTLED:
             if len(_TENANT_READS) >= _TENANT_READS_MAX:
                 _TENANT_READS.clear()
             _TENANT_READS[key] = counts

@@ -63,8 +63,9 @@ def tenant_breakdown(
     """tenant -> category -> (escalated, accepted + escalated) attempts of one tier in [since, until).
 
     What a drift detector asks at a crossing (``routerwatch.drift.attribution``):
-    the same attempts :func:`escalation_series` counts, split by tenant, read
-    from the raw ``attempts`` table (the rollups carry no tenant). ``categories``
+    the same attempts :func:`escalation_series` counts (canary probes excluded,
+    as the rollups exclude them), split by tenant, read from the raw
+    ``attempts`` table (the rollups carry no tenant). ``categories``
     None: every category of the tier. One small query per crossing.
     """
     params: dict[str, Any] = {"since": _fmt(since), "until": _fmt(until), "router": router, "tier": tier}
@@ -75,7 +76,8 @@ def tenant_breakdown(
     result = reader.query(
         "SELECT tenant, category, countIf(outcome = 'escalated') AS esc, count() AS gated FROM attempts "
         "WHERE occurred_at >= {since:DateTime64(3, 'UTC')} AND occurred_at < {until:DateTime64(3, 'UTC')} "
-        "AND router_id = {router:String} AND tier = {tier:String} AND outcome IN ('accepted', 'escalated')"
+        "AND router_id = {router:String} AND tier = {tier:String} AND outcome IN ('accepted', 'escalated') "
+        "AND canary_id = ''"
         + where + " GROUP BY tenant, category",
         params,
     )
