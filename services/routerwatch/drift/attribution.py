@@ -21,6 +21,10 @@ again while the batch lasts) when
   :data:`REST_SHARE` of its pro-rata share of the window's evidence ``S``,
   ``S_rest < REST_SHARE * S * n_rest / n``.
 
+Two batches at once (two customers' evaluation runs in one category) are
+judged the same way without both top tenants (``also`` names the second;
+``tenant_trials`` and ``tenant_evidence`` are then the pair's).
+
 All evidence here is the window's raw log-likelihood ratio, in one unit (a
 tolerance CUSUM scales a minute above its design volume down, see
 ``cusum.fold``, so its ``h`` is not in the same unit; the split compares like
@@ -81,6 +85,7 @@ class TenantHold:
     rest_evidence: float
     rest_needed: float
     provisional: bool = False
+    also: tuple[str, ...] = ()  # a second tenant held with the first (two batches at once)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -94,6 +99,7 @@ class TenantHold:
             "rest_evidence": round(self.rest_evidence, 3),
             "rest_needed": round(self.rest_needed, 3),
             "provisional": self.provisional,
+            "also": list(self.also),
         }
 
 
@@ -144,6 +150,15 @@ def tenant_hold(
     needed = rest_share * window * rest_n / total_n
     if rest < needed:
         return TenantHold(at, since, top, trials[top], total_n, evidence[top], rest, needed)
+    # Two batches at once (two customers' evaluation runs): the same test without both.
+    ranked = sorted(evidence, key=lambda t: (evidence[t], trials[t], t), reverse=True)
+    if len(ranked) >= 3 and evidence[ranked[1]] > 0:
+        second = ranked[1]
+        rest2 = rest - evidence[second]
+        needed2 = rest_share * window * (rest_n - trials[second]) / total_n
+        if rest2 < needed2:
+            return TenantHold(at, since, top, trials[top] + trials[second], total_n,
+                              evidence[top] + evidence[second], rest2, needed2, also=(second,))
     if evidence[top] > rest and not second_look:
         return TenantHold(at, since, top, trials[top], total_n, evidence[top], rest, needed, provisional=True)
     return None

@@ -1157,8 +1157,9 @@ def held_text(held: Sequence[Any]) -> str:
     last = held[-1]
     share = last.tenant_trials / last.window_trials if last.window_trials else 0.0
     return (
-        f" Held {len(held)} crossing(s) carried by a single tenant, the last at {last.at:%Y-%m-%d %H:%M} UTC: "
-        f"tenant {last.tenant} sent {share:.0%} of the {last.window_trials} trials since "
+        f" Held {len(held)} crossing(s) carried by one tenant (or two at once), the last at {last.at:%Y-%m-%d %H:%M} UTC: "
+        f"tenant {last.tenant}{''.join(' and ' + t for t in last.also)} sent {share:.0%} of the "
+        f"{last.window_trials} trials since "
         f"{last.since:%H:%M} and {last.tenant_evidence:.1f} nats of the evidence; the rest of the traffic showed "
         f"{last.rest_evidence:.1f} (a shift of the router would have shown at least {last.rest_needed:.1f}), so it "
         f"was not paged as drift: the tenant signal judges that tenant."
