@@ -77,6 +77,11 @@ ARL0 = arl0_for_budget(BUDGET, series=SIDES, sides=1)
 DRIFT = DriftConfig(delta=0.03, arl0_minutes=ARL0, min_volume=5.0, overdispersion=True)
 TIER_DRIFT = DriftConfig(delta=0.03, arl0_minutes=ARL0, min_volume=5.0, overdispersion=True)
 SURGE = SurgeConfig(arl0_minutes=ARL0, overdispersion=True)
+# ``rw0``: the same detectors with this round's features off, side by side: iid designs, baselines
+# learned without leaving incidents out, no tenant attribution (the surge keeps its volume-free h).
+DRIFT0 = DriftConfig(delta=0.03, arl0_minutes=ARL0, min_volume=5.0)
+TIER_DRIFT0 = DriftConfig(delta=0.03, arl0_minutes=ARL0, min_volume=5.0)
+SURGE0 = SurgeConfig(arl0_minutes=ARL0)
 REARM = 5
 MONTH_DAYS = 30
 
@@ -102,12 +107,17 @@ def oracle_threshold(k: float = ORACLE_K, arl0: float = ORACLE_ARL0_HOURS) -> fl
 ORACLE_H = oracle_threshold()
 
 RW = ("rw.drift", "rw.tier", "rw.surge", "rw.any")
-DETECTORS = (*RW, *NAIVE, "oracle")
+RW0 = ("rw0.drift", "rw0.tier", "rw0.surge", "rw0.any")
+DETECTORS = (*RW, *RW0, *NAIVE, "oracle")
 DETECTOR_TEXT = {
     "rw.drift": "category drift CUSUM pairs (detect_rate_drift), all 66 series",
     "rw.tier": "risk-adjusted tier CUSUM pairs (detect_tier_drift), 15 tiers",
     "rw.surge": "tier surge CUSUM (detect_surge on the pooled tier), 15 tiers",
     "rw.any": "any of the three (what on-call sees from routerwatch)",
+    "rw0.drift": "category drift as before this round's work: iid design, plain baseline, no tenant attribution",
+    "rw0.tier": "risk-adjusted tier drift as before: iid design (threshold_for_mix), plain baselines, no attribution",
+    "rw0.surge": "tier surge as before: volume-free h = log ARL0 with no wobble tolerance, no attribution",
+    "rw0.any": "any of the three rw0 detectors",
     "oracle": f"oracle: hourly standardised CUSUM pair per series knowing the true rate and dispersion "
               f"(k {ORACLE_K}, h {ORACLE_H:.2f} from Siegmund for {ORACLE_SIDES} CUSUMs; bench only)",
 }
@@ -118,9 +128,10 @@ DETECTOR_TEXT = {
 # ------------------------------------------------------------------------------------------------
 
 
-def _baseline(xs: list[int], ns: list[int], end: int, labels: dict[str, str]) -> Baseline | None:
+def _baseline(xs: list[int], ns: list[int], end: int, labels: dict[str, str], robust: bool = True) -> Baseline | None:
     start = end - MINUTES_PER_WEEK
-    return learn_baseline(to_counts(xs, ns, start, end), labels=labels, start=minute(start), end=minute(end))
+    return learn_baseline(to_counts(xs, ns, start, end), labels=labels, start=minute(start), end=minute(end),
+                          exclude_incidents=robust)
 
 
 def _alarms(verdicts: Any) -> list[int]:
@@ -220,19 +231,49 @@ def run_tier(spec: TierSpec, traffic: Traffic, xs: np.ndarray, ns: np.ndarray, b
 
     tier_labels = {"router": spec.router, "tier": spec.tier}
     lists = [(x.tolist(), n.tolist()) for x, n in zip(xs, ns)]
-    baselines: dict[str, Baseline | None] = {}
-    counts = {}
+    counts = {cat: to_counts(*lists[j], base_end, stop) for j, cat in enumerate(spec.categories)}
+    px, pn = xs.sum(axis=0).tolist(), ns.sum(axis=0).tolist()
+    everything = list(range(len(spec.categories)))
+    cut = None if split is None else split - base_end
+    # routerwatch as it ships (rw) and with this round's features off (rw0), on the same streams.
+    for prefix, drift, tier_drift, surge, robust, attribute in (
+            ("rw", DRIFT, TIER_DRIFT, SURGE, True, True), ("rw0", DRIFT0, TIER_DRIFT0, SURGE0, False, False)):
+        def tenants(categories: list[int], attribute: bool = attribute) -> Any:
+            return breakdown(categories) if attribute else None
+
+        baselines: dict[str, Baseline | None] = {}
+        for j, cat in enumerate(spec.categories):
+            labels = {**tier_labels, "category": cat}
+            b = _baseline(*lists[j], base_end, labels, robust=robust)
+            baselines[cat] = b
+            _fold(lambda rows, now, b=b, labels=labels, j=j, drift=drift, tenants=tenants, **kw: detect_rate_drift(
+                      b, rows, now=now, config=drift, labels=labels, tenants=tenants([j]), **kw),
+                  stop, split, base_end, run, f"{prefix}.drift:{cat}", "states", rows=counts[cat])
+            if prefix == "rw":
+                run.series += 1
+                run.judged += int(b is not None and b.volume >= drift.min_volume)
+
+        def tier(rows: Any, now: Any, baselines: Any = baselines, tier_drift: Any = tier_drift,
+                 tenants: Any = tenants, **kw: Any) -> Any:
+            part = {c: (v if cut is None else (v[:cut] if rows == "pre" else v[cut:])) for c, v in counts.items()}
+            return detect_tier_drift(baselines, part, now=now, labels=tier_labels, config=tier_drift,
+                                     tenants=tenants(everything), **kw)
+
+        # detect_tier_drift takes a mapping of series: split it here rather than in _fold.
+        if split is None:
+            run.alarms[f"{prefix}.tier"] = _alarms(tier("all", minute(stop)))
+        else:
+            pre = tier("pre", minute(split))
+            if any(v.firing for v in pre):
+                run.latched.add(f"{prefix}.tier")
+            post = tier("post", minute(stop), states={v.labels["direction"]: v.state for v in pre})
+            run.alarms[f"{prefix}.tier"] = sorted(_alarms(pre) + _alarms(post))
+        pb = _baseline(px, pn, base_end, tier_labels, robust=robust)
+        _fold(lambda rows, now, pb=pb, surge=surge, tenants=tenants, **kw: detect_surge(
+                  pb, rows, now=now, config=surge, labels=tier_labels, tenants=tenants(everything), **kw),
+              stop, split, base_end, run, f"{prefix}.surge", "state", rows=to_counts(px, pn, base_end, stop))
     for j, cat in enumerate(spec.categories):
         x, n = lists[j]
-        labels = {**tier_labels, "category": cat}
-        b = _baseline(x, n, base_end, labels)
-        baselines[cat] = b
-        counts[cat] = to_counts(x, n, base_end, stop)
-        _fold(lambda rows, now, b=b, labels=labels, j=j, **kw: detect_rate_drift(
-                  b, rows, now=now, config=DRIFT, labels=labels, tenants=breakdown([j]), **kw),
-              stop, split, base_end, run, f"rw.drift:{cat}", "states", rows=counts[cat])
-        run.series += 1
-        run.judged += int(b is not None and b.volume >= DRIFT.min_volume)
         if naive_on == "categories":
             for name, f in naive_firing(x, n, base_start=base_end - MINUTES_PER_WEEK, base_end=base_end,
                                         start=base_end, stop=stop).items():
@@ -240,27 +281,6 @@ def run_tier(spec: TierSpec, traffic: Traffic, xs: np.ndarray, ns: np.ndarray, b
         if oracle:
             run.alarms[f"oracle:{cat}"] = oracle_alarms(xs[j], ns[j], float(spec.rates[j]), traffic.wobble_sd,
                                                         base_end, stop)
-    cut = None if split is None else split - base_end
-
-    def tier(rows: Any, now: Any, **kw: Any) -> Any:
-        part = {c: (v if cut is None else (v[:cut] if rows == "pre" else v[cut:])) for c, v in counts.items()}
-        return detect_tier_drift(baselines, part, now=now, labels=tier_labels, config=TIER_DRIFT,
-                                 tenants=breakdown(list(range(len(spec.categories)))), **kw)
-
-    # detect_tier_drift takes a mapping of series: split it here rather than in _fold.
-    if split is None:
-        run.alarms["rw.tier"] = _alarms(tier("all", minute(stop)))
-    else:
-        pre = tier("pre", minute(split))
-        if any(v.firing for v in pre):
-            run.latched.add("rw.tier")
-        post = tier("post", minute(stop), states={v.labels["direction"]: v.state for v in pre})
-        run.alarms["rw.tier"] = sorted(_alarms(pre) + _alarms(post))
-    px, pn = xs.sum(axis=0).tolist(), ns.sum(axis=0).tolist()
-    pb = _baseline(px, pn, base_end, tier_labels)
-    _fold(lambda rows, now, **kw: detect_surge(pb, rows, now=now, config=SURGE, labels=tier_labels,
-                                               tenants=breakdown(list(range(len(spec.categories)))), **kw),
-          stop, split, base_end, run, "rw.surge", "state", rows=to_counts(px, pn, base_end, stop))
     if naive_on == "pooled":
         for name, f in naive_firing(px, pn, base_start=base_end - MINUTES_PER_WEEK, base_end=base_end,
                                     start=base_end, stop=stop).items():
@@ -286,6 +306,7 @@ def quiet_task(traffic_name: str, tier_index: int, month: int, days: float) -> t
     for key, minutes in run.alarms.items():
         pages[key.split(":")[0]] += len(minutes)
     pages["rw.any"] = pages["rw.drift"] + pages["rw.tier"] + pages["rw.surge"]
+    pages["rw0.any"] = pages["rw0.drift"] + pages["rw0.tier"] + pages["rw0.surge"]
     return traffic_name, pages, monitored, run.judged
 
 
@@ -407,6 +428,10 @@ def scenario_task(traffic_name: str, name: str, seed: int) -> tuple[str, str, in
         "oracle": [f"oracle:{c}" for c in cats],
     }
     groups["rw.any"] = groups["rw.drift"] + ["rw.tier", "rw.surge"]
+    groups["rw0.drift"] = [f"rw0.drift:{c}" for c in cats]
+    groups["rw0.tier"] = ["rw0.tier"]
+    groups["rw0.surge"] = ["rw0.surge"]
+    groups["rw0.any"] = groups["rw0.drift"] + ["rw0.tier", "rw0.surge"]
     for name_ in NAIVE:
         groups[name_] = [f"{name_}:c1"] if scn.scope == "category" else [f"{name_}:pooled"]
     out: dict[str, tuple[int | None, int, int]] = {}
