@@ -191,10 +191,18 @@ class SchedulerSettings(_Section):
     escalation_delta: float = Field(default=0.03, gt=0, lt=1, description="Escalation-rate shift to detect (absolute).")
     failure_delta: float = Field(default=0.02, gt=0, lt=1)
     min_volume: float = Field(default=5.0, ge=0, description="Baseline trials/minute below which a series is not judged.")
+    hour_sd_prior: float = Field(
+        default=0.1, ge=0, le=2,
+        description="Hour-level wobble (logit sd) assumed for a series whose baseline is too short to measure its own.",
+    )
     kept_p95_ms: float = Field(default=5000.0, gt=0, description="Latency SLO target of kept requests (p95).")
     escalated_p95_ms: float = Field(default=13000.0, gt=0, description="Latency SLO target of escalated requests (p95).")
     alertmanager_urls: list[str] = Field(default_factory=list, description="JSON list; empty: alerts are only listed.")
     state_file: Path = Field(default=Path(".run/alerting-state.json"), description="Firing set, kept across restarts.")
+    design_cache_file: Path = Field(
+        default=Path(".run/tolerance-designs.json"),
+        description="Computed CUSUM designs, kept across restarts (a cold design costs 0.1-1 s of CPU per series).",
+    )
     runbook_base_url: str | None = None
 
 

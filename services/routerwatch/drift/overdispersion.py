@@ -60,7 +60,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+import hashlib
+from dataclasses import astuple
+from typing import Any
 
 import numpy as np
 
@@ -255,15 +257,70 @@ class ToleranceDesign:
     fast_delay: float
 
 
-@lru_cache(maxsize=1024)
+#: Designs computed so far, by their (rounded) inputs: shared by every series of the process, and
+#: saved across restarts by the scheduler (:func:`export_designs` / :func:`import_designs`), since a
+#: cold design costs 0.1-1 s of CPU and a fleet of a hundred series would spend its first tick on them.
+_DESIGNS: dict[tuple[Any, ...], ToleranceDesign | None] = {}
+_DESIGNS_MAX = 65536
+
+
+def _design_model() -> str:
+    """What a stored design depends on besides its inputs: a changed model invalidates every stored one."""
+    parts = (tuple(NODES.round(6)), Z_GRID, FAST_DELTA, FAST_MINUTES, ARL_MARGIN, RE_STATES, HOUR, SD_STEP, "v1")
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+
+
+def export_designs() -> dict[str, Any]:
+    """Every design computed so far, as JSON-ready data (for :func:`import_designs` in a later process)."""
+    rows = [[list(k), None if d is None else list(astuple(d))] for k, d in _DESIGNS.items()]
+    return {"model": _design_model(), "designs": rows}
+
+
+def import_designs(data: Any) -> int:
+    """Load designs saved by :func:`export_designs`; returns how many. Data of another model is ignored (0).
+
+    Raises ``ValueError`` for data that is not what :func:`export_designs` writes.
+    """
+    if not isinstance(data, dict) or not isinstance(data.get("designs"), list):
+        raise ValueError("not a tolerance-design cache (expected {'model': ..., 'designs': [...]})")
+    if data.get("model") != _design_model():
+        return 0
+    loaded = 0
+    for row in data["designs"]:
+        key, values = row
+        _DESIGNS[tuple(key)] = None if values is None else ToleranceDesign(*(float(v) for v in values))
+        loaded += 1
+    return loaded
+
+
+def design_count() -> int:
+    """How many designs the process holds (the scheduler saves the cache when this grows)."""
+    return len(_DESIGNS)
+
+
 def tolerance_design(
     p0: float, n: int, direction: str, arl0: float, delta: float, ratio: float | None, tau: float,
     fast_delta: float = FAST_DELTA, fast_minutes: float = FAST_MINUTES,
 ) -> ToleranceDesign | None:
     """The tolerance CUSUM for baseline ``p0`` at ``n`` trials/min and hour-effect sd ``tau``; None if no room.
 
-    Inputs should be rounded by the caller (the result is cached on them).
+    Inputs should be rounded by the caller (the result is cached on them, see :data:`_DESIGNS`).
     """
+    key = (p0, n, direction, arl0, delta, ratio, tau, fast_delta, fast_minutes)
+    if key in _DESIGNS:
+        return _DESIGNS[key]
+    if len(_DESIGNS) >= _DESIGNS_MAX:
+        _DESIGNS.clear()
+    result = _compute_design(*key)
+    _DESIGNS[key] = result
+    return result
+
+
+def _compute_design(
+    p0: float, n: int, direction: str, arl0: float, delta: float, ratio: float | None, tau: float,
+    fast_delta: float, fast_minutes: float,
+) -> ToleranceDesign | None:
+    """The uncached :func:`tolerance_design`."""
     from routerwatch.drift.cusum import alternative_rate
 
     sign = 1.0 if direction == "up" else -1.0

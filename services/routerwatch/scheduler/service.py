@@ -14,13 +14,16 @@ import asyncio
 import dataclasses
 import json
 import logging
+import os
 import threading
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 from routerwatch import metrics
 from routerwatch.alerting.client import AlertManagerClient
 from routerwatch.canary.detect import NofM, detect_canaries
+from routerwatch.drift import overdispersion
 from routerwatch.scheduler import baselines as baseline_store
 from routerwatch.scheduler import series
 from routerwatch.scheduler.alerts import to_alert
@@ -65,6 +68,7 @@ class DriftScheduler:
                 runbook_base_url=self.cfg.runbook_base_url,
             )
         self.last: Evaluation | None = None
+        self._designs_saved = self._load_designs()
         self._scheduler: Any = None
         self._lock = threading.Lock()  # one evaluation at a time (scheduled or on demand)
 
@@ -94,6 +98,38 @@ class DriftScheduler:
             ", ".join(self.cfg.alertmanager_urls) or "nowhere (no ROUTERWATCH_SCHEDULER__ALERTMANAGER_URLS)",
         )
         return self
+
+    def _load_designs(self) -> int:
+        """Load the CUSUM designs a previous process computed; returns how many designs the process holds.
+
+        A missing file is a first start; an unreadable one is logged and ignored
+        (the designs are computed again, which only costs time).
+        """
+        path = getattr(self.cfg, "design_cache_file", None)
+        if path is None or not Path(path).exists():
+            return overdispersion.design_count()
+        try:
+            loaded = overdispersion.import_designs(json.loads(Path(path).read_text()))
+            log.info("loaded %d CUSUM designs from %s", loaded, path)
+        except (OSError, ValueError, TypeError) as exc:
+            log.warning("ignoring the CUSUM design cache %s (%s): designs are computed again", path, exc)
+        return overdispersion.design_count()
+
+    def _save_designs(self) -> None:
+        """Write the design cache when this process computed new designs (atomically; a failure only logs)."""
+        path = getattr(self.cfg, "design_cache_file", None)
+        count = overdispersion.design_count()
+        if path is None or count == self._designs_saved:
+            return
+        target = Path(path)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")  # several processes may share the file
+            tmp.write_text(json.dumps(overdispersion.export_designs()))
+            tmp.replace(target)
+            self._designs_saved = count
+        except OSError as exc:
+            log.warning("could not save the CUSUM design cache %s (%s)", path, exc)
 
     def stop(self) -> None:
         scheduler, self._scheduler = self._scheduler, None
@@ -137,6 +173,7 @@ class DriftScheduler:
                 evaluation.errors.append(SeriesError("canary", "*", f"{type(exc).__name__}: {exc}"))
             if dry_run:
                 return evaluation
+            self._save_designs()
             for signal, learned in evaluation.learned.items():
                 baseline_store.save(self.store, signal, learned)
                 log.info("learned %d %s baseline(s)", len(learned), signal)
