@@ -70,10 +70,12 @@ class Baseline(BaseModel):
     field existed (read the same way).
 
     ``excluded`` lists the incidents found inside the window and left out of
-    ``p0``, ``hour_sd``, ``successes`` and ``trials`` (stretches of clock hours
+    ``p0``, ``observed_rate``, ``dispersion``, ``hour_sd``, ``successes`` and
+    ``trials`` (stretches of clock hours
     whose rate stood apart from the rest, :mod:`routerwatch.drift.robust`), so a
     drift during the learning week does not become the new normal; ``volume``
-    still counts every trial (it is the series' traffic, not its rate).
+    and ``active_minutes`` still count every trial (they describe the series'
+    traffic, not its rate).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -284,7 +286,7 @@ def learn_baseline(
         volume=all_trials / observed,
         minutes=minutes,
         observed_minutes=observed,
-        active_minutes=len(active),
+        active_minutes=len(all_active),
         dispersion=dispersion,
         hour_sd=hour_sd,
         hour_sd_hours=hour_sd_hours,

@@ -11,8 +11,9 @@ so that :func:`~routerwatch.drift.baseline.learn_baseline` can leave them out
 Method, all on the hour's empirical logit ``l_h = log((x_h + 1/2) / (n_h - x_h + 1/2))``
 with sampling variance ``v_h = 1/(x_h + 1/2) + 1/(n_h - x_h + 1/2)``:
 
-1. a robust centre: the median of ``l_h`` weighted by ``n_h`` (an incident
-   covering less than half the window's trials cannot move it far);
+1. a robust centre: the median of ``l_h``, one vote per hour (an incident
+   covering less than half the window's hours cannot move it far, however many
+   trials it brought: a tenant's batch at 100x the usual volume included);
 2. a robust wobble: the ``tau >= 0`` at which the median of
    ``|l_h - centre| / sqrt(v_h + tau^2)`` is the normal's 0.6745 (the MAD
    estimate of the hour effect's sd, with each hour's own sampling noise taken
@@ -23,7 +24,13 @@ with sampling variance ``v_h = 1/(x_h + 1/2) + 1/(n_h - x_h + 1/2)``:
    in-control hours is below 4.7 in 999 weeks of 1,000; 5.0 leaves room for the
    estimated centre and wobble), provided it covers under half of the usable
    hours (a majority is the new normal, not an incident). Up to
-   :data:`MAX_INCIDENTS` stretches are removed, the scan repeated each time.
+   :data:`MAX_INCIDENTS` stretches are removed; after each, centre and wobble
+   are estimated again without it and the scan repeated.
+
+A change still running at the window's end and covering less than half of it
+is treated as an incident too: a drift that began two days before the baseline
+was learned must not become the new normal. An intended change is re-learned
+after it has run long enough (``routerwatch baseline learn --until ...``).
 
 A +10-point incident of two days at 100 trials a minute scores about 30; +3
 points for two days, about 9; one hour of a tenant's batch at +0.5 on the logit
@@ -130,13 +137,14 @@ def incident_hours(
         return []
     logit = [math.log((h.successes + 0.5) / (h.trials - h.successes + 0.5)) for h in usable]
     var = [1.0 / (h.successes + 0.5) + 1.0 / (h.trials - h.successes + 0.5) for h in usable]
-    centre = _weighted_median(logit, [float(h.trials) for h in usable])
-    dev = [v - centre for v in logit]
-    tau = robust_wobble(dev, var)
-    z = [d / math.sqrt(v + tau * tau) for d, v in zip(dev, var)]
     keep = list(range(len(usable)))
     found: list[Incident] = []
     for _ in range(max(0, max_incidents)):
+        # Centre and wobble of the hours still kept (an incident removed no longer pulls them).
+        centre = _weighted_median([logit[k] for k in keep], [1.0] * len(keep))
+        dev = {k: logit[k] - centre for k in keep}
+        tau = robust_wobble([dev[k] for k in keep], [var[k] for k in keep])
+        z = {k: dev[k] / math.sqrt(var[k] + tau * tau) for k in keep}
         stat, i, j = _best_segment([z[k] for k in keep])
         if stat < threshold or (j - i) * 2 >= len(keep):
             break
