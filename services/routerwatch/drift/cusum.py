@@ -68,6 +68,7 @@ from pydantic import BaseModel, ConfigDict
 
 from routerwatch.drift.attribution import TenantBreakdown, hold_check
 from routerwatch.drift.baseline import Baseline, baseline_problem
+from routerwatch.drift.hourly import HOUR, HourlyDesign, hourly_counts, plan_hourly, run_hourly
 from routerwatch.drift.overdispersion import quantize_sd, tolerance_design
 from routerwatch.drift.counts import MINUTE, MINUTES_PER_MONTH, MinuteCount, check_counts, merge_by_minute
 from routerwatch.drift.verdict import Severity, Signal, Status, Verdict, fmt_labels, silent
@@ -1012,7 +1013,11 @@ class DriftConfig:
     designed with ``hour_sd_prior``: 0.1 on the logit scale, the middle of the
     0.05-0.2 measured on production-like traffic (a fresh series is judged a
     little less sharply until a week of history gives its own estimate). Off (the
-    default), every series gets the iid design.
+    default), every series gets the iid design. With ``overdispersion`` and
+    ``hourly`` (the default) each side of a wobbly series runs two CUSUMs that
+    share its budget: the minute-level tolerance CUSUM for fast shifts and the
+    CUSUM over standardised hourly residuals of :mod:`routerwatch.drift.hourly`
+    for slow ones (a +3-point drift in hours rather than days); either pages.
     """
 
     delta: float = 0.03
@@ -1027,6 +1032,7 @@ class DriftConfig:
     observe_minutes: int = 60
     overdispersion: bool = False
     hour_sd_prior: float = 0.1
+    hourly: bool = True
 
 
 def _coerce_state(state: CusumState | Mapping[str, Any] | None) -> CusumState | None:
@@ -1103,8 +1109,17 @@ def detect_rate_drift(
                        f"{config.min_volume}: not evaluated")
             )
             continue
-        design = plan_cusum(baseline.p0, baseline.volume, direction=direction, arl0=config.arl0_minutes,
-                            delta=config.delta, ratio=config.ratio, hour_sd=_hour_sd(baseline, config))
+        tau = _hour_sd(baseline, config)
+        hourly = None
+        arl0 = config.arl0_minutes
+        if quantize_sd(tau) > 0 and config.hourly:
+            # Two CUSUMs per side share its budget: the hourly one (slow drifts) and the minute one (fast).
+            arl0 = 2 * config.arl0_minutes
+            hourly = plan_hourly(_design_rate(baseline.p0), baseline.volume, quantize_sd(tau), direction=direction,
+                                 arl0_minutes=arl0, delta=config.delta,
+                                 baseline_hours=baseline.hour_sd_hours or max(1, baseline.minutes // 60))
+        design = plan_cusum(baseline.p0, baseline.volume, direction=direction, arl0=arl0,
+                            delta=config.delta, ratio=config.ratio, hour_sd=tau)
         if isinstance(design, DesignSkip):
             out.append(
                 silent(signal, design.status, now=now, labels=lab, severity=config.severity,
@@ -1115,8 +1130,105 @@ def detect_rate_drift(
         rows = [c for c in merge_by_minute(counts) if baseline.window_end <= c.minute < now]
         trace = run_cusum(design, rows, state=prior, min_trials=config.min_trials,
                           cap_factor=config.cap_factor, clear_factor=config.clear_factor, tenants=tenants)
-        out.append(_drift_verdict(signal, design, baseline, rows, trace, lab, now, config))
+        verdict = _drift_verdict(signal, design, baseline, rows, trace, lab, now, config)
+        if hourly is not None:
+            verdict = _with_hourly(verdict, hourly, rows, trace, now, config, tenants)
+        out.append(verdict)
     return out
+
+
+def _firing_onsets(*spans: Sequence[tuple[datetime, datetime | None]]) -> list[datetime]:
+    """Page onsets of the union of firing spans ``[alarm, cleared)`` (None: still firing)."""
+    merged = sorted((a, c) for group in spans for a, c in group)
+    onsets: list[datetime] = []
+    end: datetime | None = None
+    open_ = False
+    for a, c in merged:
+        if open_ and (end is None or a < end):
+            if c is None:
+                end = None
+            elif end is not None:
+                end = max(end, c)
+            continue
+        onsets.append(a)
+        open_, end = True, c
+    return onsets
+
+
+def _spans(alarms: Sequence[datetime], cleared: Sequence[datetime]) -> list[tuple[datetime, datetime | None]]:
+    """Alarm times paired with the clears that follow them (a latch alternates alarm, clear, alarm...)."""
+    out: list[tuple[datetime, datetime | None]] = []
+    later = sorted(cleared)
+    for a in sorted(alarms):
+        c = next((t for t in later if t >= a), None)
+        out.append((a, c))
+        if c is not None:
+            later.remove(c)
+    return out
+
+
+def _with_hourly(
+    verdict: Verdict, design: HourlyDesign, rows: Sequence[MinuteCount], trace: CusumTrace, now: datetime,
+    config: DriftConfig, tenants: TenantBreakdown | None,
+) -> Verdict:
+    """The minute verdict combined with the hourly CUSUM of :mod:`routerwatch.drift.hourly` (either one pages)."""
+    sign = 1.0 if design.direction == "up" else -1.0
+    hold = hold_check(tenants, log_odds=sign, per_trial={}, default_per_trial=sign * design.p0)
+    hourly = run_hourly(design, hourly_counts(rows, now), cap_factor=config.cap_factor,
+                        clear_factor=config.clear_factor, hold=hold)
+    minute_spans = _spans([a.at for a in trace.alarms], list(trace.cleared))
+    if trace.state.alarm_at is not None and minute_spans and minute_spans[-1][1] is not None:
+        minute_spans[-1] = (minute_spans[-1][0], None)
+    hour_spans = _spans([a for a, _, _ in hourly.alarms], list(hourly.cleared))
+    onsets = _firing_onsets(minute_spans, hour_spans)
+    extra = {
+        **verdict.extra,
+        "alarms_in_call": [t.isoformat() for t in onsets],
+        "held_alarms": verdict.extra.get("held_alarms", []) + [hd.as_dict() for hd in hourly.held],
+        "hourly": {
+            "k": design.k, "h": design.h, "s": hourly.s, "arl0_hours": design.arl0_hours,
+            "alarm_at": hourly.alarm_at.isoformat() if hourly.alarm_at else None,
+            "change_start": hourly.change_start.isoformat() if hourly.change_start else None,
+            "last_hour": hourly.last_hour.isoformat() if hourly.last_hour else None,
+        },
+    }
+    update: dict[str, Any] = {"extra": extra}
+    hourly_text = (
+        f" Hourly CUSUM over standardised hourly residuals (binomial noise plus the hour's wobble): "
+        f"S={hourly.s:.2f}, h={design.h:.2f}, k={design.k:.2f}, one false alarm per "
+        f"{design.arl0_hours:,.0f} hours."
+    )
+    if hourly.alarm_at is not None and not verdict.firing:
+        since = hourly.change_start or (hourly.alarm_at - HOUR)
+        window = [c for c in rows if since <= c.minute < now]
+        x = sum(c.successes for c in window)
+        n = sum(c.trials for c in window)
+        observed = x / n if n else None
+        expected = verdict.baseline_value if verdict.baseline_value is not None else design.p0
+        interval = expected_interval(expected, window, design.tau)
+        what = _rate_text(verdict.signal)
+        where = fmt_labels({k: v for k, v in verdict.labels.items() if k != "direction"})
+        verb = "rose" if design.direction == "up" else "fell"
+        obs_text = _pct(observed)
+        update.update(
+            firing=True, statistic=hourly.s, threshold=design.h, change_start=since, observed_value=observed,
+            magnitude=None if observed is None else observed - expected,
+            summary=f"{what} {verb} to {obs_text} from {expected:.1%} over hours ({where})",
+            description=(
+                f"The {design.direction}ward hourly CUSUM of the {what} for {where} crossed h={design.h:.2f} at "
+                f"{hourly.alarm_at:%Y-%m-%d %H:%M} UTC (one false alarm per {design.arl0_hours:,.0f} hours, the "
+                f"hour-to-hour wobble, logit sd {design.tau:.2f}, counted as noise); the drift most likely began "
+                f"at {since:%Y-%m-%d %H:%M} UTC. Since then {x} of {n} ({obs_text}) against a baseline of "
+                f"{expected:.2%}"
+                + (f", in-control 95% interval {interval[0]:.2%}-{interval[1]:.2%} over these trials."
+                   if interval is not None else ".")
+                + held_text(hourly.held)
+            ),
+        )
+        extra["alarm_at"] = hourly.alarm_at.isoformat()
+    else:
+        update["description"] = verdict.description + hourly_text + held_text(hourly.held)
+    return verdict.model_copy(update=update)
 
 
 def _hour_sd(baseline: Baseline, config: DriftConfig) -> float:
