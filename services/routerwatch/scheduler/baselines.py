@@ -70,7 +70,11 @@ def describe(baseline: Baseline) -> dict[str, Any]:
         "p0": baseline.p0,
         "trials_per_minute": baseline.volume,
         "dispersion": baseline.dispersion,
+        "hour_sd": baseline.hour_sd,
         "window": f"{_t(baseline.window_start)} .. {_t(baseline.window_end)}",
+        # Incidents left out of p0 and hour_sd: reviewable, so a wrong exclusion can be seen and re-learned.
+        "excluded": "; ".join(f"{_t(e.start)}..{_t(e.end)} {e.direction} (scan {e.statistic:.1f})"
+                              for e in baseline.excluded) or "-",
         "version": baseline.version,
     }
 

@@ -74,3 +74,21 @@ def test_an_unreadable_cache_file_is_ignored_not_fatal(tmp_path, caplog):
     _scheduler(tmp_path)
     assert od.design_count() == 0
     assert "ignoring the CUSUM design cache" in caplog.text
+
+
+def test_baseline_show_lists_the_wobble_and_the_incidents_left_out():
+    from datetime import datetime, timedelta, timezone
+
+    from routerwatch.drift.baseline import Baseline, ExcludedStretch
+    from routerwatch.scheduler.baselines import describe
+
+    t0 = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    b = Baseline(labels={"router": "r", "tier": "small", "category": "billing"}, p0=0.3, observed_rate=0.3,
+                 successes=300, trials=1000, volume=10.0, minutes=600, active_minutes=600, hour_sd=0.12,
+                 excluded=[ExcludedStretch(start=t0 + timedelta(hours=2), end=t0 + timedelta(hours=5), hours=3,
+                                           statistic=7.25, direction="up", successes=90, trials=180)],
+                 window_start=t0, window_end=t0 + timedelta(hours=10), version="b1-x")
+    row = describe(b)
+    assert row["hour_sd"] == 0.12
+    assert row["excluded"] == "2026-01-05 02:00..2026-01-05 05:00 up (scan 7.2)"
+    assert describe(b.model_copy(update={"excluded": []}))["excluded"] == "-"
