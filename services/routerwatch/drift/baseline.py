@@ -23,6 +23,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from routerwatch.drift.counts import MINUTE, MinuteCount, check_counts, floor_minute, merge_by_minute
+from routerwatch.drift.clock import rate_profile
 from routerwatch.drift.robust import HourCount, incident_hours
 
 
@@ -76,6 +77,11 @@ class Baseline(BaseModel):
     drift during the learning week does not become the new normal; ``volume``
     and ``active_minutes`` still count every trial (they describe the series'
     traffic, not its rate).
+
+    ``rate_profile`` (24 logit offsets by UTC hour of the day) is set when the
+    rate follows the clock by more than chance allows (:mod:`routerwatch.drift.clock`):
+    the detectors then expect ``expit(logit p0 + offset)`` in each hour, and
+    ``hour_sd`` is the wobble left around that profile.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -100,6 +106,12 @@ class Baseline(BaseModel):
     hour_sd_hours: int | None = Field(default=None, ge=0, description="clock hours hour_sd was estimated from")
     excluded: list[ExcludedStretch] = Field(
         default_factory=list, description="incidents inside the window left out of p0 and hour_sd")
+    rate_profile: list[float] | None = Field(
+        default=None, min_length=24, max_length=24,
+        description="logit offsets of the rate by UTC hour of the day (routerwatch.drift.clock); None: flat",
+    )
+    rate_profile_statistic: float | None = Field(
+        default=None, description="chi-square statistic that kept the profile (threshold: its 99.9 % quantile)")
     window_start: datetime
     window_end: datetime
     version: str
@@ -177,6 +189,7 @@ def learn_baseline(
     start: datetime | None = None,
     end: datetime | None = None,
     exclude_incidents: bool = True,
+    follow_clock: bool = True,
 ) -> Baseline | None:
     """Learn a baseline from per-minute ``(successes, trials)`` counts, or None if there is too little.
 
@@ -210,7 +223,8 @@ def learn_baseline(
     With ``exclude_incidents`` (the default) stretches of clock hours whose rate
     stood apart from the rest of the window (:func:`~routerwatch.drift.robust.incident_hours`)
     are left out of ``p0``, ``successes``, ``trials`` and ``hour_sd`` and listed
-    in ``excluded``.
+    in ``excluded``. With ``follow_clock`` (the default) an hour-of-day profile
+    of the rate is kept where the history supports it (``rate_profile``).
     """
     rows = merge_by_minute(history)
     check_counts(rows)
@@ -264,6 +278,10 @@ def learn_baseline(
         acc[0] += r.successes
         acc[1] += r.trials
     hour_sd, hour_sd_hours = hour_effect_sd((x, n) for x, n in by_hour.values())
+    profile = (rate_profile([HourCount(h, x, n) for h, (x, n) in by_hour.items()], min_trials=MIN_HOUR_TRIALS,
+                            p0=p0) if follow_clock else None)
+    if profile is not None:
+        hour_sd = profile.tau  # the wobble left around the clock's swing
     label_map = dict(labels or {})
     digest = hashlib.sha256(
         json.dumps(
@@ -291,6 +309,8 @@ def learn_baseline(
         hour_sd=hour_sd,
         hour_sd_hours=hour_sd_hours,
         excluded=excluded,
+        rate_profile=list(profile.offsets) if profile is not None else None,
+        rate_profile_statistic=round(profile.statistic, 3) if profile is not None else None,
         window_start=window_start,
         window_end=window_end,
         version=f"b1-{digest[:16]}",

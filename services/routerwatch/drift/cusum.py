@@ -962,11 +962,15 @@ def run_cusum(
     cap_factor: float = 1.25,
     clear_factor: float = 0.5,
     tenants: Any = None,
+    profile: Sequence[float] | None = None,
 ) -> CusumTrace:
     """Fold per-minute counts through one one-sided CUSUM (see :func:`fold`).
 
     ``tenants`` (a :data:`~routerwatch.drift.attribution.TenantBreakdown`) lets
     a crossing carried by one tenant be held (:mod:`routerwatch.drift.attribution`).
+    ``profile`` (a baseline's ``rate_profile``: 24 logit offsets by UTC hour of
+    the day) moves the rate each minute is judged against with the clock; the
+    odds ratio of the alternative stays the design's.
 
     A tolerance design caps each minute's evidence at its design volume
     (``design.evidence_trials``, see ``fold``); the iid design does not need it
@@ -975,7 +979,12 @@ def run_cusum(
     """
     rows = merge_by_minute(counts)
     check_counts(rows)
-    steps = ((c.minute, float(c.successes), c.trials * design.per_trial, c.trials) for c in rows)
+    if profile and any(profile):
+        r = math.exp(design.log_odds)
+        per_hour = [math.log1p(shifted_rate_logit(design.p0, a) * (r - 1)) for a in profile]
+        steps = ((c.minute, float(c.successes), c.trials * per_hour[c.minute.hour], c.trials) for c in rows)
+    else:
+        steps = ((c.minute, float(c.successes), c.trials * design.per_trial, c.trials) for c in rows)
     return fold(
         steps,
         log_odds=design.log_odds,
@@ -1128,11 +1137,13 @@ def detect_rate_drift(
             continue
         prior = _coerce_state((states or {}).get(direction))
         rows = [c for c in merge_by_minute(counts) if baseline.window_end <= c.minute < now]
+        profile = getattr(baseline, "rate_profile", None)
         trace = run_cusum(design, rows, state=prior, min_trials=config.min_trials,
-                          cap_factor=config.cap_factor, clear_factor=config.clear_factor, tenants=tenants)
+                          cap_factor=config.cap_factor, clear_factor=config.clear_factor, tenants=tenants,
+                          profile=profile)
         verdict = _drift_verdict(signal, design, baseline, rows, trace, lab, now, config)
         if hourly is not None:
-            verdict = _with_hourly(verdict, hourly, rows, trace, now, config, tenants)
+            verdict = _with_hourly(verdict, hourly, rows, trace, now, config, tenants, profile)
         out.append(verdict)
     return out
 
@@ -1169,13 +1180,13 @@ def _spans(alarms: Sequence[datetime], cleared: Sequence[datetime]) -> list[tupl
 
 def _with_hourly(
     verdict: Verdict, design: HourlyDesign, rows: Sequence[MinuteCount], trace: CusumTrace, now: datetime,
-    config: DriftConfig, tenants: TenantBreakdown | None,
+    config: DriftConfig, tenants: TenantBreakdown | None, profile: Sequence[float] | None = None,
 ) -> Verdict:
     """The minute verdict combined with the hourly CUSUM of :mod:`routerwatch.drift.hourly` (either one pages)."""
     sign = 1.0 if design.direction == "up" else -1.0
     hold = hold_check(tenants, log_odds=sign, per_trial={}, default_per_trial=sign * design.p0)
     hourly = run_hourly(design, hourly_counts(rows, now), cap_factor=config.cap_factor,
-                        clear_factor=config.clear_factor, hold=hold)
+                        clear_factor=config.clear_factor, hold=hold, profile=profile)
     minute_spans = _spans([a.at for a in trace.alarms], list(trace.cleared))
     if trace.state.alarm_at is not None and minute_spans and minute_spans[-1][1] is not None:
         minute_spans[-1] = (minute_spans[-1][0], None)
@@ -1204,7 +1215,7 @@ def _with_hourly(
         x = sum(c.successes for c in window)
         n = sum(c.trials for c in window)
         observed = x / n if n else None
-        expected = verdict.baseline_value if verdict.baseline_value is not None else design.p0
+        expected = expected_rate(design.p0, window, profile)
         interval = expected_interval(expected, window, design.tau)
         what = _rate_text(verdict.signal)
         where = fmt_labels({k: v for k, v in verdict.labels.items() if k != "direction"})
@@ -1262,6 +1273,21 @@ def expected_interval(
     return max(0.0, p0 - z * sd), min(1.0, p0 + z * sd)
 
 
+def shifted_rate_logit(p: float, offset: float) -> float:
+    """``expit(logit(p) + offset)``."""
+    return 1.0 / (1.0 + math.exp(-(math.log(p / (1 - p)) + offset)))
+
+
+def expected_rate(p0: float, rows: Sequence[MinuteCount], profile: Sequence[float] | None) -> float:
+    """The rate ``rows`` should show in control: ``p0``, or with a clock profile its trial-weighted mean."""
+    if not profile or not any(profile):
+        return p0
+    n = sum(c.trials for c in rows)
+    if n <= 0:
+        return p0
+    return sum(c.trials * shifted_rate_logit(p0, profile[c.minute.hour]) for c in rows) / n
+
+
 def held_text(held: Sequence[Any]) -> str:
     """The description's sentence on alarms held for one tenant (empty when none)."""
     if not held:
@@ -1302,7 +1328,8 @@ def _drift_verdict(
     x = sum(c.successes for c in window)
     n = sum(c.trials for c in window)
     observed = x / n if n else None
-    expected = design.center_p0 if design.center_p0 is not None else design.p0
+    expected = expected_rate(design.center_p0 if design.center_p0 is not None else design.p0, window,
+                             getattr(baseline, "rate_profile", None))
     interval = expected_interval(expected, window, design.hour_sd)
     if design.hour_sd > 0:
         own = getattr(baseline, "hour_sd", None)

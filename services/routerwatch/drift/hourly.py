@@ -134,12 +134,16 @@ def run_hourly(
     cap_factor: float = 1.25,
     clear_factor: float = 0.5,
     hold: Callable[[datetime, datetime, bool], Any] | None = None,
+    profile: Sequence[float] | None = None,
 ) -> HourlyTrace:
     """Fold complete hours through one side, with the alarm latch and tenant hold of ``cusum.fold``.
 
     ``hold(change start, last minute of the hour, second_look)`` is asked at a
-    crossing, as in :func:`routerwatch.drift.cusum.fold`.
+    crossing, as in :func:`routerwatch.drift.cusum.fold`. ``profile`` (24 logit
+    offsets by UTC hour of the day, a baseline's ``rate_profile``) moves the
+    expected rate of each hour with the clock.
     """
+    offsets = list(profile) if profile and any(profile) else None
     sign = 1.0 if design.direction == "up" else -1.0
     s, run_start, last = 0.0, None, None
     alarm_at: datetime | None = None
@@ -153,7 +157,10 @@ def run_hourly(
         last = hr
         if n <= 0:
             continue
-        z = (x - n * design.p0) / hour_sd(n, design.p0, design.tau)
+        p0 = design.p0
+        if offsets is not None:
+            p0 = 1.0 / (1.0 + math.exp(-(math.log(p0 / (1 - p0)) + offsets[hr.hour])))
+        z = (x - n * p0) / hour_sd(n, p0, design.tau)
         prev = s
         s = max(0.0, s + sign * z - design.k)
         if s <= 0:

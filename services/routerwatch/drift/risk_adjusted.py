@@ -74,6 +74,7 @@ from routerwatch.drift.cusum import (
     fold,
     held_text,
     odds_ratio,
+    shifted_rate_logit,
     threshold_for_mix,
 )
 from routerwatch.drift.overdispersion import quantize_sd, tolerance_design
@@ -263,6 +264,8 @@ def detect_tier_drift(
                 per_minute.setdefault(c.minute, {})[cat] = (c.successes, c.trials)
     minutes = sorted(per_minute)
     rate_of = {c: _design_rate(b.p0) for c, b in known.items()}
+    rate_at = {c: [_design_rate(shifted_rate_logit(rate_of[c], a)) for a in prof]
+               for c, b in known.items() if (prof := getattr(b, "rate_profile", None)) and any(prof)}
     out = []
     for direction in config.directions:
         lab = {**base_labels, "direction": direction}
@@ -273,8 +276,14 @@ def detect_tier_drift(
             continue
         h, achieved = design.h, design.arl0
         log_r = math.log(design.r1 / design.r_ref)
-        g = {c: math.log1p(p * (design.r1 - 1)) - math.log1p(p * (design.r_ref - 1)) for c, p in rate_of.items()}
-        g_pooled = math.log1p(pooled * (design.r1 - 1)) - math.log1p(pooled * (design.r_ref - 1))
+
+        def comp_of(p: float) -> float:
+            return math.log1p(p * (design.r1 - 1)) - math.log1p(p * (design.r_ref - 1))
+
+        g = {c: comp_of(p) for c, p in rate_of.items()}
+        g_pooled = comp_of(pooled)
+        # Categories whose rate follows the clock (Baseline.rate_profile): their compensator by hour of day.
+        g_hour = {c: [comp_of(rate_at[c][hh]) for hh in range(24)] for c in rate_at}
         steps = []
         for m in minutes:
             x = n = 0
@@ -282,7 +291,7 @@ def detect_tier_drift(
             for cat, (s_, t) in per_minute[m].items():
                 x += s_
                 n += t
-                comp += t * g.get(cat, g_pooled)
+                comp += t * (g_hour[cat][m.hour] if cat in g_hour else g.get(cat, g_pooled))
             steps.append((m, float(x), comp, n))
         prior = _coerce_state((states or {}).get(direction))
         trace = fold(steps, log_odds=log_r, h=h, state=prior, min_trials=config.min_trials,
@@ -303,7 +312,11 @@ def detect_tier_drift(
                     obs_n[cat] = obs_n.get(cat, 0) + t
         n_tot = sum(obs_n.values())
         x_tot = sum(obs_x.values())
-        expected = sum(t * rate_of.get(c, pooled) for c, t in obs_n.items())
+        expected = 0.0
+        for m in minutes:
+            if m >= window_from:
+                for cat, (_, t) in per_minute[m].items():
+                    expected += t * (rate_at[cat][m.hour] if cat in rate_at else rate_of.get(cat, pooled))
         observed = x_tot / n_tot if n_tot else None
         expected_rate = expected / n_tot if n_tot else None
         unbaselined = sum(t for c, t in obs_n.items() if c not in known)

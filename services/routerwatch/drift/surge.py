@@ -285,7 +285,8 @@ def _surge_verdict(
                       baseline_version=baseline.version, reason=f"skipped: {design.reason}")
     rows = [c for c in merge_by_minute(counts) if baseline.window_end <= c.minute < now]
     trace = run_cusum(design, rows, state=_coerce_state(state), min_trials=config.min_trials,
-                      cap_factor=config.cap_factor, clear_factor=config.clear_factor, tenants=tenants)
+                      cap_factor=config.cap_factor, clear_factor=config.clear_factor, tenants=tenants,
+                      profile=getattr(baseline, "rate_profile", None))
     verdict = _drift_verdict(signal, design, baseline, rows, trace, lab, now, drift)
     sized = f" at {design.trials:.0f} trials/min."
     description = verdict.description
