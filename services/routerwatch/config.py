@@ -191,6 +191,10 @@ class SchedulerSettings(_Section):
     escalation_delta: float = Field(default=0.03, gt=0, lt=1, description="Escalation-rate shift to detect (absolute).")
     failure_delta: float = Field(default=0.02, gt=0, lt=1)
     min_volume: float = Field(default=5.0, ge=0, description="Baseline trials/minute below which a series is not judged.")
+    hourly_lookback_hours: float = Field(
+        default=168.0, gt=0, le=24 * 90,
+        description="Complete hours the hourly CUSUM of a wobbly series folds each run (a slow drift needs many).",
+    )
     hour_sd_prior: float = Field(
         default=0.1, ge=0, le=2,
         description="Hour-level wobble (logit sd) assumed for a series whose baseline is too short to measure its own.",

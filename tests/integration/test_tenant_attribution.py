@@ -192,6 +192,25 @@ def test_tenant_breakdown_counts_the_gated_attempts_of_one_tier_by_tenant_and_ca
             sum(c.successes for c in counts), sum(c.trials for c in counts)), category
 
 
+def test_the_hour_series_the_hourly_cusum_folds_sums_the_minute_series(store, mix):
+    # escalation_hour_series (hourly rollup, what the scheduler passes the hourly CUSUM) must count the
+    # same gated attempts as escalation_series (minute rollup), hour by hour.
+    router, _evs, _since, _until = mix
+    since, until = T_MIX - timedelta(hours=2), T_MIX + timedelta(hours=1)
+    minutes = series.escalation_series(store, since, until)
+    hours = series.escalation_hour_series(store, since, until)
+    mine = {k: v for k, v in hours.items() if k[0] == router}
+    assert mine, "the mix router's series are in the hourly rollup"
+    for key, rows in mine.items():
+        by_hour: dict = {}
+        for c in minutes[key]:
+            if c.trials:
+                hr = c.minute.replace(minute=0)
+                x, n = by_hour.get(hr, (0, 0))
+                by_hour[hr] = (x + c.successes, n + c.trials)
+        assert {hr: (x, n) for hr, x, n in rows} == by_hour, key
+
+
 def test_tenant_breakdown_keeps_requests_without_a_tenant_and_reads_only_its_router(store, mix):
     router, evs, since, until = mix
     got = series.tenant_breakdown(store, router, "small", None, since, until)
@@ -298,7 +317,9 @@ def test_one_tenants_batch_is_held_not_paged(store, tick):
     key = series_key({"router": router, "tier": "small", "category": "billing"})
     baseline = baselines[("escalation_drift", key)]
     counts = series.escalation_series(store, NOW - timedelta(minutes=CFG.lookback_minutes), NOW)[(router, "small", "billing")]
-    config = DriftConfig(delta=CFG.escalation_delta, arl0_minutes=v.extra["arl0_target"], min_volume=CFG.min_volume,
+    # With an hourly CUSUM beside it the minute CUSUM was designed for twice the series' ARL0 (half the budget).
+    arl0 = v.extra["arl0_target"] / (2 if "hourly" in v.extra else 1)
+    config = DriftConfig(delta=CFG.escalation_delta, arl0_minutes=arl0, min_volume=CFG.min_volume,
                          overdispersion=True)
     labels = {"router": router, "tier": "small", "category": "billing"}
     unattributed = {u.labels["direction"]: u for u in detect_rate_drift(baseline, counts, now=NOW, config=config, labels=labels)}

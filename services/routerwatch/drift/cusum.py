@@ -1069,8 +1069,14 @@ def detect_rate_drift(
     labels: Mapping[str, str] | None = None,
     states: Mapping[str, CusumState | Mapping[str, Any]] | None = None,
     tenants: TenantBreakdown | None = None,
+    hours: Sequence[tuple[datetime, int, int]] | None = None,
 ) -> list[Verdict]:
     """One verdict per direction in ``config.directions`` for one series.
+
+    ``hours`` (``(hour start, successes, trials)``, e.g. from the hourly rollup
+    over days) feeds the hourly CUSUM of a wobbly series; without it the hourly
+    CUSUM folds the complete hours of ``counts``. The scheduler passes it: its
+    minute look-back (hours) is far shorter than a slow drift needs.
 
     ``tenants`` reads the series' counts by tenant for an alarm's window: an
     alarm carried by one tenant's batch is then held, not paged
@@ -1126,7 +1132,8 @@ def detect_rate_drift(
             arl0 = 2 * config.arl0_minutes
             hourly = plan_hourly(_design_rate(baseline.p0), baseline.volume, quantize_sd(tau), direction=direction,
                                  arl0_minutes=arl0, delta=config.delta,
-                                 baseline_hours=baseline.hour_sd_hours or max(1, baseline.minutes // 60))
+                                 baseline_hours=baseline.hour_sd_hours
+                                 or max(1, (baseline.observed_minutes or baseline.minutes) // 60))
         design = plan_cusum(baseline.p0, baseline.volume, direction=direction, arl0=arl0,
                             delta=config.delta, ratio=config.ratio, hour_sd=tau)
         if isinstance(design, DesignSkip):
@@ -1143,19 +1150,23 @@ def detect_rate_drift(
                           profile=profile)
         verdict = _drift_verdict(signal, design, baseline, rows, trace, lab, now, config)
         if hourly is not None:
-            verdict = _with_hourly(verdict, hourly, rows, trace, now, config, tenants, profile)
+            verdict = _with_hourly(verdict, hourly, rows, trace, now, config, tenants, profile,
+                                   hours=None if hours is None else
+                                   [h for h in hours if h[0] >= baseline.window_end and h[0] + HOUR <= now])
         out.append(verdict)
     return out
 
 
 def _firing_onsets(*spans: Sequence[tuple[datetime, datetime | None]]) -> list[datetime]:
     """Page onsets of the union of firing spans ``[alarm, cleared)`` (None: still firing)."""
-    merged = sorted((a, c) for group in spans for a, c in group)
+    merged = sorted(((a, c) for group in spans for a, c in group),
+                    key=lambda span: (span[0], span[1] is None, span[1] or span[0]))
     onsets: list[datetime] = []
     end: datetime | None = None
     open_ = False
     for a, c in merged:
-        if open_ and (end is None or a < end):
+        # A span starting when (or before) the previous one cleared continues the same page.
+        if open_ and (end is None or a <= end):
             if c is None:
                 end = None
             elif end is not None:
@@ -1181,11 +1192,12 @@ def _spans(alarms: Sequence[datetime], cleared: Sequence[datetime]) -> list[tupl
 def _with_hourly(
     verdict: Verdict, design: HourlyDesign, rows: Sequence[MinuteCount], trace: CusumTrace, now: datetime,
     config: DriftConfig, tenants: TenantBreakdown | None, profile: Sequence[float] | None = None,
+    hours: Sequence[tuple[datetime, int, int]] | None = None,
 ) -> Verdict:
     """The minute verdict combined with the hourly CUSUM of :mod:`routerwatch.drift.hourly` (either one pages)."""
     sign = 1.0 if design.direction == "up" else -1.0
     hold = hold_check(tenants, log_odds=sign, per_trial={}, default_per_trial=sign * design.p0)
-    hourly = run_hourly(design, hourly_counts(rows, now), cap_factor=config.cap_factor,
+    hourly = run_hourly(design, hourly_counts(rows, now) if hours is None else hours, cap_factor=config.cap_factor,
                         clear_factor=config.clear_factor, hold=hold, profile=profile)
     minute_spans = _spans([a.at for a in trace.alarms], list(trace.cleared))
     if trace.state.alarm_at is not None and minute_spans and minute_spans[-1][1] is not None:
@@ -1298,7 +1310,7 @@ def held_text(held: Sequence[Any]) -> str:
         f" Held {len(held)} crossing(s) carried by one tenant (or two at once), the last at {last.at:%Y-%m-%d %H:%M} UTC: "
         f"tenant {last.tenant}{''.join(' and ' + t for t in last.also)} sent {share:.0%} of the "
         f"{last.window_trials} trials since "
-        f"{last.since:%H:%M} and {last.tenant_evidence:.1f} nats of the evidence; the rest of the traffic showed "
+        f"{last.since:%H:%M} and {last.tenant_evidence:.1f} of the evidence; the rest of the traffic showed "
         f"{last.rest_evidence:.1f} (a shift of the router would have shown at least {last.rest_needed:.1f}), so it "
         f"was not paged as drift: the tenant signal judges that tenant."
     )

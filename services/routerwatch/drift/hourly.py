@@ -48,15 +48,19 @@ def siegmund_arl(k: float, h: float) -> float:
     b = h + _OVERSHOOT
     if abs(k) < 1e-9:
         return b * b
+    if 2 * k * b > 700:
+        return math.inf
     return (math.exp(2 * k * b) - 2 * k * b - 1) / (2 * k * k)
 
 
 def siegmund_threshold(k: float, arl: float) -> float:
     """The smallest ``h`` with :func:`siegmund_arl` at least ``arl``."""
+    if not math.isfinite(arl):
+        return math.inf
     lo, hi = 0.0, 1.0
     while siegmund_arl(k, hi) < arl:
         hi *= 2
-        if hi > 1e6:
+        if hi > 1e4:
             return math.inf
     for _ in range(80):
         mid = (lo + hi) / 2

@@ -1,7 +1,8 @@
 """One scheduler tick: read the series, run every detector, return verdicts.
 
 Stateless on purpose: each tick re-reads ``lookback_minutes`` of per-minute
-counts and runs the CUSUMs from zero over them, so a restarted scheduler
+counts (and ``hourly_lookback_hours`` of hourly ones for the hourly CUSUMs of
+wobbly series, which need days) and runs the CUSUMs from zero over them, so a restarted scheduler
 reaches the same verdicts as one that never stopped, and the code path is the
 one a replay of history takes. Baselines come from ClickHouse; with
 ``auto_baseline`` a series that has none gets its first one learned from the
@@ -184,6 +185,10 @@ def evaluate(reader: Any, baselines: dict[tuple[str, str], Baseline], now: datet
             severity=Severity.WARNING,
         ),
     }
+    # The hourly CUSUM of a wobbly series needs days of hours, far more than the minute look-back.
+    hour_floor = now.replace(minute=0, second=0, microsecond=0)
+    hour_series = series.escalation_hour_series(
+        reader, hour_floor - timedelta(hours=getattr(cfg, "hourly_lookback_hours", 168.0)), hour_floor)
     for signal, current in ((Signal.ESCALATION_DRIFT, escalations), (Signal.FAILURE_SHIFT, failures)):
         fetch, keys = RATE_SERIES[signal]
         missing = any((signal.value, series_key(_labels(keys, k))) not in baselines for k in current)
@@ -193,10 +198,11 @@ def evaluate(reader: Any, baselines: dict[tuple[str, str], Baseline], now: datet
 
             def judge_rate(signal=signal, labels=labels, key=key, counts=counts, long_history=long_history):
                 baseline = _baseline_for(signal, labels, baselines, long_history, key, evaluation, cfg, window)
-                tenants = (_tenant_reader(reader, key[0], key[1], [key[2]])
-                           if signal is Signal.ESCALATION_DRIFT else None)
+                escalation = signal is Signal.ESCALATION_DRIFT
+                tenants = _tenant_reader(reader, key[0], key[1], [key[2]]) if escalation else None
                 return detect_rate_drift(baseline, counts, now=now, config=configs[signal], signal=signal,
-                                         labels=labels, tenants=tenants)
+                                         labels=labels, tenants=tenants,
+                                         hours=hour_series.get(key, []) if escalation else None)
 
             _judge(evaluation, signal, labels, judge_rate)
     _tier_level(reader, baselines, evaluation, escalations, arl0, start, now, cfg, window)

@@ -57,6 +57,29 @@ def escalation_series(reader: Any, since: datetime, until: datetime) -> dict[tup
     return _fill(rows, since, until)
 
 
+def escalation_hour_series(
+    reader: Any, since: datetime, until: datetime
+) -> dict[tuple[str, str, str], list[tuple[datetime, int, int]]]:
+    """(router, tier, category) -> ``(hour start, escalated, accepted + escalated)`` per complete clock hour.
+
+    What the hourly CUSUM of a wobbly series folds (``routerwatch.drift.hourly``):
+    the same attempts :func:`escalation_series` counts, from the hourly rollup, so
+    that a week of hours costs a few thousand rows instead of a week of minutes.
+    Hours with no traffic have no row (the CUSUM skips them anyway).
+    """
+    result = reader.query(
+        "SELECT hour, router_id, tier, category, sumIf(h.attempts, outcome = 'escalated') AS esc, "
+        "sum(h.attempts) AS gated FROM attempt_hour AS h "
+        "WHERE hour >= {since:DateTime} AND hour < {until:DateTime} AND outcome IN ('accepted', 'escalated') "
+        "GROUP BY hour, router_id, tier, category ORDER BY hour",
+        {"since": _fmt(since), "until": _fmt(until)},
+    )
+    out: dict[tuple[str, str, str], list[tuple[datetime, int, int]]] = defaultdict(list)
+    for hour, router, tier, category, esc, gated in result.rows:
+        out[(router, tier, category)].append((_minute(hour), int(esc), int(gated)))
+    return dict(out)
+
+
 def tenant_breakdown(
     reader: Any, router: str, tier: str, categories: list[str] | None, since: datetime, until: datetime
 ) -> dict[str, dict[str, tuple[int, int]]]:
