@@ -168,7 +168,7 @@ def hold_check(
     breakdown: TenantBreakdown | None,
     *,
     log_odds: float,
-    per_trial: Mapping[str, float],
+    per_trial: Mapping[str, float] | Callable[[datetime], Mapping[str, float]],
     default_per_trial: float,
 ) -> Callable[[datetime, datetime], TenantHold | None] | None:
     """The callback :func:`~routerwatch.drift.cusum.fold` calls at an alarm (``since``, alarm minute, second look).
@@ -180,8 +180,13 @@ def hold_check(
         return None
     from routerwatch.drift.counts import MINUTE
 
-    def check(since: datetime, at: datetime, second_look: bool = False) -> TenantHold | None:
-        return tenant_hold(breakdown(since, at + MINUTE), log_odds=log_odds, per_trial=per_trial,
-                           default_per_trial=default_per_trial, at=at, since=since, second_look=second_look)
+    def check(since: datetime, at: datetime, second_look: bool = False,
+              run_per_trial: float | None = None) -> TenantHold | None:
+        # A single-rate CUSUM (no per-category compensators) charges each trial what its run was
+        # charged on average: the same units as the statistic, clock profile included.
+        rates = per_trial(at) if callable(per_trial) else per_trial  # per category, at the alarm's hour
+        default = run_per_trial if run_per_trial is not None and not rates else default_per_trial
+        return tenant_hold(breakdown(since, at + MINUTE), log_odds=log_odds, per_trial=rates,
+                           default_per_trial=default, at=at, since=since, second_look=second_look)
 
     return check

@@ -852,7 +852,7 @@ def fold(
     cap_factor: float = 1.25,
     clear_factor: float = 0.5,
     evidence_trials: float | None = None,
-    hold: Callable[[datetime, datetime, bool], Any] | None = None,
+    hold: Callable[..., Any] | None = None,
 ) -> CusumTrace:
     """Fold ``(minute, x, compensator, trials)`` steps, ``llr = x * log_odds - compensator``.
 
@@ -882,7 +882,9 @@ def fold(
     so the computed ARL is a lower bound whatever the volume's shape; the cost
     is that a shift at peak is detected no faster than at the mean volume.
 
-    ``hold(change_start, minute, second_look)`` is called at a crossing; a
+    ``hold(change_start, minute, second_look, per_trial)`` is called at a crossing
+    (``per_trial``: the run's compensator per trial, what a tenant's trials are
+    charged in the split: the same as the statistic's, clock profile included); a
     non-None result (a :class:`~routerwatch.drift.attribution.TenantHold`: one
     tenant carried the evidence) records it in ``held`` instead of raising the
     alarm, and the CUSUM restarts from zero. ``second_look`` is True when the
@@ -897,6 +899,7 @@ def fold(
     cleared: list[datetime] = []
     held: list[Any] = []
     second_look = False
+    run_comp = run_n = 0.0  # the current run's compensator and trials (for the tenant split)
     cap, clear = cap_factor * h, clear_factor * h
     for minute, x, comp, n in steps:
         if last is not None and minute <= last:
@@ -909,6 +912,7 @@ def fold(
         if pn < min_trials:
             continue
         llr = px * log_odds - pc
+        step_comp, step_n = pc, pn
         if evidence_trials is not None and pn > evidence_trials:
             llr *= evidence_trials / pn
         began = psince
@@ -922,8 +926,13 @@ def fold(
                 second_look = False
         elif prev <= 0 or run_start is None:
             run_start = began
+            run_comp = run_n = 0.0
+        if run_start is not None:
+            run_comp, run_n = run_comp + step_comp, run_n + step_n
         if alarm_at is None:
-            if s >= h and hold is not None and (why := hold(run_start or minute, minute, second_look)) is not None:
+            if s >= h and hold is not None and (
+                    why := hold(run_start or minute, minute, second_look, run_comp / run_n if run_n else None)
+            ) is not None:
                 held.append(why)
                 s, run_start = 0.0, None
                 second_look = bool(why.provisional)

@@ -157,6 +157,7 @@ def run_hourly(
     cleared: list[datetime] = []
     held: list[Any] = []
     cap, clear = cap_factor * design.h, clear_factor * design.h
+    run_x0 = run_n = 0.0
     for hr, x, n in hours:
         last = hr
         if n <= 0:
@@ -173,10 +174,15 @@ def run_hourly(
                 second_look = False
         elif prev <= 0 or run_start is None:
             run_start = hr
+            run_x0 = run_n = 0.0
+        if run_start is not None:
+            run_x0, run_n = run_x0 + n * p0, run_n + n
+        # The tenant split charges each trial the run's expected rate (clock profile included).
+        run_p0 = sign * run_x0 / run_n if run_n else None
         end = hr + HOUR
         if alarm_at is None:
             if s >= design.h and hold is not None and (
-                    why := hold(run_start or hr, end - timedelta(minutes=1), second_look)) is not None:
+                    why := hold(run_start or hr, end - timedelta(minutes=1), second_look, run_p0)) is not None:
                 held.append(why)
                 s, run_start = 0.0, None
                 second_look = bool(getattr(why, "provisional", False))

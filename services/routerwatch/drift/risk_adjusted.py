@@ -297,7 +297,9 @@ def detect_tier_drift(
         trace = fold(steps, log_odds=log_r, h=h, state=prior, min_trials=config.min_trials,
                      cap_factor=config.cap_factor, clear_factor=config.clear_factor,
                      evidence_trials=design.trials,
-                     hold=hold_check(tenants, log_odds=log_r, per_trial=g, default_per_trial=g_pooled))
+                     hold=hold_check(tenants, log_odds=log_r, default_per_trial=g_pooled,
+                                     per_trial=lambda at, g=g, g_hour=g_hour: {
+                                         c: g_hour[c][at.hour] if c in g_hour else v for c, v in g.items()}))
         st = trace.state
         firing = st.alarm_at is not None
         since = st.change_start if firing else None

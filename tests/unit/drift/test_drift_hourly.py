@@ -302,7 +302,7 @@ def test_a_hold_keeps_the_crossing_from_paging_and_restarts_the_statistic():
     calls = []
     held = SimpleNamespace(provisional=False, tag="batch")
 
-    def hold(since, at, second_look):
+    def hold(since, at, second_look, run_per_trial=None):
         calls.append((since, at, second_look))
         return held if len(calls) == 1 else None
 
@@ -315,7 +315,7 @@ def test_a_hold_keeps_the_crossing_from_paging_and_restarts_the_statistic():
     assert [(a, c) for a, c, _ in tr.alarms] == [(T0 + 3 * HOUR, T0 + 2 * HOUR)]
     assert tr.alarm_at == T0 + 3 * HOUR
     # A hold for every crossing: never an alarm, S back at 0 after each hold.
-    always = run_hourly(HAND, hours, hold=lambda since, at, second: held)
+    always = run_hourly(HAND, hours, hold=lambda since, at, second, per_trial=None: held)
     assert always.alarms == () and always.alarm_at is None and len(always.held) == 2
     assert always.s == pytest.approx(0.1)  # hour 3 (z = 0.6) after the second reset
     # Without the hold the first crossing pages.
@@ -327,7 +327,7 @@ def test_a_provisional_hold_gives_a_second_look_within_the_same_excursion():
     hours = hand_hours([4.5, 4.5, 4.5])  # 4.0 at each hour from zero
     calls = []
 
-    def hold(since, at, second_look):
+    def hold(since, at, second_look, run_per_trial=None):
         calls.append(second_look)
         return SimpleNamespace(provisional=True) if not second_look else None
 
