@@ -59,7 +59,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-#: The rest of the traffic must show at least this fraction of its pro-rata share of ``h`` for the
+from routerwatch.drift.counts import MINUTE
+
+#: The rest of the traffic must show at least this fraction of its pro-rata share of the window's evidence for the
 #: alarm to stand. Under a shift shared by every tenant the rest shows about all of it (1.0); 0.5
 #: leaves room for the rest's sampling noise while a batch's rest (in control, negative drift)
 #: stays far below.
@@ -138,7 +140,8 @@ def tenant_hold(
             evidence[tenant], trials[tenant] = s, n_t
     if len(evidence) < 2:
         return None
-    top = max(evidence, key=lambda t: (evidence[t], trials[t], t))
+    ranked = sorted(evidence, key=lambda t: (evidence[t], trials[t], t), reverse=True)
+    top = ranked[0]
     if evidence[top] <= 0:
         return None
     total_n = sum(trials.values())
@@ -151,7 +154,6 @@ def tenant_hold(
     if rest < needed:
         return TenantHold(at, since, top, trials[top], total_n, evidence[top], rest, needed)
     # Two batches at once (two customers' evaluation runs): the same test without both.
-    ranked = sorted(evidence, key=lambda t: (evidence[t], trials[t], t), reverse=True)
     if len(ranked) >= 3 and evidence[ranked[1]] > 0:
         second = ranked[1]
         rest2 = rest - evidence[second]
@@ -178,7 +180,6 @@ def hold_check(
     """
     if breakdown is None:
         return None
-    from routerwatch.drift.counts import MINUTE
 
     def check(since: datetime, at: datetime, second_look: bool = False,
               run_per_trial: float | None = None) -> TenantHold | None:

@@ -134,7 +134,3 @@ def rate_profile(hours: Sequence[HourCount], *, min_trials: int = 30, p0: float 
         curve -= curve.mean()
     return RateProfile(tuple(round(float(a), 5) for a in curve), q, threshold, math.sqrt(tau2))
 
-
-def shifted(p: float, offset: float) -> float:
-    """``expit(logit(p) + offset)``."""
-    return 1.0 / (1.0 + math.exp(-(math.log(p / (1 - p)) + offset)))

@@ -69,7 +69,7 @@ from pydantic import BaseModel, ConfigDict
 from routerwatch.drift.attribution import TenantBreakdown, hold_check
 from routerwatch.drift.baseline import Baseline, baseline_problem
 from routerwatch.drift.hourly import HOUR, HourlyDesign, hourly_counts, plan_hourly, run_hourly
-from routerwatch.drift.overdispersion import quantize_sd, tolerance_design
+from routerwatch.drift.overdispersion import quantize_sd, shift_logit, tolerance_design
 from routerwatch.drift.counts import MINUTE, MINUTES_PER_MONTH, MinuteCount, check_counts, merge_by_minute
 from routerwatch.drift.verdict import Severity, Signal, Status, Verdict, fmt_labels, silent
 
@@ -990,7 +990,7 @@ def run_cusum(
     check_counts(rows)
     if profile and any(profile):
         r = math.exp(design.log_odds)
-        per_hour = [math.log1p(shifted_rate_logit(design.p0, a) * (r - 1)) for a in profile]
+        per_hour = [math.log1p(shift_logit(design.p0, a) * (r - 1)) for a in profile]
         steps = ((c.minute, float(c.successes), c.trials * per_hour[c.minute.hour], c.trials) for c in rows)
     else:
         steps = ((c.minute, float(c.successes), c.trials * design.per_trial, c.trials) for c in rows)
@@ -1294,11 +1294,6 @@ def expected_interval(
     return max(0.0, p0 - z * sd), min(1.0, p0 + z * sd)
 
 
-def shifted_rate_logit(p: float, offset: float) -> float:
-    """``expit(logit(p) + offset)``."""
-    return 1.0 / (1.0 + math.exp(-(math.log(p / (1 - p)) + offset)))
-
-
 def expected_rate(p0: float, rows: Sequence[MinuteCount], profile: Sequence[float] | None) -> float:
     """The rate ``rows`` should show in control: ``p0``, or with a clock profile its trial-weighted mean."""
     if not profile or not any(profile):
@@ -1306,7 +1301,7 @@ def expected_rate(p0: float, rows: Sequence[MinuteCount], profile: Sequence[floa
     n = sum(c.trials for c in rows)
     if n <= 0:
         return p0
-    return sum(c.trials * shifted_rate_logit(p0, profile[c.minute.hour]) for c in rows) / n
+    return sum(c.trials * shift_logit(p0, profile[c.minute.hour]) for c in rows) / n
 
 
 def held_text(held: Sequence[Any]) -> str:

@@ -36,6 +36,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from routerwatch.drift.counts import MinuteCount
+from routerwatch.drift.overdispersion import shift_logit
 
 HOUR = timedelta(hours=1)
 
@@ -164,7 +165,7 @@ def run_hourly(
             continue
         p0 = design.p0
         if offsets is not None:
-            p0 = 1.0 / (1.0 + math.exp(-(math.log(p0 / (1 - p0)) + offsets[hr.hour])))
+            p0 = shift_logit(p0, offsets[hr.hour])
         z = (x - n * p0) / hour_sd(n, p0, design.tau)
         prev = s
         s = max(0.0, s + sign * z - design.k)

@@ -113,9 +113,14 @@ def _expit(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
 
 
+def shift_logit(p: float, offset: float) -> float:
+    """``expit(logit(p) + offset)``: ``p`` moved ``offset`` on the logit scale (a wobble tolerance, a clock profile)."""
+    return _expit(_logit(p) + offset)
+
+
 def shifted_rate(p: float, sds: float, tau: float) -> float:
     """``expit(logit(p) + sds * tau)``: ``p`` moved ``sds`` hour-effect sds on the logit scale."""
-    return _expit(_logit(p) + sds * tau)
+    return shift_logit(p, sds * tau)
 
 
 def _pmf(n: int, p: float) -> tuple[np.ndarray, np.ndarray]:

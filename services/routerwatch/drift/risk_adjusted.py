@@ -74,10 +74,9 @@ from routerwatch.drift.cusum import (
     fold,
     held_text,
     odds_ratio,
-    shifted_rate_logit,
     threshold_for_mix,
 )
-from routerwatch.drift.overdispersion import quantize_sd, tolerance_design
+from routerwatch.drift.overdispersion import quantize_sd, shift_logit, tolerance_design
 from routerwatch.drift.verdict import Signal, Status, Verdict, fmt_labels, silent
 
 
@@ -264,7 +263,7 @@ def detect_tier_drift(
                 per_minute.setdefault(c.minute, {})[cat] = (c.successes, c.trials)
     minutes = sorted(per_minute)
     rate_of = {c: _design_rate(b.p0) for c, b in known.items()}
-    rate_at = {c: [_design_rate(shifted_rate_logit(rate_of[c], a)) for a in prof]
+    rate_at = {c: [_design_rate(shift_logit(rate_of[c], a)) for a in prof]
                for c, b in known.items() if (prof := getattr(b, "rate_profile", None)) and any(prof)}
     out = []
     for direction in config.directions:
