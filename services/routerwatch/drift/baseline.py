@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from routerwatch.drift.counts import MINUTE, MinuteCount, check_counts, floor_minute, merge_by_minute
 from routerwatch.drift.clock import rate_profile
-from routerwatch.drift.robust import HourCount, incident_hours
+from routerwatch.drift.robust import clock_hours, incident_hours
 
 
 class ExcludedStretch(BaseModel):
@@ -245,14 +245,7 @@ def learn_baseline(
         return None
     excluded: list[ExcludedStretch] = []
     if exclude_incidents:
-        by_hour_all: dict[datetime, list[int]] = {}
-        for r in active:
-            acc = by_hour_all.setdefault(r.minute.replace(minute=0), [0, 0])
-            acc[0] += r.successes
-            acc[1] += r.trials
-        found = incident_hours([HourCount(h, x, n) for h, (x, n) in by_hour_all.items()],
-                               min_trials=MIN_HOUR_TRIALS)
-        for inc in found:
+        for inc in incident_hours(clock_hours(active), min_trials=MIN_HOUR_TRIALS):
             inside = [r for r in active if inc.start <= r.minute < inc.end]
             excluded.append(ExcludedStretch(start=inc.start, end=inc.end, hours=inc.hours,
                                             statistic=round(inc.statistic, 3), direction=inc.direction,
@@ -272,14 +265,9 @@ def learn_baseline(
         # Pearson chi-square of the minutes around the pooled rate, per degree of freedom.
         chi2 = sum((r.successes - r.trials * p0) ** 2 / (r.trials * p0 * (1 - p0)) for r in active)
         dispersion = chi2 / (len(active) - 1)
-    by_hour: dict[datetime, list[int]] = {}
-    for r in active:
-        acc = by_hour.setdefault(r.minute.replace(minute=0), [0, 0])
-        acc[0] += r.successes
-        acc[1] += r.trials
-    hour_sd, hour_sd_hours = hour_effect_sd((x, n) for x, n in by_hour.values())
-    profile = (rate_profile([HourCount(h, x, n) for h, (x, n) in by_hour.items()], min_trials=MIN_HOUR_TRIALS,
-                            p0=p0) if follow_clock else None)
+    hours = clock_hours(active)
+    hour_sd, hour_sd_hours = hour_effect_sd((h.successes, h.trials) for h in hours)
+    profile = rate_profile(hours, min_trials=MIN_HOUR_TRIALS, p0=p0) if follow_clock else None
     if profile is not None:
         hour_sd = profile.tau  # the wobble left around the clock's swing
     label_map = dict(labels or {})

@@ -37,6 +37,7 @@ from typing import Any
 
 from routerwatch.drift.counts import MinuteCount
 from routerwatch.drift.overdispersion import shift_logit
+from routerwatch.drift.robust import clock_hours
 
 HOUR = timedelta(hours=1)
 
@@ -121,15 +122,8 @@ class HourlyTrace:
 
 def hourly_counts(rows: Sequence[MinuteCount], now: datetime) -> list[tuple[datetime, int, int]]:
     """``(hour start, successes, trials)`` of every complete clock hour before ``now``, in order."""
-    acc: dict[datetime, list[int]] = {}
-    for r in rows:
-        if r.minute >= now:
-            continue
-        key = r.minute.replace(minute=0, second=0, microsecond=0)
-        a = acc.setdefault(key, [0, 0])
-        a[0] += r.successes
-        a[1] += r.trials
-    return [(hr, x, n) for hr, (x, n) in sorted(acc.items()) if hr + HOUR <= now]
+    return [(h.hour, h.successes, h.trials) for h in clock_hours(r for r in rows if r.minute < now)
+            if h.hour + HOUR <= now]
 
 
 def run_hourly(
@@ -138,13 +132,15 @@ def run_hourly(
     *,
     cap_factor: float = 1.25,
     clear_factor: float = 0.5,
-    hold: Callable[[datetime, datetime, bool], Any] | None = None,
+    hold: Callable[..., Any] | None = None,
     profile: Sequence[float] | None = None,
 ) -> HourlyTrace:
     """Fold complete hours through one side, with the alarm latch and tenant hold of ``cusum.fold``.
 
-    ``hold(change start, last minute of the hour, second_look)`` is asked at a
-    crossing, as in :func:`routerwatch.drift.cusum.fold`. ``profile`` (24 logit
+    ``hold(change start, last minute of the hour, second_look, charge)`` is asked
+    at a crossing, as in :func:`routerwatch.drift.cusum.fold` (``charge``: the
+    run's expected successes per trial, signed by direction, what the tenant
+    split charges each trial). ``profile`` (24 logit
     offsets by UTC hour of the day, a baseline's ``rate_profile``) moves the
     expected rate of each hour with the clock.
     """

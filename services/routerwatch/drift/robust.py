@@ -41,9 +41,11 @@ per scan (168 hours: about 14,000 segments).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+
+from routerwatch.drift.counts import MinuteCount
 
 #: A stretch of hours whose scan statistic reaches this is an incident (module docstring).
 SCAN_THRESHOLD = 5.0
@@ -64,6 +66,16 @@ class HourCount:
     hour: datetime
     successes: int
     trials: int
+
+
+def clock_hours(rows: Iterable[MinuteCount]) -> list[HourCount]:
+    """Per-minute counts summed per clock hour, in time order (an hour with rows but no trials included)."""
+    acc: dict[datetime, list[int]] = {}
+    for r in rows:
+        a = acc.setdefault(r.minute.replace(minute=0, second=0, microsecond=0), [0, 0])
+        a[0] += r.successes
+        a[1] += r.trials
+    return [HourCount(h, x, n) for h, (x, n) in sorted(acc.items())]
 
 
 @dataclass(frozen=True)
