@@ -22,6 +22,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from driftkit import frozen_baseline
 from routerwatch.drift import Baseline, MinuteCount, learn_baseline
 from routerwatch.drift.cusum import (
     DriftConfig,
@@ -83,26 +84,8 @@ def learned_week(rng: np.random.Generator, *, p: float, tau: float, volume: floa
 
 def make_baseline(p0: float, volume: float, hour_sd: float | None, days: int = 7) -> Baseline:
     """A frozen baseline ending at ``T0``: ``days`` of ``volume`` trials a minute at rate ``p0``."""
-    minutes = days * 1440
-    trials = round(volume * minutes)
-    successes = round(trials * p0)
-    return Baseline(
-        labels={"router": "r", "tier": "t", "category": "c"},
-        p0=p0,
-        observed_rate=successes / trials,
-        successes=successes,
-        trials=trials,
-        volume=volume,
-        minutes=minutes,
-        observed_minutes=minutes,
-        active_minutes=minutes,
-        dispersion=1.0,
-        hour_sd=hour_sd,
-        hour_sd_hours=None if hour_sd is None else days * 24,
-        window_start=T0 - minutes * MIN,
-        window_end=T0,
-        version=f"test-hourly-{p0}-{volume}-{hour_sd}",
-    )
+    return frozen_baseline(p0, volume, hour_sd, end=T0, days=days,
+                           labels={"router": "r", "tier": "t", "category": "c"}, tag="test-hourly")
 
 
 # --- Siegmund's approximation ----------------------------------------------------------------------

@@ -25,6 +25,7 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
+from driftkit import frozen_baseline
 from routerwatch.drift import (
     Baseline,
     CusumDesign,
@@ -60,26 +61,8 @@ def expit(x):
 def make_baseline(p0: float, volume: float, hour_sd: float | None, *, labels: dict[str, str] | None = None,
                   days: int = 7) -> Baseline:
     """A frozen baseline that ends at ``T0``: ``days`` of ``volume`` trials a minute at rate ``p0``."""
-    minutes = days * 1440
-    trials = round(volume * minutes)
-    successes = round(trials * p0)
-    return Baseline(
-        labels=labels or {},
-        p0=p0,
-        observed_rate=successes / trials,
-        successes=successes,
-        trials=trials,
-        volume=volume,
-        minutes=minutes,
-        observed_minutes=minutes,
-        active_minutes=minutes,
-        dispersion=1.0,
-        hour_sd=hour_sd,
-        hour_sd_hours=None if hour_sd is None else days * 24,
-        window_start=T0 - minutes * MIN,
-        window_end=T0,
-        version=f"test-{'-'.join(f'{k}={v}' for k, v in sorted((labels or {}).items()))}-{p0}-{volume}-{hour_sd}",
-    )
+    tag = "test-" + "-".join(f"{k}={v}" for k, v in sorted((labels or {}).items()))
+    return frozen_baseline(p0, volume, hour_sd, end=T0, days=days, labels=labels, tag=tag)
 
 
 def rows(start: datetime, x: np.ndarray, n: np.ndarray) -> list[MinuteCount]:
