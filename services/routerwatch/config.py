@@ -261,6 +261,20 @@ class HttpSettings(_Section):
         return is_loopback(self.host)
 
 
+class OtlpSettings(_Section):
+    """The OTLP/HTTP traces receiver of `serve` (``POST /v1/traces``; see docs/otlp.md and routerwatch.otlp)."""
+
+    enabled: bool = Field(default=False, description="Listen for OTLP traces and turn each trace into a RoutingDecision.")
+    host: str = "127.0.0.1"
+    port: int = Field(default=4318, ge=0, le=65535, description="OTLP/HTTP's usual port; needs ROUTERWATCH_HTTP__TOKEN beyond loopback.")
+    grace_s: float = Field(default=2.0, ge=0, description="After a trace's root or router span arrives: wait this long for late spans.")
+    window_s: float = Field(default=30.0, gt=0, description="A trace open this long (since its first span) is assembled or dead-lettered.")
+    max_open_traces: int = Field(default=10_000, ge=1, description="Traces held at once; spans of new traces beyond it are dead-lettered.")
+    max_spans_per_trace: int = Field(default=256, ge=2, description="A trace with more spans is dead-lettered whole.")
+    max_body_bytes: int = Field(default=4 << 20, ge=1 << 10, description="Largest request body, after gzip decoding (413 beyond).")
+    remember_traces: int = Field(default=100_000, ge=0, description="Assembled traces remembered to tell re-sent spans from late ones.")
+
+
 class Settings(BaseSettings):
     """Everything the service reads from its environment."""
 
@@ -282,6 +296,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = MetricsSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     canary: CanarySettings = CanarySettings()
+    otlp: OtlpSettings = OtlpSettings()
     log_level: str = "INFO"
     sql_dir: Path | None = Field(default=None, description="Where sql/migrations lives; default: the source tree's sql/.")
 
