@@ -196,3 +196,36 @@ DETECTOR_SERIES_ERRORS = Counter(
     "scheduler status); the run judged every other series.",
     ["signal"],
 )
+
+# -- the OTLP traces receiver (routerwatch.otlp) ----------------------------------------------
+
+OTLP_REQUESTS = Counter(
+    "routerwatch_otlp_requests_total",
+    "Requests to the OTLP receiver's POST /v1/traces, by HTTP status code.",
+    ["code"],
+)
+OTLP_SPANS = Counter(
+    "routerwatch_otlp_spans_total",
+    "Spans received on /v1/traces, by result: accepted (held for assembly), duplicate (a span id "
+    "already seen in its trace: a redelivery, counted once), dead_lettered (refused on arrival: "
+    "capacity, late, trace too large), rejected (unusable ids or times: counted in the response's "
+    "partial_success and not kept).",
+    ["result"],
+)
+OTLP_TRACES = Counter(
+    "routerwatch_otlp_traces_total",
+    "Traces closed by the OTLP receiver, by result (assembled: a RoutingDecision sent to the decisions "
+    "topic; dead_lettered; ignored: no model call and no router span) and trigger (root: root or router "
+    "span plus grace; timeout: the window; shutdown; arrival: refused as its spans arrived).",
+    ["result", "trigger"],
+)
+OTLP_DEAD_LETTERED = Counter(
+    "routerwatch_otlp_dead_lettered_total",
+    "Dead letters written by the OTLP receiver, by reason (otlp_invalid, otlp_no_attempts, "
+    "otlp_trace_too_large, otlp_capacity, otlp_late_span); one per trace, or per trace's late spans.",
+    ["reason"],
+)
+OTLP_OPEN_TRACES = Gauge(
+    "routerwatch_otlp_open_traces",
+    "Traces the OTLP receiver holds, waiting for their root span, grace or window.",
+)
