@@ -303,12 +303,17 @@ class Settings(BaseSettings):
     prices_file: Path | None = Field(
         default=None, description="Price table (TOML); default: deploy/prices.toml of the source tree."
     )
+    price_source: Literal["table", "litellm"] = Field(
+        default="table",
+        description="table: the price file's numbers only; litellm: also every price of the installed LiteLLM's "
+        "bundled model cost map the file does not have (read offline, the file's rows win; docs/prices.md).",
+    )
 
     def price_table(self):  # -> routerwatch.prices.PriceTable
-        """Load the price table named by ``prices_file`` (or the shipped default)."""
+        """Load the price table named by ``prices_file`` (or the shipped default), from ``price_source``."""
         from routerwatch.prices import default_prices_file, load_prices
 
-        return load_prices(self.prices_file or default_prices_file())
+        return load_prices(self.prices_file or default_prices_file(), self.price_source)
 
     def store_dsn(self) -> str:
         """The ClickHouse DSN in clear, for opening the store (never log it)."""
