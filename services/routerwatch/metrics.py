@@ -229,3 +229,13 @@ OTLP_OPEN_TRACES = Gauge(
     "routerwatch_otlp_open_traces",
     "Traces the OTLP receiver holds, waiting for their root span, grace or window.",
 )
+UNPRICED_ATTEMPTS = Counter(
+    "routerwatch_unpriced_attempts_total",
+    "Attempts stored whose (model, provider) the price table could not price, by provider and model "
+    "(every stored decision, canary probes and shadow attempts included; pipeline_health's "
+    "unpriced_attempts_by_model counts the same attempts). Any increase means the counterfactual and "
+    "the table's tiers do not know that model: add it to the price table or import prices "
+    "(docs/prices.md). At most 100 distinct provider/model pairs per process; later ones as "
+    "provider=\"other\", model=\"other\".",
+    ["provider", "model"],
+)

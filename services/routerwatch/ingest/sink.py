@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 
 from routerwatch import metrics
 from routerwatch.ingest.dedup import lookup_ranges
+from routerwatch.ingest.observe import LabelCap
 from routerwatch.prices import PriceTable
 from routerwatch.storage.client import Store
 from routerwatch.storage.rows import (
@@ -60,6 +61,7 @@ class ClickHouseSink:
         self.store = store
         self.prices = prices
         self.reemission_window = reemission_window
+        self._unpriced_column = False
         self.builders: dict[str, Columns] = {
             "attempts": attempt_columns,
             # Decisions are enriched on the way in: counterfactual cost from the price table.
@@ -113,13 +115,21 @@ class ClickHouseSink:
             plan.append((table, [e[0] for e in candidates]))
         # Every block built and typed first: a row that cannot be stored fails here, not after the
         # first table of a decision + attempts pair is written.
-        blocks = [(table, fresh, self.store.prepare(table, self.builders[table](fresh)) if fresh else None) for table, fresh in plan]
+        built = [(table, fresh, self.builders[table](fresh) if fresh else None) for table, fresh in plan]
+        unpriced: Sequence[str] = ()
+        for table, _, cols in built:
+            if table == "decisions" and cols is not None and "unpriced_models" in cols:
+                unpriced = cols["unpriced_models"]
+                if not self._has_unpriced_column():
+                    del cols["unpriced_models"]  # a store not migrated to 0014 yet: the metric still counts
+        blocks = [(table, fresh, self.store.prepare(table, cols) if cols is not None else None) for table, fresh, cols in built]
         for table, fresh, block in blocks:
             started = time.perf_counter()
             if block is not None:
                 rows = self.store.insert_prepared(block)
                 if table == "decisions":
                     report.fresh_decisions = [item[0] for item in fresh]
+                    count_unpriced(unpriced)
                 elif table == "feedback":
                     report.resolved_grades = self._resolve([str(item[0].event_id) for item in fresh])
                 report.inserted[table] = rows
@@ -131,6 +141,18 @@ class ClickHouseSink:
             report.resolved_grades = self._resolve_early_grades(report.fresh_decisions)
         metrics.INGEST_LAST_STORED.set_to_current_time()
         return report
+
+    def _has_unpriced_column(self) -> bool:
+        """Whether ``decisions`` has 0014's ``unpriced_models`` column. A yes is kept; a no is asked
+        again on the next batch (a store migrated while this sink runs gains the column)."""
+        if not self._unpriced_column:
+            result = self.store.query(
+                "SELECT count() FROM system.columns WHERE database = {db:String} AND table = 'decisions' "
+                "AND name = 'unpriced_models'",
+                {"db": self.store.database},
+            )
+            self._unpriced_column = bool(result.rows and result.rows[0][0])
+        return self._unpriced_column
 
     # Grades are resolved to their attempt as they are stored (resolved_grades, migration 0011), in
     # both arrival orders: each side inserts first and then looks for the other, so of a grade and
@@ -232,6 +254,26 @@ class ClickHouseSink:
             event_id, _, stamp = line.partition(" ")
             found.setdefault(event_id, []).append(int(stamp))
         return found
+
+
+# provider/model pairs the unpriced metric may label, per process (names come from routers).
+UNPRICED_LABELS = LabelCap(100)
+
+
+def count_unpriced(column: Sequence[str]) -> None:
+    """Count the attempts of a stored decisions block's ``unpriced_models`` column in
+    ``routerwatch_unpriced_attempts_total`` (called once per inserted block: a redelivered
+    decision is never stored, so never counted, twice)."""
+    counts: dict[str, int] = {}
+    for text in column:
+        if text:
+            for name in text.split(","):
+                counts[name] = counts.get(name, 0) + 1
+    for name, n in counts.items():
+        label = UNPRICED_LABELS(name)
+        # provider/model: providers carry no '/' in practice; a model name may (openai/gpt-4o).
+        provider, _, model = label.partition("/") if label != UNPRICED_LABELS.overflow else (label, "", label)
+        metrics.UNPRICED_ATTEMPTS.labels(provider, model).inc(n)
 
 
 def _ms(span: timedelta) -> int:

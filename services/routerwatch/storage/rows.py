@@ -40,7 +40,7 @@ DECISION_COLUMNS = (
     "environment category tenant source experiment_id experiment_variant shadow canary_id route_confidence "
     "route_rule route_features attempt_count escalation_count failure_count entry_tier entry_tier_rank served "
     "final_tier final_tier_rank final_model latency_ms cost_usd quality_score quality_passed prompt_hash "
-    "prompt_length kafka_partition kafka_offset counterfactual_cost_usd price_version top_tier_rank"
+    "prompt_length kafka_partition kafka_offset counterfactual_cost_usd price_version top_tier_rank unpriced_models"
 ).split()
 
 ATTEMPT_COLUMNS = (
@@ -61,12 +61,14 @@ def decision_columns(items: Sequence[Located], prices: PriceTable) -> dict[str, 
         route_confidence, route_rule, route_features, attempt_count, escalation_count, failure_count, entry_tier,
         entry_tier_rank, served, final_tier, final_tier_rank, final_model, latency_ms, cost_usd, quality_score,
         quality_passed, prompt_hash, prompt_length, kafka_partition, kafka_offset, counterfactual_cost_usd,
-        price_version, top_tier_rank,
+        price_version, top_tier_rank, unpriced_models,
     ) = (cols[name].append for name in DECISION_COLUMNS)
-    # The flagship-everywhere cost, as PriceTable.counterfactual defines it, from the entry and
-    # answering attempts the loop below finds anyway: counterfactual() re-walked every event's
-    # attempts (~3% of ingest's Python time at 10k events/s).
-    flagship_cost = prices.flagship_cost
+    # The flagship-everywhere cost, as PriceTable.counterfactual defines it, from the prompt size and
+    # answering attempt the loop below finds anyway: counterfactual() re-walked every event's
+    # attempts (~3% of ingest's Python time at 10k events/s). The price lookup is cached per
+    # (model, provider) in the table.
+    counterfactual_of = prices.counterfactual_of
+    resolve = prices.resolve
     version, top_rank = prices.version, prices.top_tier_rank
     for event, partition, offset in items:
         d: RoutingDecision = event
@@ -77,13 +79,22 @@ def decision_columns(items: Sequence[Located], prices: PriceTable) -> dict[str, 
         quality = d.quality
         prompt = d.prompt
         entry = accepted = first_accepted = last = None
-        escalations = failures = 0
+        escalations = failures = prompt_tokens = 0
+        unpriced = None
         for a in d.attempts:
+            if resolve(a.model, a.provider).input_usd_per_mtok is None:
+                # One entry per attempt the price table cannot price (shadow ones too): never a silent zero.
+                if unpriced is None:
+                    unpriced = []
+                unpriced.append(f"{a.provider}/{a.model}")  # prices.table.deployment_name
             outcome = a.outcome
             if outcome is _SHADOW:
                 continue
             if entry is None:
                 entry = a
+            if not prompt_tokens:
+                # The first non-zero count: a failed first call (a 429) reports 0 for the same prompt.
+                prompt_tokens = a.input_tokens
             last = a
             if outcome is _ACCEPTED:
                 accepted = a
@@ -130,9 +141,11 @@ def decision_columns(items: Sequence[Located], prices: PriceTable) -> dict[str, 
         kafka_partition(partition)
         kafka_offset(offset)
         answered = first_accepted or last
-        counterfactual_cost_usd(flagship_cost(entry.input_tokens, answered.output_tokens))  # type: ignore[union-attr]
+        counterfactual_cost_usd(counterfactual_of(prompt_tokens, answered))  # type: ignore[arg-type]
         price_version(version)
         top_tier_rank(top_rank)
+        # Names hold no comma (the contract's Name pattern): a comma-separated list is unambiguous.
+        unpriced_models(",".join(unpriced) if unpriced else "")
     return cols
 
 
