@@ -386,6 +386,71 @@ async def _canary_run(settings: Any, files: list[Path], args: argparse.Namespace
     return 1 if bad else 0
 
 
+def cmd_prices(args: argparse.Namespace) -> int:
+    """``prices import --from litellm``: write a versioned table priced from LiteLLM's cost map;
+    ``prices lookup``: what the configured table says about one model. Exit codes as for every
+    command; import: 3 when LiteLLM is not installed, 1 when the result is not a usable table."""
+    from routerwatch.prices import default_prices_file, read_table
+    from routerwatch.prices import litellm as source
+    from routerwatch.prices.table import validate_table
+
+    settings = _settings()
+    if args.action == "lookup":
+        if not args.model:
+            print("routerwatch prices lookup: give a model (and --provider)", file=sys.stderr)
+            return 2
+        table = settings.price_table()
+        found = table.resolve(args.model, args.provider or "")
+        flagship = found.tier_rank == table.top_tier_rank and found.priced
+        print(terminal_safe(json.dumps({
+            "model": args.model, "provider": args.provider or "", "version": table.version, "priced": found.priced,
+            "key": found.key or None, "tier_rank": found.tier_rank, "flagship_deployment": flagship,
+            "input_usd_per_mtok": found.input_usd_per_mtok, "output_usd_per_mtok": found.output_usd_per_mtok,
+        })))
+        return 0 if found.priced else 1
+    if args.source is None:
+        print("routerwatch prices import: say where prices come from: --from litellm", file=sys.stderr)
+        return 2
+    table_path = Path(args.table) if args.table else settings.prices_file or default_prices_file()
+    data = read_table(table_path)  # ConfigError (exit 2) names the file
+    try:
+        cost_map, label = source.read_cost_map(Path(args.map) if args.map else None)
+    except source.SourceUnavailable as exc:
+        print(f"routerwatch prices import: unavailable: {exc}", file=sys.stderr)
+        return 3
+    except OSError as exc:
+        print(f"routerwatch prices import: cannot read --map {args.map}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except source.BadCostMap as exc:
+        print(f"routerwatch prices import: {exc}", file=sys.stderr)
+        return 1
+    merged = source.import_table(data, cost_map, label, version=args.version, listed_only=args.listed_only)
+    try:
+        table = validate_table(merged, f"{table_path} priced from {label}")
+    except ConfigError as exc:
+        print(f"routerwatch prices import: {exc}", file=sys.stderr)
+        return 1
+    text = source.render_toml(merged, source.generated_header(label, str(table_path)))
+    output = args.output or str(table_path.with_name(f"{table_path.stem}.litellm.toml"))
+    if output == "-":
+        sys.stdout.write(text)
+    else:
+        target = Path(output)
+        partial = target.with_name(f".{target.name}.partial")
+        partial.write_text(text)
+        partial.replace(target)  # readers never see half a table
+    # Entries that name a deployment (provider/model, provider = or price_as) the map does not price.
+    listed = sorted(k for k, e in table.models.items() if (e.provider or "/" in k or e.price_as) and not table.entry_priced(k))
+    flagship = ", ".join(f"{k} {p[0]:g}/{p[1]:g}" for k, p in table.flagship_deployments.items())
+    print(f"{'stdout' if output == '-' else output}: version {table.version}, {len(table.prices)} imported prices; "
+          f"flagship tier {table.top_tier_rank} (USD per million input/output tokens): {flagship}",
+          file=sys.stderr if output == "-" else sys.stdout)
+    for key in listed:
+        print(f"routerwatch prices import: warning: [models] {key!r} has no price in LiteLLM's map or the table: "
+              "its attempts will be counted as unpriced", file=sys.stderr)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="routerwatch", description="Telemetry and drift alerting for LLM routers.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -456,6 +521,20 @@ def parser() -> argparse.ArgumentParser:
     ca.add_argument("--router-url", help="chat completions URL (default: the set's endpoint)")
     ca.add_argument("--emit", action="store_true", help="run: also send the CanaryResults to Kafka")
     ca.set_defaults(func=cmd_canary)
+
+    pr = sub.add_parser("prices", help="import prices from LiteLLM's model cost map, or look a model up")
+    pr.add_argument("action", choices=["import", "lookup"])
+    pr.add_argument("model", nargs="?", help="lookup: the attempt's model (e.g. gpt-4o or openai/gpt-4o)")
+    pr.add_argument("--provider", help="lookup: the attempt's provider (e.g. openai, azure, aws.bedrock)")
+    pr.add_argument("--from", dest="source", choices=["litellm"], default=None,
+                    help="import: where prices come from (litellm: the installed LiteLLM's bundled cost map)")
+    pr.add_argument("--table", help="import: the table with tiers and flagship (default ROUTERWATCH_PRICES_FILE)")
+    pr.add_argument("--map", help="import: a LiteLLM model cost map JSON file instead of the installed one")
+    pr.add_argument("--output", help="import: where to write (default <table>.litellm.toml next to it; - for stdout)")
+    pr.add_argument("--version", help="import: the new table's version (default <table version>+litellm-<version>)")
+    pr.add_argument("--listed-only", action="store_true",
+                    help="import: keep only the prices the table's [models] entries use (default: every text model)")
+    pr.set_defaults(func=cmd_prices)
 
     from routerwatch.examplerouter.cli import register as register_example_router
 

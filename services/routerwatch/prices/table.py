@@ -284,6 +284,10 @@ class PriceTable(BaseModel):
                 return Deployment(imported[0], tier, imported[1].input_usd_per_mtok, imported[1].output_usd_per_mtok)
         return Deployment("", tier, None, None)
 
+    def entry_priced(self, key: str) -> bool:
+        """Whether the [models] entry ``key`` has a price by itself (own, price_as or imported)."""
+        return self._entry_price(key, self.models[key]) is not None
+
     def is_priced(self, model: str, provider: str) -> bool:
         return self.resolve(model, provider).input_usd_per_mtok is not None
 
