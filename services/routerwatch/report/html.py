@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from routerwatch.report.scoreboard import NO_CANARIES, SECTIONS, Report, _clean, _fmt, _fmt_time, canary_sides, series_step
+from routerwatch.report.scoreboard import NO_CANARIES, SECTIONS, UNPRICED, UNPRICED_TITLE, Report, unpriced_line, _clean, _fmt, _fmt_time, canary_sides, series_step
 
 __all__ = ["render_html"]
 
@@ -43,6 +43,7 @@ COLLAPSE_ROWS = 25
 MIX_WARNING = "variants differ in routing mix \u2014 compare within slices"
 
 TITLES = {key: title for key, title, _, _ in SECTIONS}
+TITLES[UNPRICED] = UNPRICED_TITLE
 TITLES["experiment_mix_test"] = "Experiments: does routing mix differ between variants? (chi-square, alpha 0.01)"
 SECTION_ORDER = [key for key, _, _, _ in SECTIONS]
 SECTION_ORDER.insert(SECTION_ORDER.index("experiment_mix") + 1, "experiment_mix_test")
@@ -999,12 +1000,17 @@ def _kpis(report: Report) -> str:
 
 
 def _top_warnings(report: Report) -> str:
+    out = ""
+    unpriced = _rows(report, UNPRICED)
+    if unpriced:
+        out = (f'<p class="warning">&#9888; {_esc(unpriced_line(unpriced).removeprefix("WARNING: "))} '
+               f'<a href="#section-{UNPRICED}">See the models.</a></p>')
     differing = [r for r in _rows(report, "experiment_mix_test") if r.get("mix_differs") is True]
     if not differing:
-        return ""
+        return out
     names = ", ".join(_esc(r.get("experiment_id")) for r in differing)
-    return (f'<p class="warning">&#9888; Experiments {names}: {_esc(MIX_WARNING)}. '
-            '<a href="#section-experiment_mix_test">See the routing-mix test.</a></p>')
+    return out + (f'<p class="warning">&#9888; Experiments {names}: {_esc(MIX_WARNING)}. '
+                  '<a href="#section-experiment_mix_test">See the routing-mix test.</a></p>')
 
 
 VOCABULARY = (

@@ -103,7 +103,31 @@ def build(reader: Any, since: datetime, until: datetime, by: str = "", target_er
     report.sections["experiment_mix_test"] = mix_tests(rows["experiment_mix"])
     report.sections["canary_series"] = rows["canary_series"]
     report.sections["gate_thresholds"] = gate_thresholds(rows["gate_scores"], target_error)
+    # The unpriced flag (migration 0014): present only when some attempt of the range had no price,
+    # so the report's keys change exactly when there is something to flag.
+    start, end = _minute_range(since, until)
+    unpriced = reader.query(
+        f"SELECT deployment, attempts, requests FROM unpriced_models(since = '{_fmt_time(start)}', until = '{_fmt_time(end)}')",
+        None,
+    ).as_dicts()
+    if unpriced:
+        report.sections[UNPRICED] = unpriced
     return report
+
+
+UNPRICED = "unpriced"
+UNPRICED_TITLE = "Models without a price: the table cannot price their attempts (counterfactual at the flagship tier's mean)"
+
+
+def unpriced_line(rows: list[dict[str, Any]]) -> str:
+    """One line naming the models without a price and their attempts, or '' when there are none."""
+    if not rows:
+        return ""
+    attempts = sum(int(r.get("attempts") or 0) for r in rows)
+    names = ", ".join(f"{r.get('deployment')} ({int(r.get('attempts') or 0):,} attempts)" for r in rows[:10])
+    more = f" and {len(rows) - 10} more" if len(rows) > 10 else ""
+    return (f"WARNING: {attempts:,} attempts of {len(rows)} model(s) had no price in the price table: {names}{more}. "
+            "Add them to the table or import prices (routerwatch prices import --from litellm; docs/prices.md).")
 
 
 # The sections read from one graded_summary query (migration 0009), with the columns of the views
@@ -263,6 +287,9 @@ def render_text(report: Report) -> str:
     titles["experiment_mix_test"] = "Experiments: does routing mix differ between variants? (chi-square, alpha 0.01)"
     titles["gate_thresholds"] = "Gate thresholds that meet the target error on graded answers"
     out = [f"routerwatch report  {_fmt_time(report.since)} .. {_fmt_time(report.until)} UTC" + (f"  by {report.by}" if report.by else ""), ""]
+    unpriced = report.sections.get(UNPRICED, [])
+    if unpriced:
+        out += [terminal_safe(unpriced_line(unpriced)), ""]
     for key in TEXT_SECTIONS:
         rows = report.sections.get(key, [])
         if key == "tiers":
@@ -279,6 +306,8 @@ def render_text(report: Report) -> str:
             out.extend(_canary_text(rows))
             out.append("")
             continue
+        elif key == "cost" and unpriced:
+            out += [UNPRICED_TITLE, _table(unpriced), ""]
         if report.by in ("", "tenant"):
             rows = [{k: v for k, v in r.items() if k != "segment"} for r in rows]
         out.append(titles[key])
