@@ -21,14 +21,16 @@ Needs only aiokafka, pydantic and orjson. Typical use inside a cascade::
 """
 
 from routerwatch.sdk.client import CANARY_TOPIC, DECISIONS_TOPIC, FEEDBACK_TOPIC, RouterWatch, SdkConfig
-from routerwatch.sdk.recorder import AttemptRecorder, DecisionRecorder
+from routerwatch.sdk.recorder import AttemptRecorder, Collector, DecisionRecorder, current_decision
 
 __all__ = [
     "CANARY_TOPIC",
     "DECISIONS_TOPIC",
     "FEEDBACK_TOPIC",
     "AttemptRecorder",
+    "Collector",
     "DecisionRecorder",
     "RouterWatch",
     "SdkConfig",
+    "current_decision",
 ]

@@ -7,12 +7,45 @@ attribute writes and one queue append per request.
 
 from __future__ import annotations
 
+import contextvars
+import logging
 import random
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from routerwatch.sdk.client import RouterWatch
+
+log = logging.getLogger("routerwatch.sdk")
+
+# The decision whose ``with`` / ``async with`` block is running: integrations read it to attach the
+# model calls made inside the block to the request (copied into threads and tasks with the context).
+_CURRENT: contextvars.ContextVar[DecisionRecorder | None] = contextvars.ContextVar("routerwatch_decision", default=None)
+
+
+def current_decision() -> DecisionRecorder | None:
+    """The decision whose ``with rw.decision(...)`` (or ``async with``) block runs in this context, else ``None``."""
+    return _CURRENT.get()
+
+
+class Collector(Protocol):
+    """An integration that records a decision's attempts for the router (e.g. from LiteLLM callbacks).
+
+    Attached with :meth:`DecisionRecorder.attach`. The SDK calls it on the router's path and
+    swallows (and logs) whatever it raises: a broken integration never breaks a request.
+    """
+
+    def reject(self, decision: DecisionRecorder, reason: str, gate: dict[str, Any], extra: dict[str, Any]) -> bool:
+        """Place a gate's rejection on the answer it is about; ``False`` if this collector has none."""
+        ...
+
+    def settle(self, decision: DecisionRecorder) -> None:
+        """Add the attempts still pending to ``decision`` (a bounded wait); called once, before it is emitted."""
+        ...
+
+    async def asettle(self, decision: DecisionRecorder) -> None:
+        """Wait (bounded, without blocking the event loop) for pending attempts; runs before ``settle`` under ``async with``."""
+        ...
 
 
 class AttemptRecorder:
@@ -183,12 +216,16 @@ class DecisionRecorder:
     are then kept, so every read and every build sees the same ids.
     """
 
-    __slots__ = ("_client", "_started", "_closed", "fields", "attempts", "occurred_at", "latency_ms")
+    __slots__ = (
+        "_client", "_started", "_closed", "_token", "collectors", "fields", "attempts", "occurred_at", "latency_ms"
+    )
 
     def __init__(self, client: RouterWatch, fields: dict[str, Any], occurred_at: float | None) -> None:
         self._client = client
         self._started = time.perf_counter()
         self._closed = False
+        self._token: contextvars.Token[DecisionRecorder | None] | None = None
+        self.collectors: list[Collector] | None = None
         self.occurred_at = time.time() if occurred_at is None else occurred_at
         self.fields = fields
         self.attempts: list[AttemptRecorder] = []
@@ -223,12 +260,76 @@ class DecisionRecorder:
         attempts.append(recorder)
         return recorder
 
+    def attach(self, collector: Collector) -> None:
+        """Let an integration add attempts to this request (see :class:`Collector`). Attaching twice is a no-op."""
+        collectors = self.collectors
+        if collectors is None:
+            self.collectors = [collector]
+        elif collector not in collectors:
+            collectors.append(collector)
+
+    def reject(
+        self,
+        reason: str,
+        *,
+        score: float | None = None,
+        threshold: float | None = None,
+        kind: str = "confidence",
+        verify_latency_ms: float | None = None,
+        verify_cost_usd: float | None = None,
+    ) -> None:
+        """A gate rejected the answer the request got last; the request moves up a tier.
+
+        The attempt that produced that answer is recorded as escalated (passthrough) with
+        ``reason`` and the gate ``{kind, score, threshold, passed: false}``. With an integration
+        attached (LiteLLM), that is the answer of the last model call made in this block, placed
+        when its callback arrives. Otherwise it is the last attempt recorded with
+        :meth:`attempt`, which must still be open (``RuntimeError`` if not: a router bug).
+        """
+        gate: dict[str, Any] = {"kind": kind, "passed": False}
+        if score is not None:
+            gate["score"] = score
+        if threshold is not None:
+            gate["threshold"] = threshold
+        extra = {}
+        if verify_latency_ms is not None:
+            extra["verify_latency_ms"] = verify_latency_ms
+        if verify_cost_usd is not None:
+            extra["verify_cost_usd"] = verify_cost_usd
+        for collector in self.collectors or ():
+            try:
+                if collector.reject(self, reason, gate, extra):
+                    return
+            except Exception:  # noqa: BLE001 - an integration's bug must not break the request
+                log.exception("routerwatch: collector %r failed to place a rejection", collector)
+                return
+        if not self.attempts or "outcome" in self.attempts[-1].fields:
+            raise RuntimeError("reject() needs an open attempt: start one with attempt() before the model call")
+        self.attempts[-1].escalate(reason, gate=gate, **extra)
+
     def finish(self, *, latency_ms: float | None = None) -> None:
-        """Close the decision and hand it to the sender. Called by the context managers."""
+        """Close the decision and hand it to the sender. Called by the context managers.
+
+        Attached collectors settle first (a bounded wait for their pending attempts); the request
+        latency is then at least the end of its last attempt.
+        """
         if self._closed:
             return
         self._closed = True
+        collectors = self.collectors
+        if collectors:
+            for collector in collectors:
+                try:
+                    collector.settle(self)
+                except Exception:  # noqa: BLE001 - an integration's bug must not break the request
+                    log.exception("routerwatch: collector %r failed to settle", collector)
         self.latency_ms = (time.perf_counter() - self._started) * 1000.0 if latency_ms is None else latency_ms
+        if collectors:
+            # Collected attempts are timed by the integration's clock, not ours: the request ends
+            # no earlier than its last attempt (the contract's final-latency rule).
+            ends = [a.fields["offset_ms"] + a.fields.get("latency_ms", 0.0) for a in self.attempts]
+            if ends and max(ends) > self.latency_ms:
+                self.latency_ms = max(ends)
         self._client._submit_decision(self)
 
     def to_event(self) -> dict[str, Any]:
@@ -266,9 +367,20 @@ class DecisionRecorder:
         return event
 
     def __enter__(self) -> DecisionRecorder:
+        self._token = _CURRENT.set(self)
         return self
 
+    def _leave_context(self) -> None:
+        token = self._token
+        if token is not None:
+            self._token = None
+            try:
+                _CURRENT.reset(token)
+            except ValueError:  # exited in another context (e.g. a generator resumed elsewhere)
+                _CURRENT.set(None)
+
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        self._leave_context()
         # Never turn the router's own exception into ours: emit, then let it propagate.
         if exc_type is not None:
             # The exception interrupted any attempt still open (typically the model call
@@ -286,9 +398,15 @@ class DecisionRecorder:
         return False
 
     async def __aenter__(self) -> DecisionRecorder:
-        return self
+        return self.__enter__()
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        # Async integrations deliver on this event loop: let them, before the blocking settle in finish().
+        for collector in self.collectors or ():
+            try:
+                await collector.asettle(self)
+            except Exception:  # noqa: BLE001 - an integration's bug must not break the request
+                log.exception("routerwatch: collector %r failed to settle", collector)
         return self.__exit__(exc_type, exc, tb)
 
 
