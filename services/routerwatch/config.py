@@ -272,7 +272,7 @@ class OtlpSettings(_Section):
     max_open_traces: int = Field(default=10_000, ge=1, description="Traces held at once; spans of new traces beyond it are dead-lettered.")
     max_spans_per_trace: int = Field(default=256, ge=2, description="A trace with more spans is dead-lettered whole.")
     max_body_bytes: int = Field(default=4 << 20, ge=1 << 10, description="Largest request body, after gzip decoding (413 beyond).")
-    remember_traces: int = Field(default=100_000, ge=0, description="Assembled traces remembered to tell re-sent spans from late ones.")
+    remember_traces: int = Field(default=20_000, ge=0, description="Assembled traces remembered to tell re-sent spans from late ones.")
 
 
 class Settings(BaseSettings):

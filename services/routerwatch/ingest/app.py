@@ -238,6 +238,21 @@ def build_app(
                 await asyncio.to_thread(scheduler.run_once, minute)
                 return self.json({**scheduler.status(), "dry_run": False})
 
+    if settings.otlp.enabled:
+        # OTLP traces -> one RoutingDecision per trace, produced to the decisions topic (routerwatch.otlp).
+        from routerwatch.ingest.processor import Prepared
+        from routerwatch.otlp.receiver import OtlpReceiver
+
+        receiver = OtlpReceiver(settings, lambda letters: processors["decision"].store(Prepared([], letters)))
+
+        @app.task
+        async def run_otlp() -> None:
+            await receiver.start()
+            try:
+                await asyncio.Event().wait()  # lives as long as the worker
+            finally:
+                await receiver.stop()  # open traces are flushed: sent as decisions or dead letters
+
     if prober is not None:
 
         @app.task
