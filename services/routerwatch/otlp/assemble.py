@@ -67,13 +67,16 @@ Closed = Assembled | DeadTrace | Ignored
 
 @dataclass
 class AddResult:
+    """What became of one request's spans: ``accepted + duplicates + rejected`` is their number.
+
+    ``dead``: traces dead-lettered on arrival; a trace that grew too large carries the spans it held
+    from earlier requests too (those were accepted then), so its letter holds the whole trace.
+    """
+
     accepted: int = 0
     duplicates: int = 0
-    dead: list[DeadTrace] = field(default_factory=list)  # spans dead-lettered on arrival, grouped per trace
-
-    @property
-    def rejected(self) -> int:
-        return sum(len(d.spans) for d in self.dead)
+    rejected: int = 0  # this request's spans dead-lettered on arrival
+    dead: list[DeadTrace] = field(default_factory=list)
 
 
 @dataclass
@@ -131,6 +134,7 @@ class TraceAssembler:
                 if len(self._open) >= self.max_open_traces:
                     fresh = _unique(group)
                     result.duplicates += len(group) - len(fresh)
+                    result.rejected += len(fresh)
                     self._remember(trace_id, frozenset(s.span_id for s in fresh), "otlp_capacity")
                     result.dead.append(DeadTrace(trace_id, "otlp_capacity", (
                         f"trace {trace_id}: {len(self._open)} traces open (ROUTERWATCH_OTLP__MAX_OPEN_TRACES="
@@ -139,16 +143,20 @@ class TraceAssembler:
                 trace = self._open[trace_id] = _Open(now, {})
                 heapq.heappush(self._heap, (now + self.window_s, trace_id))
             held = trace.spans
+            taken = 0
             for span in group:
                 if span.span_id in held:
                     result.duplicates += 1
                     continue
                 held[span.span_id] = span
-                result.accepted += 1
+                taken += 1
                 if trace.ready_at is None and is_trigger(span):
                     trace.ready_at = now + self.grace_s
                     heapq.heappush(self._heap, (trace.ready_at, trace_id))
-            if len(held) > self.max_spans_per_trace:
+            if len(held) <= self.max_spans_per_trace:
+                result.accepted += taken
+            else:
+                result.rejected += taken
                 del self._open[trace_id]
                 spans_held = list(held.values())
                 self._remember(trace_id, frozenset(held), "otlp_trace_too_large")
@@ -205,6 +213,7 @@ class TraceAssembler:
         seen, reason = closed
         late = [s for s in _unique(group) if s.span_id not in seen]
         result.duplicates += len(group) - len(late)
+        result.rejected += len(late)
         if not late:
             return
         self._remember(trace_id, seen | {s.span_id for s in late}, reason)
