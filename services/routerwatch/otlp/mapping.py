@@ -30,6 +30,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Callable, Iterable
 
 from pydantic import ValidationError
@@ -54,6 +55,7 @@ DEAD_LETTER_REASONS = {
 }
 
 
+@lru_cache(maxsize=4096)  # asked for twice per trace (the decision, and the assembler's record of it)
 def event_id(trace_id: str) -> str:
     """The decision's event_id for a trace (lowercase hex id): deterministic, so a re-sent trace is stored once."""
     return str(uuid.uuid5(EVENT_NAMESPACE, trace_id))
