@@ -157,7 +157,17 @@ class RouterWatchLogger(CustomLogger):
         return await self.tracker.aflush(timeout)
 
     def close(self, timeout: float = 5.0) -> None:
-        """Flush and stop the background thread. Safe twice. Does not close ``rw``."""
+        """Leave LiteLLM's callback lists, flush, and stop the background thread. Safe twice. Does not close ``rw``.
+
+        LiteLLM keeps one instance per logger class in its lists: close the old logger before
+        registering a new one.
+        """
+        try:
+            import litellm
+
+            litellm.logging_callback_manager.remove_callback_from_all_lists(self)
+        except Exception:  # noqa: BLE001 - an older LiteLLM without the manager: nothing to leave
+            pass
         self.tracker.close(timeout)
 
     def stats(self) -> dict[str, int]:
