@@ -165,6 +165,7 @@ def test_auto_router_decision_becomes_the_route():
 
 def test_auto_router_tier_only_for_the_routed_model_group():
     assert m.auto_router_tier(ROUTING_DECISION, "big") == ("REASONING", 3)
+    assert m.auto_router_tier(ROUTING_DECISION, "smart") == ("REASONING", 3)  # the auto-router's own group
     assert m.auto_router_tier(ROUTING_DECISION, "fallback-group") == (None, None)
     assert m.auto_router_tier({**ROUTING_DECISION, "tier": "gold"}, "big") == ("gold", None)
 

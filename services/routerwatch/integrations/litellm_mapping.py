@@ -172,16 +172,19 @@ def route_from_routing_decision(decision: Mapping[str, Any] | None) -> dict[str,
 
 
 def auto_router_tier(decision: Mapping[str, Any] | None, model_group: str | None) -> tuple[str | None, int | None]:
-    """``(tier, rank)`` named by an auto-router's decision for the attempt it routed (its ``routed_model``).
+    """``(tier, rank)`` named by an auto-router's decision for the attempt it routed.
 
-    A fallback hop away from the routed model group is not that tier: ``(None, None)``. The rank is
-    the default complexity ladder's (SIMPLE 0 .. REASONING 3), else ``None``.
+    The attempt's model group is then the auto-router's own name (``router_model_name``) or the
+    group it routed to (``routed_model``); a fallback hop to another group is not that tier:
+    ``(None, None)``. The rank is the default complexity ladder's (SIMPLE 0 .. REASONING 3), else ``None``.
     """
     if not isinstance(decision, Mapping):
         return None, None
     tier = decision.get("tier")
-    routed = decision.get("routed_model")
-    if not isinstance(tier, str) or not tier or (isinstance(routed, str) and model_group and routed != model_group):
+    if not isinstance(tier, str) or not tier:
+        return None, None
+    own = {decision.get("routed_model"), decision.get("router_model_name")} - {None}
+    if model_group and own and model_group not in own:
         return None, None
     rank = AUTO_ROUTER_TIERS.index(tier.upper()) if tier.upper() in AUTO_ROUTER_TIERS else None
     return clean_name(tier), rank
