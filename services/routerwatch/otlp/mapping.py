@@ -96,7 +96,7 @@ TABLE: tuple[Row, ...] = (
     Row("route.features.selected_model", "request", ("routing.selected_model",), "none"),
     Row("attempts[].index", "attempt", (), "position of the span among the attempts, by start time"),
     Row("attempts[].tier", "attempt", ("routerwatch.tier", "litellm.model_group"), "the attempt's model"),
-    Row("attempts[].tier_rank", "attempt", ("routerwatch.tier_rank",), "the model's `tier_rank` in the price table, else 0"),
+    Row("attempts[].tier_rank", "attempt", ("routerwatch.tier_rank",), "the price table's `tier_rank` of the model at that provider, else 0"),
     Row("attempts[].model", "attempt", ("gen_ai.request.model", "gen_ai.response.model"), "none: dead-lettered"),
     Row("attempts[].provider", "attempt", ("gen_ai.provider.name", "gen_ai.system"), "`unknown`"),
     Row("attempts[].offset_ms", "attempt", (), "span start minus the request's start"),
@@ -106,7 +106,7 @@ TABLE: tuple[Row, ...] = (
     Row("attempts[].output_tokens", "attempt", ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens"), "0"),
     Row("attempts[].cost_usd", "attempt",
         ("routerwatch.cost_usd", "litellm.cost.total", "gen_ai.usage.cost", "gen_ai.cost.total_cost"),
-        "tokens x the model's prices in the price table, else 0"),
+        "tokens x the price table's price of the model at that provider, else 0"),
     Row("attempts[].outcome", "attempt", ("routerwatch.outcome",),
         "`failed` if the span's status is ERROR or it has `error.type`; else `escalated` if "
         "`routerwatch.gate.passed` is false or a later attempt follows; else `accepted`"),
@@ -272,8 +272,8 @@ def _iso(ns: int) -> str:
     return f"{stamp}.{rest // 1_000_000:03d}Z"
 
 
-Prices = Callable[[str], tuple[int, float, float] | None]
-"""model -> (tier_rank, USD per million input tokens, per million output tokens), or None when unpriced."""
+Prices = Callable[[str, str], tuple[int | None, float | None, float | None] | None]
+"""(model, provider) -> (tier_rank, USD per million input tokens, per million output tokens); None parts unknown."""
 
 
 def build_decision(trace_id: str, spans: list[Span], prices: Prices | None = None) -> tuple[bytes, bytes]:
@@ -286,7 +286,7 @@ def build_decision(trace_id: str, spans: list[Span], prices: Prices | None = Non
     if not attempt_spans:
         raise TraceRejected("otlp_no_attempts", f"trace {trace_id}: {len(spans)} spans, none of them a model call "
                             "(gen_ai.operation.name chat/text_completion/generate_content, or gen_ai.request.model)")
-    price = prices or (lambda model: None)
+    price = prices or (lambda model, provider: None)
     req_attrs = [request_span.attributes] if request_span is not None else []
     req_attrs += [s.attributes for s in others if s is not request_span]
     req_attrs += [s.attributes for s in attempt_spans]
@@ -383,22 +383,23 @@ def _attempt(index: int, span: Span, start_ns: int, followed: bool, price: Price
         raise TraceRejected("otlp_invalid", f"trace {trace_id}: attempt span {span.span_id} ({span.name!r}) "
                             "has no gen_ai.request.model")
     model = _text(model)
-    priced = price(model) if isinstance(model, str) else None
+    provider = _text(get("provider") or "unknown")
+    priced = price(model, provider) if isinstance(model, str) and isinstance(provider, str) else None
     tier = get("tier")
     rank = get("tier_rank")
     out: dict[str, Any] = {
         "index": index,
         "tier": _text(tier) if tier is not None else model,
-        "tier_rank": _int(rank) if rank is not None else (priced[0] if priced else 0),
+        "tier_rank": _int(rank) if rank is not None else (priced[0] if priced and priced[0] is not None else 0),
         "model": model,
-        "provider": _text(get("provider") or "unknown"),
+        "provider": provider,
         "offset_ms": (span.start_ns - start_ns) / 1e6,
         "latency_ms": (span.end_ns - span.start_ns) / 1e6,
         "input_tokens": _int(get("input_tokens") or 0),
         "output_tokens": _int(get("output_tokens") or 0),
     }
     cost = get("cost_usd")
-    if cost is None and priced is not None and isinstance(out["input_tokens"], int) and isinstance(out["output_tokens"], int):
+    if cost is None and priced is not None and priced[1] is not None and priced[2] is not None and isinstance(out["input_tokens"], int) and isinstance(out["output_tokens"], int):
         cost = (out["input_tokens"] * priced[1] + out["output_tokens"] * priced[2]) / 1_000_000
     out["cost_usd"] = _float(cost) if cost is not None else 0.0
 
@@ -443,12 +444,14 @@ def _attempt(index: int, span: Span, start_ns: int, followed: bool, price: Price
 
 
 def price_lookup(table: Any) -> Prices:
-    """A :data:`Prices` function over a :class:`routerwatch.prices.PriceTable` (its ``models`` mapping)."""
-    models = table.models
+    """A :data:`Prices` function over a :class:`routerwatch.prices.PriceTable` (its ``resolve(model, provider)``)."""
 
-    def lookup(model: str) -> tuple[int, float, float] | None:
-        price = models.get(model)
-        return None if price is None else (price.tier_rank, price.input_usd_per_mtok, price.output_usd_per_mtok)
+    def lookup(model: str, provider: str) -> tuple[int | None, float | None, float | None] | None:
+        try:
+            found = table.resolve(model, provider)
+        except Exception:  # noqa: BLE001 - an unknown model is unpriced, never an error
+            return None
+        return found.tier_rank, found.input_usd_per_mtok, found.output_usd_per_mtok
 
     return lookup
 
