@@ -104,7 +104,10 @@ class _Scope:
         pause = 0.0
         # The outcomes come as tasks on this loop (or from LiteLLM's thread pool): yield until
         # they are in, polling gently, never past the deadline.
-        while self.pending() and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            with tracker._cond:  # calls are added from LiteLLM's executor threads too
+                if not self.pending():
+                    break
             await asyncio.sleep(pause)
             pause = min(0.02, pause * 2 or 0.0005)
         self.waited = True
