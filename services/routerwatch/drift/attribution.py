@@ -21,9 +21,9 @@ again while the batch lasts) when
   :data:`REST_SHARE` of its pro-rata share of the window's evidence ``S``,
   ``S_rest < REST_SHARE * S * n_rest / n``.
 
-- and the held tenant's escalations stand significantly apart from the rest's
-  in the same categories (:func:`excess_z` at least :func:`hold_z`, Bonferroni
-  over the tenants the top one was picked from).
+- and "a batch" (the rest in control, the tenant at a rate of its own)
+  explains the window's counts better than "a shift everyone shares" (one
+  rate per category for all): :func:`batch_support` is positive.
 
 Two batches at once (two customers' evaluation runs in one category) are
 judged the same way without both top tenants (``also`` names the second;
@@ -35,9 +35,10 @@ degraded for everyone, each tenant's share of the window's evidence is its
 share of a small positive total plus its own binomial noise
 (``log_odds * (x_t - n_t p)``), and with forty tenants the largest noise term
 alone can exceed the total, which leaves "the rest" below its share. A batch
-escalates at a rate of its own; a tenant picked for its noise does not. In the
-realistic replay a broken verifier at night was held for up to an hour on
-ordinary tenants with 7-10 % of the traffic before this test.
+escalates at a rate of its own and leaves the rest at the in-control rate; a
+tenant picked for its noise does neither. In the realistic replay a broken
+verifier at night was held for up to an hour on ordinary tenants with 7-10 % of
+the traffic before this test.
 
 All evidence here is the window's raw log-likelihood ratio, in one unit (a
 tolerance CUSUM scales a minute above its design volume down, see
@@ -73,7 +74,6 @@ import math
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from statistics import NormalDist
 
 from routerwatch.drift.counts import MINUTE
 
@@ -82,10 +82,6 @@ from routerwatch.drift.counts import MINUTE
 #: leaves room for the rest's sampling noise while a batch's rest (in control, negative drift)
 #: stays far below.
 REST_SHARE = 0.5
-
-#: Family-wise chance that an alarm the whole traffic shares is held because some tenant's escalations
-#: looked apart from the rest's by binomial noise alone (split over the tenants, or pairs, it was picked from).
-HOLD_ALPHA = 0.01
 
 #: tenant -> category -> (successes, trials) over an alarm's window.
 TenantCounts = Mapping[str, Mapping[str, tuple[int, int]]]
@@ -108,7 +104,7 @@ class TenantHold:
     rest_needed: float
     provisional: bool = False
     also: tuple[str, ...] = ()  # a second tenant held with the first (two batches at once)
-    excess_z: float = math.inf  # how far the held tenant(s) escalated apart from the rest (:func:`excess_z`)
+    batch_support: float = math.inf  # "a batch" over "a shared shift", log-likelihood (:func:`batch_support`)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -123,48 +119,59 @@ class TenantHold:
             "rest_needed": round(self.rest_needed, 3),
             "provisional": self.provisional,
             "also": list(self.also),
-            "excess_z": round(self.excess_z, 2),
+            "batch_support": round(self.batch_support, 2),
         }
 
 
-def excess_z(counts: TenantCounts, held: Collection[str]) -> float:
-    """How many standard errors the ``held`` tenants' escalations stand above the rest's, category by category.
+def reference_rate(log_odds: float, per_trial: float) -> float:
+    """The in-control rate a Bernoulli CUSUM step ``x * log_odds - n * per_trial`` judges against.
 
-    Under "every tenant escalates alike within a category" the held tenants'
-    escalations in category ``c``, given the category's totals, are
-    hypergeometric: expectation ``n_held * p_c`` and variance
-    ``n_held * p_c (1 - p_c) * n_rest / n`` with ``p_c`` the category's window
-    rate. Summed over categories, ``(observed - expected) / sd``. Categories
-    only the held tenants sent say nothing either way and are left out; 0 when
-    no category can be compared.
+    A step is ``x log(p1 q0 / (p0 q1)) + n log(q1 / q0)`` with ``per_trial = log(q0 / q1)``, so
+    ``p0 = (e^per_trial - 1) / (e^log_odds - 1)`` (either direction), clamped into (0, 1).
     """
-    by_cat: dict[str, list[int]] = {}  # category -> [held x, held n, total x, total n]
+    if log_odds == 0:
+        return 0.5
+    p0 = math.expm1(per_trial) / math.expm1(log_odds)
+    return min(max(p0, 1e-9), 1 - 1e-9)
+
+
+def _loglik(x: int, n: int, p: float) -> float:
+    p = min(max(p, 1e-12), 1 - 1e-12)
+    return x * math.log(p) + (n - x) * math.log1p(-p)
+
+
+def batch_support(counts: TenantCounts, held: Collection[str], reference: Mapping[str, float],
+                  upward: bool = True) -> float:
+    """Log-likelihood of "a batch" minus that of "a shift everyone shares", for the ``held`` tenants.
+
+    *A batch*: the rest of the traffic is in control, at a rate of its own at or
+    below the CUSUM's ``reference[category]`` (at or above it for a downward
+    CUSUM: a tolerance design counts anything up to its reference as in
+    control), and the held tenants at a rate of their own per category.
+    *A shared shift*: everyone in a category escalates at one rate of its own.
+    Positive favours the batch. A shift every tenant shares moves the rest beyond
+    the reference (negative: the rest's misfit at the reference outweighs the
+    held tenants' noise); a batch leaves the rest in control while the held
+    tenants stand apart (positive, about ``z^2 / 2`` of their difference from the
+    rest). Categories only the held tenants sent count for nothing.
+    """
+    by_cat: dict[str, list[int]] = {}  # category -> [held x, held n, rest x, rest n]
     for tenant, cats in counts.items():
-        mine = tenant in held
+        i = 0 if tenant in held else 2
         for cat, (x, n) in cats.items():
-            if n <= 0:
-                continue
-            acc = by_cat.setdefault(cat, [0, 0, 0, 0])
-            if mine:
-                acc[0] += x
-                acc[1] += n
-            acc[2] += x
-            acc[3] += n
-    excess = var = 0.0
-    for hx, hn, x, n in by_cat.values():
-        if hn == 0 or hn == n:
+            if n > 0:
+                acc = by_cat.setdefault(cat, [0, 0, 0, 0])
+                acc[i] += x
+                acc[i + 1] += n
+    support = 0.0
+    for cat, (hx, hn, rx, rn) in by_cat.items():
+        if hn == 0 or rn == 0:
             continue
-        p = x / n
-        excess += hx - hn * p
-        var += hn * p * (1 - p) * (n - hn) / n
-    if var <= 0:
-        return 0.0
-    return excess / math.sqrt(var)
-
-
-def hold_z(picked_from: int, alpha: float = HOLD_ALPHA) -> float:
-    """The :func:`excess_z` a hold needs when its tenant (or pair) was the top of ``picked_from`` candidates."""
-    return NormalDist().inv_cdf(1 - alpha / max(1, picked_from))
+        pooled = (hx + rx) / (hn + rn)
+        rest = min(rx / rn, reference[cat]) if upward else max(rx / rn, reference[cat])
+        support += (_loglik(hx, hn, hx / hn) + _loglik(rx, rn, rest)
+                    - _loglik(hx, hn, pooled) - _loglik(rx, rn, pooled))
+    return support
 
 
 def tenant_hold(
@@ -177,6 +184,7 @@ def tenant_hold(
     since: datetime,
     second_look: bool = False,
     rest_share: float = REST_SHARE,
+    linear: bool = False,
 ) -> TenantHold | None:
     """The hold for an alarm whose window had ``counts``, or None when the alarm stands.
 
@@ -184,7 +192,10 @@ def tenant_hold(
     category (``default_per_trial`` for categories not listed): the window's
     evidence of a tenant is ``sum_c x_c * log_odds - n_c * per_trial[c]``.
     ``second_look``: the previous crossing of this excursion was held
-    provisionally, so no provisional hold is given again.
+    provisionally, so no provisional hold is given again. ``linear``: the
+    steps are ``x * sign - n * sign * rate`` (the hourly CUSUM's counts), not
+    Bernoulli log-likelihood ratios, so the in-control rate is
+    ``per_trial / log_odds`` rather than :func:`reference_rate`'s.
     """
     if not counts:
         return None
@@ -213,25 +224,27 @@ def tenant_hold(
         return None  # the raw window shows no evidence to split: the alarm stands
     rest = window - evidence[top]
     needed = rest_share * window * rest_n / total_n
-    # A tenant picked for its evidence is also picked for its noise: hold only on a tenant that
-    # escalated apart from the rest (module docstring), judged against every tenant it beat.
-    apart = excess_z(counts, {top})
-    apart_enough = apart >= hold_z(len(evidence))
+    # A tenant picked for its evidence is also picked for its noise: hold only when "a batch" explains
+    # the window better than "a shift everyone shares" (module docstring), by a margin for the pick.
+    reference = {cat: (min(max(charge / log_odds, 1e-9), 1 - 1e-9) if linear else reference_rate(log_odds, charge))
+                 for cats in counts.values() for cat in cats
+                 for charge in (per_trial.get(cat, default_per_trial),)}
+    apart = batch_support(counts, {top}, reference, upward=log_odds >= 0)
+    apart_enough = apart > 0
     if rest < needed and apart_enough:
-        return TenantHold(at, since, top, trials[top], total_n, evidence[top], rest, needed, excess_z=apart)
+        return TenantHold(at, since, top, trials[top], total_n, evidence[top], rest, needed, batch_support=apart)
     # Two batches at once (two customers' evaluation runs): the same test without both.
     if len(ranked) >= 3 and evidence[ranked[1]] > 0:
         second = ranked[1]
         rest2 = rest - evidence[second]
         needed2 = rest_share * window * (rest_n - trials[second]) / total_n
-        pair = excess_z(counts, {top, second})
-        pairs = len(evidence) * (len(evidence) - 1) // 2
-        if rest2 < needed2 and pair >= hold_z(pairs):
+        pair = batch_support(counts, {top, second}, reference, upward=log_odds >= 0)
+        if rest2 < needed2 and pair > 0:
             return TenantHold(at, since, top, trials[top] + trials[second], total_n,
-                              evidence[top] + evidence[second], rest2, needed2, also=(second,), excess_z=pair)
+                              evidence[top] + evidence[second], rest2, needed2, also=(second,), batch_support=pair)
     if evidence[top] > rest and apart_enough and not second_look:
         return TenantHold(at, since, top, trials[top], total_n, evidence[top], rest, needed, provisional=True,
-                          excess_z=apart)
+                          batch_support=apart)
     return None
 
 
@@ -241,8 +254,11 @@ def hold_check(
     log_odds: float,
     per_trial: Mapping[str, float] | Callable[[datetime], Mapping[str, float]],
     default_per_trial: float,
+    linear: bool = False,
 ) -> Callable[[datetime, datetime], TenantHold | None] | None:
     """The callback :func:`~routerwatch.drift.cusum.fold` calls at an alarm (``since``, alarm minute, second look).
+
+    ``linear`` as in :func:`tenant_hold` (the hourly CUSUM).
 
     ``breakdown`` reads the counts by tenant for ``[since, at + 1 minute)``;
     None (no breakdown available) gives None: every alarm stands.
@@ -257,6 +273,6 @@ def hold_check(
         rates = per_trial(at) if callable(per_trial) else per_trial  # per category, at the alarm's hour
         default = run_per_trial if run_per_trial is not None and not rates else default_per_trial
         return tenant_hold(breakdown(since, at + MINUTE), log_odds=log_odds, per_trial=rates,
-                           default_per_trial=default, at=at, since=since, second_look=second_look)
+                           default_per_trial=default, at=at, since=since, second_look=second_look, linear=linear)
 
     return check
