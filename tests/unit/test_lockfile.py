@@ -33,3 +33,16 @@ def test_make_and_the_dockerfile_install_with_the_lock_and_the_base_image_is_a_r
     assert "-c deploy/requirements.lock" in dockerfile
     (base,) = re.findall(r"^FROM (\S+)", dockerfile, re.M)
     assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+(@sha256:[0-9a-f]{64})?", base), base
+
+
+def test_the_service_and_litellm_extras_install_together_without_conflicts():
+    # The test environment is the dev extra: the service's stack and LiteLLM side by side, as a team
+    # running `pip install 'routerwatch[service,litellm]'` gets them (faust-streaming and LiteLLM
+    # both pin click; an older faust's pin conflicted).
+    import subprocess
+    import sys
+    from importlib.metadata import version
+
+    assert version("litellm") and version("faust-streaming")
+    check = subprocess.run([sys.executable, "-m", "pip", "check"], capture_output=True, text=True, timeout=120)
+    assert check.returncode == 0, check.stdout + check.stderr
