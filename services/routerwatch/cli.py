@@ -85,6 +85,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             tiers.append(tier)
         overrides["tiers"] = tiers
     profile = profile.model_copy(update=overrides)
+    if args.start and args.end:
+        print("routerwatch simulate: give --start or --end, not both", file=sys.stderr)
+        return 2
+    start = _parse_when(args.start).timestamp() if args.start else None
     end = _parse_when(args.end) if args.end else None
     asyncio.run(ensure_topics(settings))
     from routerwatch.kafka_client import sdk_options
@@ -103,7 +107,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     rw = RouterWatch(config).start()
     summary = emit(
         rw, profile, args.requests, args.seed, invalid=args.invalid, duplicates=args.duplicates,
-        now=end.timestamp() if end else None,
+        now=end.timestamp() if end else None, start=start,
     )
     stats = rw.close()
     summary["sdk"] = {k: stats.get(k, 0) for k in ("enqueued", "sent", "dropped")}
@@ -473,6 +477,8 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--router-id", help="override the profile's router id")
     sim.add_argument("--minutes", type=float, help="spread the requests over this many minutes before --end")
     sim.add_argument("--end", help="time of the last request: ISO (UTC) or a duration back from now (default now)")
+    sim.add_argument("--start", help="start of the simulated timeline, ISO (UTC): the same seed and --start send "
+                     "the same events at any later time, so a replay stores nothing twice (the summary prints it)")
     sim.add_argument("--escalation", action="append", metavar="TIER=RATE",
                      help="set a tier's escalation rate in every category (an injected incident)")
     sim.set_defaults(func=cmd_simulate)

@@ -5,10 +5,21 @@ latencies, tokens, prices) from a :class:`Profile`. :func:`emit` plays the plans
 through the real SDK (``RouterWatch.decision`` / ``attempt`` / ``accept``...),
 adds feedback, invalid messages and duplicates on request, and returns a summary
 of exactly what it sent, so a test or the demo can check the store against it.
+
+Replaying is safe at any distance in time. The simulated timeline is anchored by ``start`` (its
+first instant) or ``now`` (its end); the same profile, request count, seed and anchor give
+byte-identical events (event ids and ``occurred_at`` included), whatever the wall clock says, so
+ingest recognises a replay as exact copies and stores nothing twice, an hour or a month later.
+Without an anchor the timeline ends at the wall clock's now, and the event ids are derived from
+the timeline as well as the seed: a later unanchored run is new traffic with new event ids, never
+an event id re-sent at another time (which ingest would store again once it is more than the
+re-emission window away from the first copy). Request ids (``req-<seed>-<n>``) do not depend on
+the anchor.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
@@ -16,6 +27,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -140,15 +152,43 @@ def _pick(rng: random.Random, weights: dict[str, float]) -> str:
     return rng.choices(names, weights=[weights[n] for n in names])[0]
 
 
-def _uuid(rng: random.Random) -> str:
-    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+def _uuid(rng: random.Random, salt: int = 0) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128) ^ salt, version=4))
 
 
-def plan(profile: Profile, requests: int, seed: int, now: float | None = None) -> list[RequestPlan]:
-    """Generate ``requests`` request plans. Same profile and seed give the same plans and ids."""
+def timeline(profile: Profile, now: float | None = None, start: float | None = None) -> tuple[float, float]:
+    """The simulated timeline ``(start, end)`` in epoch seconds: ``profile.minutes`` long.
+
+    Anchored by ``start`` or by its end ``now``; with neither it ends at the wall clock's now.
+    Raises ``ValueError`` when both are given.
+    """
+    span = profile.minutes * 60
+    if start is not None:
+        if now is not None:
+            raise ValueError("anchor the timeline by its start or by its end (now), not both")
+        return start, start + span
+    end = time.time() if now is None else now
+    return end - span, end
+
+
+def _identity_salt(profile: Profile, requests: int, start: float) -> int:
+    """Mixed into every event id: the same seed on another timeline (anchor, length, request
+    count or profile) sends other event ids, never the same ids at other times."""
+    key = f"{round(start * 1000)}|{requests}|{profile.model_dump_json()}".encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=16).digest(), "big")
+
+
+def plan(
+    profile: Profile, requests: int, seed: int, now: float | None = None, *, start: float | None = None
+) -> list[RequestPlan]:
+    """Generate ``requests`` request plans over the timeline anchored by ``start`` or ``now``
+    (see :func:`timeline`). The same profile, request count, seed and anchor give the same plans,
+    event ids and times at any wall-clock time."""
     rng = random.Random(seed)
-    now = time.time() if now is None else now
-    start = now - profile.minutes * 60
+    # Whole milliseconds (what events carry): an anchor read back from the summary's ISO time
+    # gives the same plans as the float it was printed from.
+    start = round(timeline(profile, now, start)[0] * 1000) / 1000
+    salt = _identity_salt(profile, requests, start)
     tiers = sorted(profile.tiers, key=lambda t: t.rank)
     plans = []
     for i in range(requests):
@@ -160,7 +200,7 @@ def plan(profile: Profile, requests: int, seed: int, now: float | None = None) -
             category, profile.entry_rank_by_category.get(category, tiers[0].rank)
         )
         p = RequestPlan(
-            event_id=_uuid(rng),
+            event_id=_uuid(rng, salt),
             request_id=f"req-{seed}-{i:07d}",
             occurred_at=start + (i + rng.random()) * (profile.minutes * 60 / max(requests, 1)),
             category=category,
@@ -266,14 +306,14 @@ INVALID_KINDS: list[tuple[str, str]] = [
 ]
 
 
-def invalid_payload(kind: str, base: dict[str, Any]) -> bytes:
-    """A message that breaks the contract in the named way."""
+def invalid_payload(kind: str, base: dict[str, Any], event_id: str | None = None) -> bytes:
+    """A message that breaks the contract in the named way (with ``event_id``, or a random one)."""
     if kind == "undecodable":
         return b"\xff\xfe\x00routerwatch\x80"
     if kind == "truncated_json":
         return to_json(base)[:40]
     doc = json.loads(to_json(base))
-    doc["event_id"] = str(uuid.uuid4())
+    doc["event_id"] = event_id or str(uuid.uuid4())
     first = doc["attempts"][0]
     if kind == "negative_latency":
         first["latency_ms"] = -5.0
@@ -321,10 +361,12 @@ def record(rw: RouterWatch, profile: Profile, p: RequestPlan) -> DecisionRecorde
     return d
 
 
-def events(profile: Profile, requests: int, seed: int, now: float | None = None) -> list[dict[str, Any]]:
+def events(
+    profile: Profile, requests: int, seed: int, now: float | None = None, *, start: float | None = None
+) -> list[dict[str, Any]]:
     """The RoutingDecision events :func:`emit` would send, as dicts, without sending anything."""
     offline = RouterWatch(bootstrap_servers="127.0.0.1:1", router_id=profile.router_id)
-    return [record(offline, profile, p).to_event() for p in plan(profile, requests, seed, now)]
+    return [record(offline, profile, p).to_event() for p in plan(profile, requests, seed, now, start=start)]
 
 
 def emit(
@@ -336,11 +378,20 @@ def emit(
     invalid: int = 0,
     duplicates: int = 0,
     now: float | None = None,
+    start: float | None = None,
 ) -> dict[str, Any]:
-    """Play ``requests`` plans through the SDK and return a summary of what was handed to it."""
+    """Play ``requests`` plans through the SDK and return a summary of what was handed to it.
+
+    The timeline is anchored by ``start`` or ``now`` (see :func:`timeline`); the summary gives it
+    back as ``start`` and ``end`` (ISO, UTC), so that a run can be replayed exactly with
+    ``start=``. Everything sent (duplicates and invalid messages included) is a function of the
+    arguments and the anchor, never of the wall clock once the anchor is fixed.
+    """
     if invalid and not requests:
         raise ValueError("invalid messages are variations of simulated requests: --requests must be >= 1")
-    plans = plan(profile, requests, seed, now)
+    first = round(timeline(profile, now, start)[0] * 1000) / 1000
+    last = first + profile.minutes * 60
+    plans = plan(profile, requests, seed, start=first)
     summary: Counter[str] = Counter()
     by_final: Counter[str] = Counter()
     by_outcome: Counter[str] = Counter()
@@ -370,10 +421,14 @@ def emit(
     for i in range(invalid):
         kind, reason = INVALID_KINDS[i % len(INVALID_KINDS)]
         base = json.loads(emitted[i % len(emitted)][1])
-        rw.emit_raw(rw.config.decisions_topic, invalid_payload(kind, base), f"invalid-{i}".encode())
+        # Not a valid event's id (the top bit flipped; feedback flips low bits): a replay sends the same bytes.
+        event_id = str(uuid.UUID(int=uuid.UUID(base["event_id"]).int ^ (1 << 127) ^ i, version=4))
+        rw.emit_raw(rw.config.decisions_topic, invalid_payload(kind, base, event_id), f"invalid-{i}".encode())
         invalid_by_reason[reason] += 1
     return {
         "seed": seed,
+        "start": _iso(first),
+        "end": _iso(last),
         "requests": requests,
         "valid": requests,
         "invalid": invalid,
@@ -386,3 +441,8 @@ def emit(
         "by_final_tier": dict(sorted(by_final.items())),
         "attempts_by_outcome": dict(sorted(by_outcome.items())),
     }
+
+
+def _iso(at: float) -> str:
+    """Epoch seconds as ISO UTC with milliseconds: what ``routerwatch simulate --start`` reads back."""
+    return datetime.fromtimestamp(round(at, 3), timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
