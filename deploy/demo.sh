@@ -2,8 +2,11 @@
 # `make demo`: local Kafka (unless ROUTERWATCH_KAFKA_BOOTSTRAP is set), migrations on the
 # embedded store, the example router and `routerwatch serve` (ingest, drift detectors, canary
 # probes of the example router) in the background, simulated traffic, then the report.
-# Safe to run again: the broker and serve are reused, and the simulator's fixed seed gives the
-# same event ids, so a second run stores nothing twice.
+# Safe to run again, at any later time: the broker and serve are reused, and the simulated traffic
+# is anchored to a timeline kept in $RUN/simulate.start (the hour before the first run), so every
+# run sends byte-identical events (same seed, same event ids, same times): ingest recognises a
+# re-run as copies and stores nothing twice. The anchor lives next to the embedded store: `make
+# clean` removes both. (With an external store, keep $RUN or set DEMO_START to the first run's.)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 RUN="${ROUTERWATCH_RUN_DIR:-.run}"
@@ -66,15 +69,30 @@ for _ in $(seq 1 90); do
 done
 healthy || { echo "serve did not become healthy; last log lines:"; tail -n 30 "$RUN/serve.log"; exit 1; }
 
+# The first run's timeline is the hour before it (recent: the report's default 24 h window, the
+# detectors and the cookbook's "last N minutes" see it); later runs replay that same hour.
+if [[ -n "${DEMO_START:-}" ]]; then
+  START="$DEMO_START"
+elif [[ -s $RUN/simulate.start ]]; then
+  START="$(cat "$RUN/simulate.start")"
+else
+  START="$($BIN/python -c 'import datetime as d; from routerwatch.simulate import Profile
+t = d.datetime.now(d.timezone.utc).replace(microsecond=0) - d.timedelta(minutes=Profile().minutes)
+print(t.strftime("%Y-%m-%dT%H:%M:%SZ"))')"
+  echo "$START" >"$RUN/simulate.start"
+fi
+
 dlq_before="$($BIN/routerwatch dlq --count)"
-echo "== simulating $REQUESTS requests (seed $SEED, $INVALID invalid, $DUPLICATES duplicates)"
-$BIN/routerwatch simulate --requests "$REQUESTS" --seed "$SEED" --invalid "$INVALID" --duplicates "$DUPLICATES" >"$RUN/simulate.json"
+echo "== simulating $REQUESTS requests (seed $SEED, $INVALID invalid, $DUPLICATES duplicates) from $START (anchor: $RUN/simulate.start)"
+$BIN/routerwatch simulate --requests "$REQUESTS" --seed "$SEED" --invalid "$INVALID" --duplicates "$DUPLICATES" \
+  --start "$START" >"$RUN/simulate.json"
 echo "== waiting until ingest has stored or dead-lettered every message"
 $BIN/routerwatch wait --timeout 300
 
 valid="$($BIN/python -c 'import json,sys; print(json.load(open(sys.argv[1]))["valid"])' "$RUN/simulate.json")"
 router="$($BIN/python -c 'from routerwatch.simulate import Profile; print(Profile().router_id)')"
 stored="$($BIN/routerwatch sql "SELECT count() FROM requests WHERE router_id = '$router'")"
+distinct="$($BIN/routerwatch sql "SELECT uniqExact(event_id) FROM requests WHERE router_id = '$router'")"
 dlq_after="$($BIN/routerwatch dlq --count)"
 echo "== waiting for the first canary probe of every canary in the example set"
 canaries="$($BIN/routerwatch canary check | tail -n 1 | cut -d' ' -f1)"
@@ -84,14 +102,25 @@ for _ in $(seq 1 60); do
   sleep 1
 done
 canary_bad="$($BIN/routerwatch sql "SELECT countIf(error != '' OR NOT answer_passed OR observed_tier != expected_tier) FROM canary_results FINAL WHERE router_id = 'example-router' AND occurred_at > now() - INTERVAL 2 MINUTE")"
+# A re-run days later: widen the report's window (default: the last 24 h) back to the replayed hour.
+report_args=()
+if [[ "$($BIN/python -c 'import datetime as d, sys
+t = d.datetime.fromisoformat(sys.argv[1].replace("Z", "+00:00"))
+print(int(d.datetime.now(d.timezone.utc) - t > d.timedelta(hours=23)))' "$START")" == 1 ]]; then
+  report_args=(--since "$START")
+fi
 echo
-$BIN/routerwatch report
+$BIN/routerwatch report ${report_args[@]+"${report_args[@]}"}
 echo "simulator: $valid valid requests, $INVALID invalid, $DUPLICATES duplicates (summary: $RUN/simulate.json)"
-echo "stored:    $stored requests from $router (each event_id once)"
+if [[ "$distinct" == "$stored" ]]; then
+  echo "stored:    $stored requests from $router (each event_id once)"
+else
+  echo "stored:    $stored requests from $router ($distinct distinct event_ids: some stored more than once)"
+fi
 echo "DLQ:       $((dlq_after - dlq_before)) message(s) dead-lettered by this run ($dlq_after in total)"
 echo "canaries:  $probed of $canaries canaries probed; $canary_bad bad probe(s) in the last 2 minutes"
-if [[ "$stored" != "$valid" ]] || [[ $((dlq_after - dlq_before)) != "$INVALID" ]]; then
-  echo "demo check FAILED: stored/dead-lettered counts differ from what the simulator sent" >&2
+if [[ "$stored" != "$valid" ]] || [[ "$distinct" != "$stored" ]] || [[ $((dlq_after - dlq_before)) != "$INVALID" ]]; then
+  echo "demo check FAILED: stored/dead-lettered counts differ from what the simulator sent (another DEMO_SEED, DEMO_REQUESTS or anchor against this store adds requests of its own)" >&2
   exit 1
 fi
 if [[ "$probed" -lt "$canaries" ]] || [[ "$canary_bad" != 0 ]]; then
