@@ -25,3 +25,22 @@ class RetryableError(RouterwatchError):
 
 class ConfigError(PermanentError):
     """A setting is missing or malformed; the message names the variable."""
+
+
+class UsageError(PermanentError):
+    """A command-line argument is malformed; the message names it and says what is accepted (exit 2)."""
+
+
+class MissingDependency(RetryableError):
+    """A Python package this code path needs is not installed (an optional extra): exit 3.
+
+    ``extra`` names the ``routerwatch[...]`` extra that installs it.
+    """
+
+    def __init__(self, module: str, extra: str) -> None:
+        super().__init__(
+            f"this command needs the {extra} extra (module {module!r} is not installed): "
+            f"pip install 'routerwatch[{extra}]'"
+        )
+        self.module = module
+        self.extra = extra
