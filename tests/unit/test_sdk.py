@@ -185,6 +185,16 @@ def test_strict_mode_rejects_two_accepted_attempts(make_rw: MakeRw) -> None:
             d.attempt("large", tier_rank=1, model="l", provider="p").accept(latency_ms=1.0)
 
 
+def test_an_attempt_never_finished_is_named_as_such_not_as_missing_fields(make_rw: MakeRw) -> None:
+    rw = make_rw(strict=True)
+    with pytest.raises(InvalidEventError) as caught:
+        with rw.decision() as d:
+            d.attempt("small", tier_rank=0, model="m", provider="p")  # no accept(): a router bug
+    detail = caught.value.detail
+    assert "attempt 0 (tier 'small') was never finished" in detail and "accept()" in detail, detail
+    assert "Field required" not in detail, detail
+
+
 def test_strict_mode_accepts_a_valid_decision(make_rw: MakeRw) -> None:
     rw = make_rw(strict=True)
     with rw.decision() as d:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -164,6 +164,19 @@ class Attempt(_Model):
     verify_latency_ms: NonNegFloat = Field(default=0.0, description="Time spent in the gate or verifier.")
     verify_cost_usd: NonNegFloat = Field(default=0.0, description="Price of the gate or verifier.")
     cache_hit: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _finished(cls, data: Any) -> Any:
+        # An attempt with no outcome is one the router started and never finished (with the SDK:
+        # no accept / escalate / fail / shadow); say that, instead of "outcome: Field required"
+        # and "latency_ms: Field required" about fields the router never sets by hand.
+        if isinstance(data, dict) and "outcome" not in data:
+            raise ValueError(
+                f"attempt {data.get('index', '?')} (tier {data.get('tier')!r}) was never finished: it has no "
+                "outcome (with the SDK, call accept(), escalate(), fail() or shadow() on every attempt)"
+            )
+        return data
 
     @model_validator(mode="after")
     def _outcome_rules(self) -> Attempt:
