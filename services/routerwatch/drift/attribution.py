@@ -21,24 +21,9 @@ again while the batch lasts) when
   :data:`REST_SHARE` of its pro-rata share of the window's evidence ``S``,
   ``S_rest < REST_SHARE * S * n_rest / n``.
 
-- and "a batch" (the rest in control, the tenant at a rate of its own)
-  explains the window's counts better than "a shift everyone shares" (one
-  rate per category for all): :func:`batch_support` is positive.
-
 Two batches at once (two customers' evaluation runs in one category) are
 judged the same way without both top tenants (``also`` names the second;
 ``tenant_trials`` and ``tenant_evidence`` are then the pair's).
-
-The last condition is what keeps a real shift from being held. The tenant with
-the most evidence is the largest of many noisy numbers: when the router
-degraded for everyone, each tenant's share of the window's evidence is its
-share of a small positive total plus its own binomial noise
-(``log_odds * (x_t - n_t p)``), and with forty tenants the largest noise term
-alone can exceed the total, which leaves "the rest" below its share. A batch
-escalates at a rate of its own and leaves the rest at the in-control rate; a
-tenant picked for its noise does neither. In the realistic replay a broken
-verifier at night was held for up to an hour on ordinary tenants with 7-10 % of
-the traffic before this test.
 
 All evidence here is the window's raw log-likelihood ratio, in one unit (a
 tolerance CUSUM scales a minute above its design volume down, see
@@ -70,8 +55,7 @@ reviewable.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -104,7 +88,6 @@ class TenantHold:
     rest_needed: float
     provisional: bool = False
     also: tuple[str, ...] = ()  # a second tenant held with the first (two batches at once)
-    batch_support: float = math.inf  # "a batch" over "a shared shift", log-likelihood (:func:`batch_support`)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -119,59 +102,7 @@ class TenantHold:
             "rest_needed": round(self.rest_needed, 3),
             "provisional": self.provisional,
             "also": list(self.also),
-            "batch_support": round(self.batch_support, 2),
         }
-
-
-def reference_rate(log_odds: float, per_trial: float) -> float:
-    """The in-control rate a Bernoulli CUSUM step ``x * log_odds - n * per_trial`` judges against.
-
-    A step is ``x log(p1 q0 / (p0 q1)) + n log(q1 / q0)`` with ``per_trial = log(q0 / q1)``, so
-    ``p0 = (e^per_trial - 1) / (e^log_odds - 1)`` (either direction), clamped into (0, 1).
-    """
-    if log_odds == 0:
-        return 0.5
-    p0 = math.expm1(per_trial) / math.expm1(log_odds)
-    return min(max(p0, 1e-9), 1 - 1e-9)
-
-
-def _loglik(x: int, n: int, p: float) -> float:
-    p = min(max(p, 1e-12), 1 - 1e-12)
-    return x * math.log(p) + (n - x) * math.log1p(-p)
-
-
-def batch_support(counts: TenantCounts, held: Collection[str], reference: Mapping[str, float],
-                  upward: bool = True) -> float:
-    """Log-likelihood of "a batch" minus that of "a shift everyone shares", for the ``held`` tenants.
-
-    *A batch*: the rest of the traffic is in control, at a rate of its own at or
-    below the CUSUM's ``reference[category]`` (at or above it for a downward
-    CUSUM: a tolerance design counts anything up to its reference as in
-    control), and the held tenants at a rate of their own per category.
-    *A shared shift*: everyone in a category escalates at one rate of its own.
-    Positive favours the batch. A shift every tenant shares moves the rest beyond
-    the reference (negative: the rest's misfit at the reference outweighs the
-    held tenants' noise); a batch leaves the rest in control while the held
-    tenants stand apart (positive, about ``z^2 / 2`` of their difference from the
-    rest). Categories only the held tenants sent count for nothing.
-    """
-    by_cat: dict[str, list[int]] = {}  # category -> [held x, held n, rest x, rest n]
-    for tenant, cats in counts.items():
-        i = 0 if tenant in held else 2
-        for cat, (x, n) in cats.items():
-            if n > 0:
-                acc = by_cat.setdefault(cat, [0, 0, 0, 0])
-                acc[i] += x
-                acc[i + 1] += n
-    support = 0.0
-    for cat, (hx, hn, rx, rn) in by_cat.items():
-        if hn == 0 or rn == 0:
-            continue
-        pooled = (hx + rx) / (hn + rn)
-        rest = min(rx / rn, reference[cat]) if upward else max(rx / rn, reference[cat])
-        support += (_loglik(hx, hn, hx / hn) + _loglik(rx, rn, rest)
-                    - _loglik(hx, hn, pooled) - _loglik(rx, rn, pooled))
-    return support
 
 
 def tenant_hold(
@@ -184,7 +115,6 @@ def tenant_hold(
     since: datetime,
     second_look: bool = False,
     rest_share: float = REST_SHARE,
-    linear: bool = False,
 ) -> TenantHold | None:
     """The hold for an alarm whose window had ``counts``, or None when the alarm stands.
 
@@ -192,10 +122,7 @@ def tenant_hold(
     category (``default_per_trial`` for categories not listed): the window's
     evidence of a tenant is ``sum_c x_c * log_odds - n_c * per_trial[c]``.
     ``second_look``: the previous crossing of this excursion was held
-    provisionally, so no provisional hold is given again. ``linear``: the
-    steps are ``x * sign - n * sign * rate`` (the hourly CUSUM's counts), not
-    Bernoulli log-likelihood ratios, so the in-control rate is
-    ``per_trial / log_odds`` rather than :func:`reference_rate`'s.
+    provisionally, so no provisional hold is given again.
     """
     if not counts:
         return None
@@ -224,27 +151,18 @@ def tenant_hold(
         return None  # the raw window shows no evidence to split: the alarm stands
     rest = window - evidence[top]
     needed = rest_share * window * rest_n / total_n
-    # A tenant picked for its evidence is also picked for its noise: hold only when "a batch" explains
-    # the window better than "a shift everyone shares" (module docstring), by a margin for the pick.
-    reference = {cat: (min(max(charge / log_odds, 1e-9), 1 - 1e-9) if linear else reference_rate(log_odds, charge))
-                 for cats in counts.values() for cat in cats
-                 for charge in (per_trial.get(cat, default_per_trial),)}
-    apart = batch_support(counts, {top}, reference, upward=log_odds >= 0)
-    apart_enough = apart > 0
-    if rest < needed and apart_enough:
-        return TenantHold(at, since, top, trials[top], total_n, evidence[top], rest, needed, batch_support=apart)
+    if rest < needed:
+        return TenantHold(at, since, top, trials[top], total_n, evidence[top], rest, needed)
     # Two batches at once (two customers' evaluation runs): the same test without both.
     if len(ranked) >= 3 and evidence[ranked[1]] > 0:
         second = ranked[1]
         rest2 = rest - evidence[second]
         needed2 = rest_share * window * (rest_n - trials[second]) / total_n
-        pair = batch_support(counts, {top, second}, reference, upward=log_odds >= 0)
-        if rest2 < needed2 and pair > 0:
+        if rest2 < needed2:
             return TenantHold(at, since, top, trials[top] + trials[second], total_n,
-                              evidence[top] + evidence[second], rest2, needed2, also=(second,), batch_support=pair)
-    if evidence[top] > rest and apart_enough and not second_look:
-        return TenantHold(at, since, top, trials[top], total_n, evidence[top], rest, needed, provisional=True,
-                          batch_support=apart)
+                              evidence[top] + evidence[second], rest2, needed2, also=(second,))
+    if evidence[top] > rest and not second_look:
+        return TenantHold(at, since, top, trials[top], total_n, evidence[top], rest, needed, provisional=True)
     return None
 
 
@@ -254,11 +172,8 @@ def hold_check(
     log_odds: float,
     per_trial: Mapping[str, float] | Callable[[datetime], Mapping[str, float]],
     default_per_trial: float,
-    linear: bool = False,
 ) -> Callable[[datetime, datetime], TenantHold | None] | None:
     """The callback :func:`~routerwatch.drift.cusum.fold` calls at an alarm (``since``, alarm minute, second look).
-
-    ``linear`` as in :func:`tenant_hold` (the hourly CUSUM).
 
     ``breakdown`` reads the counts by tenant for ``[since, at + 1 minute)``;
     None (no breakdown available) gives None: every alarm stands.
@@ -273,6 +188,6 @@ def hold_check(
         rates = per_trial(at) if callable(per_trial) else per_trial  # per category, at the alarm's hour
         default = run_per_trial if run_per_trial is not None and not rates else default_per_trial
         return tenant_hold(breakdown(since, at + MINUTE), log_odds=log_odds, per_trial=rates,
-                           default_per_trial=default, at=at, since=since, second_look=second_look, linear=linear)
+                           default_per_trial=default, at=at, since=since, second_look=second_look)
 
     return check

@@ -1205,7 +1205,7 @@ def _with_hourly(
 ) -> Verdict:
     """The minute verdict combined with the hourly CUSUM of :mod:`routerwatch.drift.hourly` (either one pages)."""
     sign = 1.0 if design.direction == "up" else -1.0
-    hold = hold_check(tenants, log_odds=sign, per_trial={}, default_per_trial=sign * design.p0, linear=True)
+    hold = hold_check(tenants, log_odds=sign, per_trial={}, default_per_trial=sign * design.p0)
     hourly = run_hourly(design, hourly_counts(rows, now) if hours is None else hours, cap_factor=config.cap_factor,
                         clear_factor=config.clear_factor, hold=hold, profile=profile)
     minute_spans = _spans([a.at for a in trace.alarms], list(trace.cleared))
