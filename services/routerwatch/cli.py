@@ -5,6 +5,14 @@ Subcommands: ``migrate``, ``serve``, ``simulate``, ``wait``, ``dlq``, ``sql``, `
 :mod:`routerwatch.config`), built once here and passed down. Exit codes: 0 ok,
 1 the command ran and found a problem, 2 bad usage or configuration,
 3 a dependency (Kafka, ClickHouse) is unavailable.
+
+Every expected failure ends in one line on stderr (``routerwatch: ...``) and its exit code, never a
+traceback: :func:`main` maps routerwatch's own errors, Kafka and ClickHouse being unreachable, a file
+the user named that cannot be read or written (2, naming the file), a malformed argument (2) and a
+package of an extra that is not installed (3: the SDK-only install has no ``pydantic_settings``,
+``faust``, ``chdb``...; the line says ``pip install 'routerwatch[service]'``). An exception nobody
+expected is a bug: it keeps Python's traceback (and exit 1), so that it can be reported.
+``ROUTERWATCH_DEBUG=1`` shows the traceback of the mapped failures too.
 """
 
 from __future__ import annotations
@@ -14,18 +22,31 @@ import asyncio
 import json
 import logging
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from routerwatch.errors import ConfigError, PermanentError, RetryableError, RouterwatchError
+from routerwatch.errors import (
+    ConfigError,
+    MissingDependency,
+    PermanentError,
+    RetryableError,
+    RouterwatchError,
+    UsageError,
+)
 from routerwatch.textsafe import terminal_safe
+
+
+_loaded: dict[str, Any] = {}
 
 
 def _settings() -> Any:
     from routerwatch.config import load_settings
 
-    return load_settings()
+    # Kept so that main() can name the Kafka bootstrap in the one line of a connection failure.
+    _loaded["settings"] = settings = load_settings()
+    return settings
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -34,6 +55,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     settings = _settings()
     directory = settings.migrations_dir()
+    migrations.load(directory)  # none found: a configuration error (exit 2) before the store is opened
     with Store(settings.store_dsn(), settings.database) as store:
         if args.status:
             done = migrations.applied(store)
@@ -125,7 +147,13 @@ def _parse_when(text: str) -> Any:
     units = {"m": "minutes", "h": "hours", "d": "days"}
     if text[-1:] in units and text[:-1].isdigit():
         return datetime.now(timezone.utc) - timedelta(**{units[text[-1]]: int(text[:-1])})
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"not a time: {text!r} (an ISO time such as 2026-01-31T14:05 or 2026-01-31T14:05Z, UTC when no zone, "
+            "or a duration back from now: 90m, 6h, 2d)"
+        ) from None
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
@@ -213,6 +241,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"routerwatch report: {exc}", file=sys.stderr)
         return 2
+    if args.format == "html" and not Path(args.output).absolute().parent.is_dir():
+        # Said before the report is computed, not after a long query.
+        raise UsageError(f"--output {args.output}: no such directory {Path(args.output).absolute().parent}")
     reader = Reader(settings)
     try:
         report = scoreboard.build(reader, since, until, args.by or "", args.target_error)
@@ -343,6 +374,9 @@ def cmd_schemas(args: argparse.Namespace) -> int:
         for path in schema_export.export(directory):
             print(f"wrote {path}")
         return 0
+    if not directory.is_dir():
+        print(f"routerwatch schemas check: no such directory: {directory} (give --dir)", file=sys.stderr)
+        return 2
     stale = schema_export.drift(directory)
     if stale:
         print(f"schemas out of date for {', '.join(stale)}: run `routerwatch schemas export`", file=sys.stderr)
@@ -553,26 +587,113 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+# Top-level module of each optional dependency -> the routerwatch extra that installs it. The
+# SDK-only install (aiokafka, pydantic, orjson) has none of them; a unit test checks that every
+# distribution of the service and litellm extras is listed here.
+EXTRA_OF_MODULE = {
+    "pydantic_settings": "service",
+    "faust": "service",
+    "mode": "service",  # faust-streaming's own runtime
+    "clickhouse_connect": "service",
+    "chdb": "service",
+    "apscheduler": "service",
+    "prometheus_client": "service",
+    "yaml": "service",
+    "jsonschema": "service",
+    "aiohttp": "service",
+    "opentelemetry": "service",
+    "google": "service",  # protobuf
+    "litellm": "litellm",
+}
+
+# aiokafka's errors that mean "the broker cannot be reached or did not answer in time" (exit 3)
+# and "the broker refused us" (exit 2: a setting or an ACL to fix, retrying cannot help).
+_KAFKA_UNREACHABLE = (
+    "KafkaConnectionError", "KafkaTimeoutError", "NoBrokersAvailable", "NodeNotReadyError",
+    "RequestTimedOutError", "BrokerNotAvailableError", "LeaderNotAvailableError",
+    "CoordinatorNotAvailableError", "GroupCoordinatorNotAvailableError", "ConnectionError",
+)
+_KAFKA_REFUSED = (
+    "SaslAuthenticationFailed", "AuthenticationFailedError", "AuthenticationMethodNotSupported",
+    "UnsupportedSaslMechanismError", "TopicAuthorizationFailedError", "GroupAuthorizationFailedError",
+    "ClusterAuthorizationFailedError",
+)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 600 else text[:597] + "..."
+
+
+def _kafka_bootstrap() -> str:
+    settings = _loaded.get("settings")
+    return settings.kafka_bootstrap if settings is not None else "the configured bootstrap servers"
+
+
+def failure(exc: BaseException) -> tuple[int, str] | None:
+    """The exit code and the one stderr line for an expected failure; ``None`` for a bug (keep its traceback).
+
+    Called by :func:`main` on any exception a subcommand raises. Expected: routerwatch's own errors
+    (by class: usage and configuration 2, unavailable 3, a problem found 1), Kafka or ClickHouse
+    unreachable (3), a file that cannot be read or written (2, naming it), a malformed input file
+    (2), and a missing package of an extra (3, with the pip command).
+    """
+    if isinstance(exc, ModuleNotFoundError) and exc.name and exc.name.split(".")[0] in EXTRA_OF_MODULE:
+        exc = MissingDependency(exc.name, EXTRA_OF_MODULE[exc.name.split(".")[0]])
+    if isinstance(exc, MissingDependency):
+        return 3, f"routerwatch: {exc}"
+    if isinstance(exc, (UsageError, ConfigError)):
+        kind = "usage error" if isinstance(exc, UsageError) else "configuration error"
+        return 2, f"routerwatch: {kind}: {_one_line(exc)}"
+    if isinstance(exc, RetryableError):
+        return 3, f"routerwatch: unavailable: {_one_line(exc)}"
+    if isinstance(exc, RouterwatchError):
+        return 1, f"routerwatch: {_one_line(exc)}"
+    kafka_errors = sys.modules.get("aiokafka.errors")
+    if kafka_errors is not None and isinstance(exc, getattr(kafka_errors, "KafkaError", ())):
+        name = type(exc).__name__
+        if any(isinstance(exc, getattr(kafka_errors, n, ())) for n in _KAFKA_REFUSED):
+            return 2, f"routerwatch: configuration error: Kafka at {_kafka_bootstrap()} refused: {_one_line(exc)}"
+        if any(isinstance(exc, getattr(kafka_errors, n, ())) for n in _KAFKA_UNREACHABLE) or exc.retriable:
+            return 3, (f"routerwatch: unavailable: Kafka at {_kafka_bootstrap()} cannot be reached ({name}); "
+                       "start it (deploy/kafka/start.sh) or set ROUTERWATCH_KAFKA_BOOTSTRAP")
+        return 1, f"routerwatch: Kafka error: {name}: {_one_line(exc)}"
+    ch_errors = sys.modules.get("clickhouse_connect.driver.exceptions")
+    if ch_errors is not None and isinstance(exc, getattr(ch_errors, "OperationalError", ())):
+        return 3, f"routerwatch: unavailable: ClickHouse: {_one_line(exc)}"
+    if isinstance(exc, (ConnectionError, TimeoutError)):  # sockets, asyncio timeouts
+        return 3, f"routerwatch: unavailable: {type(exc).__name__}: {_one_line(exc)}"
+    if isinstance(exc, OSError) and exc.filename is not None:
+        # A path the user gave (@FILE, --profile, --output, a settings file): fix the argument.
+        target = exc.filename if exc.filename2 is None else f"{exc.filename} -> {exc.filename2}"
+        return 2, f"routerwatch: {target}: {exc.strerror or _one_line(exc)}"
+    pydantic_core = sys.modules.get("pydantic_core")
+    if pydantic_core is not None and isinstance(exc, pydantic_core.ValidationError):
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors(include_url=False)[:5]
+        )
+        return 2, f"routerwatch: invalid {exc.title}: {problems}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; every expected failure becomes its exit code and one line (see :func:`failure`)."""
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # The Kafka client's INFO lines (subscriptions, coordinators) drown the command's own output.
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)
-    except ConfigError as exc:
-        print(f"routerwatch: configuration error: {exc}", file=sys.stderr)
-        return 2
-    except RetryableError as exc:
-        print(f"routerwatch: unavailable: {exc}", file=sys.stderr)
-        return 3
-    except PermanentError as exc:
-        print(f"routerwatch: {exc}", file=sys.stderr)
-        return 1
-    except RouterwatchError as exc:
-        print(f"routerwatch: {exc}", file=sys.stderr)
-        return 1
-
+    except KeyboardInterrupt:
+        print("routerwatch: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - sorted by failure(); a bug is re-raised with its traceback
+        found = failure(exc)
+        if found is None or os.environ.get("ROUTERWATCH_DEBUG", "") not in ("", "0"):
+            raise
+        code, line = found
+        print(terminal_safe(line), file=sys.stderr)
+        return code
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -27,6 +27,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from routerwatch import packagedata
 from routerwatch.errors import ConfigError
 from routerwatch.events.vocabulary import CheckKind
 
@@ -123,6 +124,12 @@ class CanarySet(_Model):
                 raise ValueError(f"canary id {c.id!r} appears twice")
             seen.add(c.id)
         return self
+
+
+def example_canary_set() -> Path:
+    """``deploy/canaries/example.yml`` (the example router's canaries): the package's copy in a
+    wheel, the source tree's in a checkout."""
+    return packagedata.example_canary_set()
 
 
 def load_canary_set(path: Path) -> CanarySet:

@@ -53,6 +53,7 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from routerwatch import packagedata
 from routerwatch.errors import ConfigError
 from routerwatch.events.models import Attempt, RoutingDecision
 from routerwatch.events.vocabulary import Outcome
@@ -333,7 +334,8 @@ class PriceTable(BaseModel):
 
 
 def default_prices_file() -> Path:
-    return Path(__file__).resolve().parents[3] / "deploy" / "prices.toml"
+    """``deploy/prices.toml``: the package's copy in a wheel, the source tree's in a checkout."""
+    return packagedata.prices_file()
 
 
 def read_table(path: Path) -> dict[str, Any]:

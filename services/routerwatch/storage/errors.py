@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from routerwatch.errors import PermanentError, RetryableError
+from routerwatch.errors import ConfigError, PermanentError, RetryableError
 
 
 class StoreUnavailable(RetryableError):
@@ -41,6 +41,10 @@ class InsertNotVerified(StoreUnavailable):
 
 class MigrationError(PermanentError):
     """A migration failed, or a shipped migration file was edited after it was applied."""
+
+
+class MigrationsNotFound(ConfigError):
+    """The migrations folder is missing or empty (``ROUTERWATCH_SQL_DIR``, or an install without them)."""
 
 
 # ClickHouse error codes that describe the store's state, not the statement's rows: retry later.

@@ -14,8 +14,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from routerwatch import packagedata
 from routerwatch.storage.client import Store
-from routerwatch.storage.errors import MigrationError, QueryError
+from routerwatch.storage.errors import MigrationError, MigrationsNotFound, QueryError
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.up\.sql$")
 
@@ -46,12 +47,23 @@ class Migration:
 
 
 def default_sql_dir() -> Path:
-    """``sql/`` of the source tree this package was installed from."""
-    return Path(__file__).resolve().parents[3] / "sql"
+    """The ``sql/`` shipped in the package (a wheel), or the source tree's (a checkout, ``pip install -e``)."""
+    return packagedata.sql_dir()
 
 
 def load(directory: Path) -> list[Migration]:
-    """All migrations in ``directory``, ordered; raises when one lacks its down file."""
+    """All migrations in ``directory``, ordered.
+
+    Raises :class:`MigrationsNotFound` (a configuration error) when there are none: a store
+    migrated from an empty folder would report a current schema and have no tables; and
+    :class:`MigrationError` when one lacks its down file.
+    """
+    if not any(directory.glob("*.up.sql")):
+        state = "has no NNNN_name.up.sql files" if directory.is_dir() else "does not exist"
+        raise MigrationsNotFound(
+            f"no migrations found: {directory} {state}; set ROUTERWATCH_SQL_DIR to the folder holding "
+            "migrations/ (the repository's sql/), or reinstall routerwatch from a wheel that ships them"
+        )
     found = []
     for path in sorted(directory.glob("*.up.sql")):
         match = _FILE.match(path.name)
