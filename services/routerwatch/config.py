@@ -298,10 +298,10 @@ class Settings(BaseSettings):
     canary: CanarySettings = CanarySettings()
     otlp: OtlpSettings = OtlpSettings()
     log_level: str = "INFO"
-    sql_dir: Path | None = Field(default=None, description="Where sql/migrations lives; default: the source tree's sql/.")
+    sql_dir: Path | None = Field(default=None, description="Where sql/migrations lives; default: the package's copy (a wheel install) or the source tree's sql/.")
 
     prices_file: Path | None = Field(
-        default=None, description="Price table (TOML); default: deploy/prices.toml of the source tree."
+        default=None, description="Price table (TOML); default: the package's copy of deploy/prices.toml (a wheel install) or the source tree's."
     )
     price_source: Literal["table", "litellm"] = Field(
         default="table",
@@ -320,7 +320,7 @@ class Settings(BaseSettings):
         return self.clickhouse_url.get_secret_value()
 
     def migrations_dir(self) -> Path:
-        """The migrations folder: ``sql_dir/migrations``, by default the one shipped in the source tree."""
+        """The migrations folder: ``sql_dir/migrations``, by default the package's copy (a wheel install) or the source tree's."""
         from routerwatch.storage.migrations import default_sql_dir
 
         return (self.sql_dir or default_sql_dir()) / "migrations"
