@@ -682,6 +682,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # The Kafka client's INFO lines (subscriptions, coordinators) drown the command's own output.
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    if args.command not in ("serve", "example-router"):
+        # A one-shot command says why ClickHouse failed in its own line; the driver's warning
+        # ("Unexpected Http Driver Exception") would only come first and say less.
+        logging.getLogger("clickhouse_connect").setLevel(logging.ERROR)
+        # urllib3 retries the same refused connection once (and clickhouse_connect resets "urllib3" on import).
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
