@@ -105,8 +105,9 @@ def _run_main(monkeypatch: pytest.MonkeyPatch, exc: BaseException, *argv: str) -
     def boom(args):  # noqa: ANN001, ANN202
         raise exc
 
-    monkeypatch.setattr(cli, "cmd_wait", boom)
-    return cli.main(["wait", *argv])
+    # serve: main() sets no logger levels or filters for it, so nothing leaks into other tests.
+    monkeypatch.setattr(cli, "cmd_serve", boom)
+    return cli.main(["serve", *argv])
 
 
 def test_main_prints_one_line_and_returns_the_code(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
