@@ -306,7 +306,12 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         if not path.exists():
             print("routerwatch serve is not running and has left no alert state; nothing is firing", file=sys.stderr)
             return 0
-        state = json.loads(path.read_text())
+        try:
+            state = json.loads(path.read_text())
+        except ValueError as exc:
+            raise ConfigError(
+                f"the scheduler's state file {path} is not JSON ({exc}); remove it or set ROUTERWATCH_SCHEDULER__STATE_FILE"
+            ) from None
         firing = state.get("firing", {})
         print(f"serve is not running; {len(firing)} alert(s) firing at its last run (state {path}):")
         for record in firing.values():
@@ -409,10 +414,12 @@ async def _canary_run(settings: Any, files: list[Path], args: argparse.Namespace
     emit = None if args.emit else (lambda result: None)
     prober = CanaryProber(settings, None, emit=emit, use_lease=False)
     await prober.start(schedule=False)
+    sdk = prober._sdk  # kept past stop(): its final counts say whether --emit delivered the results
     try:
         results = await prober.run_all_once()
     finally:
         await prober.stop()
+    dropped = sdk.stats().get("dropped", 0) if sdk is not None else 0
     bad = 0
     for r in results:
         kind = result_kind(r)
@@ -420,7 +427,12 @@ async def _canary_run(settings: Any, files: list[Path], args: argparse.Namespace
         what = r.get("error") or r.get("check_detail") or ""
         print(f"{r['router_id']}/{r['canary_id']}\t{kind}\texpected {r['expected_tier']}\tobserved "
               f"{r.get('observed_tier') or '-'} ({r.get('tier_source') or '-'})\t{r.get('latency_ms') or 0:.0f} ms\t{what}")
-    print(f"{len(results) - bad} of {len(results)} canaries passed" + ("; results sent to Kafka" if args.emit else ""))
+    print(f"{len(results) - bad} of {len(results)} canaries passed" + ("; results sent to Kafka" if args.emit and not dropped else ""))
+    if dropped:
+        raise RetryableError(
+            f"{dropped} canary result(s) not sent: Kafka at {settings.kafka_bootstrap} did not take them "
+            "(start it or set ROUTERWATCH_KAFKA_BOOTSTRAP)"
+        )
     return 1 if bad else 0
 
 
