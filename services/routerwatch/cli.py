@@ -722,5 +722,6 @@ def main(argv: list[str] | None = None) -> int:
         print(terminal_safe(line), file=sys.stderr)
         return code
 
+
 if __name__ == "__main__":
     sys.exit(main())
