@@ -215,6 +215,7 @@ async def start_client(client: Any, bootstrap: str, kwargs: Mapping[str, Any]) -
             raise KafkaAuthError(reason) from None
         if held is not None:
             held.replay()
+        await _close(client)  # a client that never started still holds its connections: no "Unclosed" warning
         raise
     if held is not None:
         held.replay()
