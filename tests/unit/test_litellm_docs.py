@@ -128,3 +128,10 @@ def test_plain_completion_calls_and_request_metadata(doc_env):
     for event in events:
         assert outcomes(event) == [("gpt-4o-mini", "accepted", None)]
         assert event["attempts"][0]["cost_usd"] > 0 and event["attempts"][0]["input_tokens"] > 0
+
+
+def test_the_readmes_litellm_snippet_is_one_of_the_snippets_run_here():
+    readme = (DOC.parents[1] / "README.md").read_text()
+    section = readme.split("## Other ways in", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert blocks and all(block in snippets().values() for block in blocks), blocks
