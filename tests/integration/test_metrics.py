@@ -29,11 +29,14 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 @pytest.fixture
 def env(env: Env) -> Env:
-    # The re-send carries new occurred_at times (the simulator emits relative to now): a re-emission.
-    # Its distance from the first send is this test's own run time, so the window is set well above
-    # it; the window's edges are tested in test_storage.
+    # Both sends replay one timeline (START): the re-send is byte for byte the first send. The window
+    # is kept wide anyway, as before; its edges are tested in test_storage.
     env.extra["ROUTERWATCH_INGEST__REEMISSION_WINDOW_S"] = "3600"
     return env
+
+
+# One simulated hour for both sends (a fixed-seed simulation's ids depend on its timeline).
+START = round(time.time() - 3600, 3)
 
 
 def sdk(env: Env) -> RouterWatch:
@@ -51,7 +54,7 @@ def sdk(env: Env) -> RouterWatch:
 
 def send(env: Env, *, duplicates: int = 0, canaries: int = 0) -> dict[str, Any]:
     rw = sdk(env)
-    summary = emit(rw, Profile(router_id=ROUTER), REQUESTS, SEED, duplicates=duplicates)
+    summary = emit(rw, Profile(router_id=ROUTER), REQUESTS, SEED, duplicates=duplicates, start=START)
     for i in range(canaries):
         with rw.decision(request_id=f"probe-{i}", category="billing", canary_id="probe-billing",
                          event_id=f"00000000-0000-4000-8000-{i:012d}") as d:
@@ -93,7 +96,7 @@ def per_tier(samples: Samples) -> Samples:
 
 def expected() -> dict[str, Counter]:
     exp = {k: Counter() for k in ("attempts", "escalations", "failures", "requests", "paths", "model_cost")}
-    for e in events(Profile(router_id=ROUTER), REQUESTS, SEED):
+    for e in events(Profile(router_id=ROUTER), REQUESTS, SEED, start=START):
         served = [a for a in e["attempts"] if a["outcome"] != "shadow"]
         for a in e["attempts"]:
             exp["attempts"][(a["tier"], e["category"], a["outcome"])] += 1
@@ -164,7 +167,7 @@ def test_per_tier_metrics_match_the_simulated_traffic_and_ignore_duplicates(env,
     by_tier = dict(serve.query("SELECT final_tier, count() FROM requests WHERE served GROUP BY final_tier"))
     assert by_tier == {t: get(samples, "requests_total", final_tier=t) for t in by_tier}
 
-    # Re-send everything (same seed: same event ids) plus more duplicates: nothing may move.
+    # Re-send everything (same seed and timeline: the same events) plus more duplicates: nothing may move.
     dupes_before = get(samples, "ingest_duplicates_total", table="decisions")
     send(env, duplicates=DUPLICATES, canaries=CANARIES)
     resent = REQUESTS + CANARIES + DUPLICATES
