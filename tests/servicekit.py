@@ -105,9 +105,14 @@ class Serve:
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
 
+    def command(self) -> tuple[list[str], dict[str, str], Path]:
+        """What runs serve: its argv, environment and working folder (a subclass runs another install)."""
+        return [*CLI, "serve"], self.env.vars(), REPO
+
     def start(self, timeout: float = 90) -> Serve:
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([*CLI, "serve"], env=self.env.vars(), stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO)
+        argv, variables, cwd = self.command()
+        self.proc = subprocess.Popen(argv, env=variables, stdout=self._log, stderr=subprocess.STDOUT, cwd=cwd)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -13,7 +13,6 @@ import json
 import subprocess
 import sys
 import sysconfig
-import time
 from importlib import metadata
 from pathlib import Path
 
@@ -83,20 +82,8 @@ class WheelServe(Serve):
         super().__init__(env, cwd / "serve.log")
         self.venv, self.cwd = venv, cwd
 
-    def start(self, timeout: float = 90) -> WheelServe:
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [str(self.venv / "bin" / "routerwatch"), "serve"], env=_vars(self.env), cwd=self.cwd,
-            stdout=self._log, stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"serve exited {self.proc.returncode}:\n{self.log()}")
-            if self.health() is not None and "Worker ready" in self.log_text():
-                return self
-            time.sleep(0.3)
-        raise AssertionError(f"serve did not become ready in {timeout}s:\n{self.log()}")
+    def command(self) -> tuple[list[str], dict[str, str], Path]:
+        return [str(self.venv / "bin" / "routerwatch"), "serve"], _vars(self.env), self.cwd
 
 
 def test_the_wheel_ships_its_schema_and_serves_a_report(wheel_venv, kafka_bootstrap, names, tmp_path):
