@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from routerwatch.alerting.runbooks import DEFAULT_RUNBOOK_BASE_URL, check_runbook_base_url
 from routerwatch.errors import ConfigError
 from routerwatch.sdk.client import DECISIONS_TOPIC, FEEDBACK_TOPIC, CANARY_TOPIC
 
@@ -207,7 +208,17 @@ class SchedulerSettings(_Section):
         default=Path(".run/tolerance-designs.json"),
         description="Computed CUSUM designs, kept across restarts (a cold design costs 0.1-1 s of CPU per series).",
     )
-    runbook_base_url: str | None = None
+    runbook_base_url: str = Field(
+        default=DEFAULT_RUNBOOK_BASE_URL,
+        description="Absolute http(s) URL of the runbooks page (alerts/runbooks/README.md where you publish it); each "
+        "alert's runbook_url is this plus #<alertname in lower case>. Default: that page in the project's repository. "
+        "Deploy the rule file with the same base: python -m routerwatch.alerting.runbooks --base-url URL.",
+    )
+
+    @field_validator("runbook_base_url")
+    @classmethod
+    def _absolute_runbook_base(cls, value: str) -> str:
+        return check_runbook_base_url(value)
 
 
 class CanarySettings(_Section):

@@ -57,7 +57,7 @@ from routerwatch.alerting.errors import (
     ClientNotStarted,
 )
 from routerwatch.alerting.models import Alert, format_time, label_key, parse_time
-from routerwatch.alerting.runbooks import runbook_url
+from routerwatch.alerting.runbooks import check_runbook_base_url, runbook_url
 
 log = logging.getLogger("routerwatch.alerting")
 
@@ -321,7 +321,8 @@ class AlertManagerClient:
     auth as ``http://user:password@host``). ``state_path`` is the JSON file that makes restarts
     safe; without it the firing set lives in memory only. ``resend_ttl`` is how far ahead of
     each send ``endsAt`` is set: longer than the interval between syncs (and a restart), shorter
-    than you can tolerate an orphaned alert. ``runbook_base_url`` fills the ``runbook_url``
+    than you can tolerate an orphaned alert. ``runbook_base_url`` (an absolute http(s) URL;
+    default: the runbooks' page in the project's repository) fills the ``runbook_url``
     annotation of alerts that have none. Environment proxies are ignored unless
     ``use_env_proxy`` is true (Alertmanagers are usually on the local network).
 
@@ -356,6 +357,11 @@ class AlertManagerClient:
                 raise AlertingError(f"Alertmanager URL {_redact(url)!r} is not http(s)")
         if resend_ttl <= timedelta(0):
             raise AlertingError("resend_ttl must be positive")
+        if runbook_base_url is not None:
+            try:
+                check_runbook_base_url(runbook_base_url)
+            except ValueError as exc:
+                raise AlertingError(str(exc)) from None
         self.urls = urls
         self.state_path = Path(state_path) if state_path is not None else None
         self.resend_ttl = resend_ttl
