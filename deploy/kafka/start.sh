@@ -5,7 +5,8 @@
 #
 # Environment:
 #   KAFKA_PORT             PLAINTEXT listener port          (default 9092)
-#   KAFKA_CONTROLLER_PORT  CONTROLLER listener port         (default KAFKA_PORT+1)
+#   KAFKA_CONTROLLER_PORT  CONTROLLER listener port         (default KAFKA_PORT+10001: 19093,
+#                          clear of Alertmanager's default 9093 and 9094)
 #   KAFKA_DATA_DIR         config, logs, pid file, data     (default <repo>/.run/kafka)
 #   KAFKA_NUM_PARTITIONS   default partitions for new topics (default 1)
 #   KAFKA_START_TIMEOUT    seconds to wait for readiness    (default 60)
@@ -27,6 +28,8 @@
 #                                 are written at format time (a fresh KAFKA_DATA_DIR).
 #                                 Names [A-Za-z0-9._-], passwords [A-Za-z0-9._@%+-].
 #
+# `start.sh --print-ports` prints the ports it would listen on (name=port lines) and exits.
+#
 # Idempotent: if the broker of this data dir is already up, says so and
 # exits 0. On success the last line of stdout is the bootstrap address
 # (127.0.0.1:PORT); all other messages go to stderr.
@@ -36,7 +39,11 @@ SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_DIR="$(cd "$SCRIPT_DIR/../.." && pwd)"
 
 PORT="${KAFKA_PORT:-9092}"
-CPORT="${KAFKA_CONTROLLER_PORT:-$((PORT + 1))}"
+# Not KAFKA_PORT+1: that is 9093, where Alertmanager (and Debian's prometheus-alertmanager
+# service) listens by default. PORT-1 when PORT+10001 is out of range.
+default_cport=$((PORT + 10001))
+((default_cport <= 65535)) || default_cport=$((PORT - 1))
+CPORT="${KAFKA_CONTROLLER_PORT:-$default_cport}"
 DATA_DIR="${KAFKA_DATA_DIR:-$REPO_DIR/.run/kafka}"
 NUM_PARTITIONS="${KAFKA_NUM_PARTITIONS:-1}"
 TIMEOUT="${KAFKA_START_TIMEOUT:-60}"
@@ -68,6 +75,11 @@ if [[ -n "$SASL_PORT" ]]; then
     [[ "$entry" =~ ^[A-Za-z0-9._-]+:[A-Za-z0-9._@%+-]+$ ]] \
       || die "KAFKA_SASL_USERS: '${entry%%:*}:...' is not name:password (names [A-Za-z0-9._-], passwords [A-Za-z0-9._@%+-])"
   done
+fi
+if [[ "${1:-}" == "--print-ports" ]]; then
+  printf 'plaintext=%s\ncontroller=%s\n' "$PORT" "$CPORT"
+  [[ -z "$SASL_PORT" ]] || printf 'sasl_ssl=%s\n' "$SASL_PORT"
+  exit 0
 fi
 command -v java >/dev/null 2>&1 || die "java not found on PATH (Java 17+ required)"
 
