@@ -10,6 +10,10 @@ rules`` (tests/integration/test_alert_rules.py) validates them as YAML and PromQ
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+import tomllib
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -17,8 +21,11 @@ import pytest
 from routerwatch.alerting.runbooks import (
     ALERT_NAME_RE,
     DEFAULT_RUNBOOK_BASE_URL,
+    REPOSITORY_URL,
     RUNBOOK_PATH,
     SCHEDULER_ALERT_NAMES,
+    check_runbook_base_url,
+    rules_with_base,
     runbook_anchor,
     runbook_url,
 )
@@ -159,3 +166,89 @@ def test_scope_convention_is_documented_and_used_by_the_example_config() -> None
     assert 'scope="tier"' in text and 'scope="category"' in text
     config = (ALERTS / "alertmanager.example.yml").read_text()
     assert 'source_matchers: [scope="tier"]' in config and 'target_matchers: [scope="category"]' in config
+
+
+def _absolute(url: str) -> bool:
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def test_the_default_runbook_base_is_an_absolute_url_of_the_runbooks_page() -> None:
+    assert _absolute(DEFAULT_RUNBOOK_BASE_URL), DEFAULT_RUNBOOK_BASE_URL
+    assert DEFAULT_RUNBOOK_BASE_URL.startswith(REPOSITORY_URL + "/") and DEFAULT_RUNBOOK_BASE_URL.endswith("/" + RUNBOOK_PATH)
+    for name in ALL_ALERT_NAMES:
+        assert _absolute(runbook_url(name)), name
+
+
+def test_pyproject_names_the_same_repository_when_it_names_one() -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    urls = {k.lower(): v.rstrip("/") for k, v in project.get("urls", {}).items()}
+    for key in ("repository", "source", "source code"):
+        if key in urls:
+            assert urls[key] == REPOSITORY_URL, f"[project.urls] {key} and runbooks.REPOSITORY_URL disagree"
+
+
+@pytest.mark.parametrize("path", sorted(ALERTS.glob("*.yml")), ids=lambda p: p.name)
+def test_every_runbook_url_in_the_rule_files_is_absolute_with_the_default_base(path: Path) -> None:
+    values = re.findall(r"^\s*runbook_url:\s*(\S+)\s*$", path.read_text(), flags=re.MULTILINE)
+    for value in values:
+        assert value.split("#", 1)[0] == DEFAULT_RUNBOOK_BASE_URL, f"{path.name}: {value}"
+        anchor = value.split("#", 1)[1]
+        assert anchor == anchor.lower() and anchor.startswith("routerwatch"), f"{path.name}: {value}"
+    assert values or not path.name.endswith(".rules.yml"), f"{path.name} has no runbook_url"
+
+
+@pytest.mark.parametrize("base", [
+    "alerts/runbooks/README.md", "/alerts/runbooks/README.md", "runbooks#x", "ftp://host/runbooks.md",
+    "file:///srv/runbooks.md", "https://", "https:///path", "", " https://h/x", "https://h/a b",
+])
+def test_a_base_that_is_not_an_absolute_http_url_is_refused(base: str) -> None:
+    with pytest.raises(ValueError, match="absolute http"):
+        check_runbook_base_url(base)
+    with pytest.raises(ValueError, match="absolute http"):
+        runbook_url("RouterwatchIngestPaused", base)
+
+
+def test_an_absolute_base_is_kept() -> None:
+    for base in ("https://wiki.example.org/routerwatch/runbooks", "http://10.0.0.5:8080/runbooks.html"):
+        assert check_runbook_base_url(base) == base
+        assert runbook_url("RouterwatchIngestPaused", base) == f"{base}#routerwatchingestpaused"
+
+
+def test_the_setting_is_validated_and_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from routerwatch.config import load_settings
+    from routerwatch.errors import ConfigError
+
+    assert load_settings().scheduler.runbook_base_url == DEFAULT_RUNBOOK_BASE_URL
+    monkeypatch.setenv("ROUTERWATCH_SCHEDULER__RUNBOOK_BASE_URL", "https://wiki.example.org/runbooks")
+    assert load_settings().scheduler.runbook_base_url == "https://wiki.example.org/runbooks"
+    monkeypatch.setenv("ROUTERWATCH_SCHEDULER__RUNBOOK_BASE_URL", "alerts/runbooks/README.md")
+    with pytest.raises(ConfigError, match="ROUTERWATCH_SCHEDULER__RUNBOOK_BASE_URL: .*absolute http"):
+        load_settings()
+
+
+def test_the_client_refuses_a_relative_base() -> None:
+    from routerwatch.alerting import AlertManagerClient
+    from routerwatch.alerting.errors import AlertingError
+
+    with pytest.raises(AlertingError, match="absolute http"):
+        AlertManagerClient("http://127.0.0.1:9093", runbook_base_url="alerts/runbooks/README.md")
+
+
+def test_the_rule_files_render_with_another_base() -> None:
+    base = "https://wiki.example.org/routerwatch/runbooks"
+    for path in RULE_FILES:
+        rendered = rules_with_base(path.read_text(), base)
+        rules = [r for r in parse_rules(rendered) if r["kind"] == "alert"]
+        assert rules
+        for rule in rules:
+            assert rule["annotations"]["runbook_url"] == runbook_url(rule["name"], base)
+        assert DEFAULT_RUNBOOK_BASE_URL + "#" not in rendered
+    with pytest.raises(ValueError):
+        rules_with_base("", "runbooks/")
+    done = subprocess.run([sys.executable, "-m", "routerwatch.alerting.runbooks", "--base-url", base],
+                          input=RULE_FILES[0].read_text(), capture_output=True, text=True, check=True)
+    assert done.stdout == rules_with_base(RULE_FILES[0].read_text(), base)
+    bad = subprocess.run([sys.executable, "-m", "routerwatch.alerting.runbooks", "--base-url", "runbooks/"],
+                         input="", capture_output=True, text=True)
+    assert bad.returncode == 2 and "absolute http" in bad.stderr
