@@ -28,11 +28,27 @@ class _Section(BaseModel):
 
 
 class TopicSettings(_Section):
-    decisions: str = DECISIONS_TOPIC
-    feedback: str = FEEDBACK_TOPIC
-    canary: str = CANARY_TOPIC
-    dlq: str = "routerwatch.decisions.dlq"
-    partitions: int = Field(default=4, ge=1, description="Used when routerwatch creates the topics.")
+    decisions: str = Field(
+        default=DECISIONS_TOPIC,
+        description="RoutingDecision events: the routers' SDK and the OTLP receiver produce them, ingest consumes them. "
+        "Renamed here, rename it in the routers' SDK config (decisions_topic) too.",
+    )
+    feedback: str = Field(
+        default=FEEDBACK_TOPIC, description="QualityFeedback events (the SDK's feedback_topic), consumed by ingest."
+    )
+    canary: str = Field(
+        default=CANARY_TOPIC, description="CanaryResult events: the canary prober's results (the SDK's canary_topic), consumed by ingest."
+    )
+    dlq: str = Field(
+        default="routerwatch.decisions.dlq",
+        description="Dead-letter topic: messages ingest or the OTLP receiver cannot store, with the reason in their "
+        "headers; `routerwatch dlq` lists them.",
+    )
+    partitions: int = Field(
+        default=4, ge=1,
+        description="Partitions of each topic `serve` creates at start when it does not exist yet (existing topics keep "
+        "theirs); at most this many ingest instances share the work.",
+    )
 
 
 class KafkaSecurity(_Section):
@@ -42,17 +58,33 @@ class KafkaSecurity(_Section):
     ``__PASSWORD`` and ``__CA_FILE`` is the usual production setup; see routerwatch.kafka_client.
     """
 
-    protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
-        default=None, description="Required with SASL_PLAINTEXT / SASL_SSL."
+    protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT",
+        description="How every Kafka client of routerwatch connects: SSL is TLS without SASL, SASL_SSL a SASL login "
+        "over TLS (the usual production setup), SASL_PLAINTEXT a SASL login without TLS.",
     )
-    username: str | None = None
-    password: SecretStr | None = None
-    ca_file: Path | None = Field(default=None, description="PEM CA bundle the broker's certificate is checked against; default: the system's.")
-    cert_file: Path | None = Field(default=None, description="PEM client certificate (mutual TLS).")
-    key_file: Path | None = Field(default=None, description="PEM private key of cert_file.")
-    key_password: SecretStr | None = None
-    check_hostname: bool = Field(default=True, description="Check the broker's name against its certificate.")
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        default=None, description="SASL mechanism; required with SASL_PLAINTEXT / SASL_SSL, refused without SASL."
+    )
+    username: str | None = Field(default=None, description="SASL user; required with SASL_PLAINTEXT / SASL_SSL.")
+    password: SecretStr | None = Field(
+        default=None, description="SASL password; required with SASL_PLAINTEXT / SASL_SSL; never logged."
+    )
+    ca_file: Path | None = Field(
+        default=None,
+        description="PEM CA bundle the broker's certificate is checked against; unset: the system's CAs. "
+        "Only with SSL / SASL_SSL.",
+    )
+    cert_file: Path | None = Field(
+        default=None, description="PEM client certificate, for brokers that require mutual TLS (SSL / SASL_SSL)."
+    )
+    key_file: Path | None = Field(default=None, description="PEM private key of cert_file (needs cert_file).")
+    key_password: SecretStr | None = Field(default=None, description="Password of an encrypted key_file; never logged.")
+    check_hostname: bool = Field(
+        default=True,
+        description="Check the broker's name against its certificate. false skips only the name check: the "
+        "certificate is always verified.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> KafkaSecurity:
@@ -128,8 +160,14 @@ class IngestSettings(_Section):
     # per core from 5,000). batch_seconds bounds freshness below batch_size / batch_seconds events/s.
     batch_size: int = Field(default=25_000, ge=1, description="Events per ClickHouse insert, at most.")
     batch_seconds: float = Field(default=1.0, gt=0, description="Longest wait before a partial batch is stored.")
-    retry_initial_s: float = Field(default=0.5, gt=0)
-    retry_max_s: float = Field(default=30.0, gt=0)
+    retry_initial_s: float = Field(
+        default=0.5, gt=0,
+        description="First wait before retrying when ClickHouse or Kafka is unavailable (an insert, a dead letter, "
+        "the OTLP receiver's produce, a restarted consumer); doubled after each failure up to retry_max_s.",
+    )
+    retry_max_s: float = Field(
+        default=30.0, gt=0, description="Longest wait between retries while ClickHouse or Kafka stays unavailable."
+    )
     # A redelivered or replayed message carries its original occurred_at and is recognised at any
     # age; this window is only for a router recording the same event_id again at a new time. The
     # dedup lookup reads the decisions within it of each batch's events (ingest/dedup.py), so its
@@ -139,7 +177,11 @@ class IngestSettings(_Section):
         default=60.0, ge=0,
         description="How far apart in occurred_at two events with one event_id are still recognised as one.",
     )
-    session_timeout_s: float = Field(default=30.0, ge=1)
+    session_timeout_s: float = Field(
+        default=30.0, ge=1,
+        description="Kafka consumer session timeout of ingest: an instance silent this long loses its partitions to "
+        "the others (heartbeats every min(3 s, timeout / 3)). Must lie within the broker's group session limits.",
+    )
     dlq_redact: list[str] = Field(
         default_factory=list,
         description="Dotted JSON paths blanked out of dead-lettered payloads (`*` for every element or key; "
@@ -178,7 +220,10 @@ class MetricsSettings(_Section):
 class SchedulerSettings(_Section):
     """The drift detectors' schedule, budgets and where their alerts go."""
 
-    enabled: bool = True
+    enabled: bool = Field(
+        default=True,
+        description="Run the drift detectors inside `serve`; false: serve only ingests and raises no drift alerts.",
+    )
     interval_s: float = Field(default=60.0, gt=0, description="How often the detectors run.")
     lookback_minutes: int = Field(
         default=360, ge=10, description="History each run re-reads: CUSUMs restart from zero this far back."
@@ -187,10 +232,17 @@ class SchedulerSettings(_Section):
     # often than their budget in the replay benchmark (bench/RESULTS-drift.md); a week brings it to ~1.1x.
     baseline_window_hours: float = Field(default=168.0, gt=0, description="History a baseline is learned from.")
     auto_baseline: bool = Field(default=True, description="Learn a first baseline for a series once it has enough history.")
-    baseline_min_trials: int = Field(default=1000, ge=1)
+    baseline_min_trials: int = Field(
+        default=1000, ge=1,
+        description="Trials a series needs (over at least an hour of its history) before a baseline is learned for "
+        "it, automatically or by `routerwatch baseline learn`.",
+    )
     false_pages_per_month: float = Field(default=1.0, gt=0, description="Fleet-wide false-alarm budget of the CUSUMs.")
     escalation_delta: float = Field(default=0.03, gt=0, lt=1, description="Escalation-rate shift to detect (absolute).")
-    failure_delta: float = Field(default=0.02, gt=0, lt=1)
+    failure_delta: float = Field(
+        default=0.02, gt=0, lt=1,
+        description="Failure-mode rate rise to detect (absolute, per router, tier and mode); raises a warning, not a page.",
+    )
     min_volume: float = Field(default=5.0, ge=0, description="Baseline trials/minute below which a series is not judged.")
     hourly_lookback_hours: float = Field(
         default=168.0, gt=0, le=24 * 90,
@@ -202,7 +254,11 @@ class SchedulerSettings(_Section):
     )
     kept_p95_ms: float = Field(default=5000.0, gt=0, description="Latency SLO target of kept requests (p95).")
     escalated_p95_ms: float = Field(default=13000.0, gt=0, description="Latency SLO target of escalated requests (p95).")
-    alertmanager_urls: list[str] = Field(default_factory=list, description="JSON list; empty: alerts are only listed.")
+    alertmanager_urls: list[str] = Field(
+        default_factory=list,
+        description="Alertmanager base URLs (JSON list, e.g. [\"http://alertmanager:9093\"]; basic auth as "
+        "http://user:password@host); empty: alerts are only listed (`routerwatch alerts`, /alerts).",
+    )
     state_file: Path = Field(default=Path(".run/alerting-state.json"), description="Firing set, kept across restarts.")
     design_cache_file: Path = Field(
         default=Path(".run/tolerance-designs.json"),
@@ -257,7 +313,11 @@ class CanarySettings(_Section):
 
 
 class HttpSettings(_Section):
-    host: str = "127.0.0.1"
+    host: str = Field(
+        default="127.0.0.1",
+        description="Address `serve`'s HTTP endpoints listen on (the CLI's sql, report and alerts ask serve there). "
+        "Beyond loopback (0.0.0.0, an interface address, a name) only with ROUTERWATCH_HTTP__TOKEN.",
+    )
     port: int = Field(default=9464, ge=0, le=65535, description="/metrics, /health and /query of `serve`.")
     token: SecretStr | None = Field(
         default=None,
@@ -276,7 +336,10 @@ class OtlpSettings(_Section):
     """The OTLP/HTTP traces receiver of `serve` (``POST /v1/traces``; see docs/otlp.md and routerwatch.otlp)."""
 
     enabled: bool = Field(default=False, description="Listen for OTLP traces and turn each trace into a RoutingDecision.")
-    host: str = "127.0.0.1"
+    host: str = Field(
+        default="127.0.0.1",
+        description="Address the OTLP receiver listens on; beyond loopback only with ROUTERWATCH_HTTP__TOKEN.",
+    )
     port: int = Field(default=4318, ge=0, le=65535, description="OTLP/HTTP's usual port; needs ROUTERWATCH_HTTP__TOKEN beyond loopback.")
     grace_s: float = Field(default=2.0, ge=0, description="After a trace's root or router span arrives: wait this long for late spans.")
     window_s: float = Field(default=30.0, gt=0, description="A trace open this long (since its first span) is assembled or dead-lettered.")
@@ -295,20 +358,66 @@ class Settings(BaseSettings):
 
     clickhouse_url: SecretStr = Field(
         default=SecretStr("chdb://.run/store"),
-        description="chdb:///path (embedded) or http(s)://user:pass@host:8123; secret because it may hold a password",
+        description="chdb:///path for the embedded store (default: .run/store under the working directory) or "
+        "http(s)://user:pass@host:8123 for a ClickHouse server; a secret because it may hold a password.",
     )
-    database: str = Field(default="routerwatch", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    kafka_bootstrap: str = "127.0.0.1:9092"
-    kafka_security: KafkaSecurity = KafkaSecurity()
-    topics: TopicSettings = TopicSettings()
-    ingest: IngestSettings = IngestSettings()
-    http: HttpSettings = HttpSettings()
-    query: QuerySettings = QuerySettings()
-    metrics: MetricsSettings = MetricsSettings()
-    scheduler: SchedulerSettings = SchedulerSettings()
-    canary: CanarySettings = CanarySettings()
-    otlp: OtlpSettings = OtlpSettings()
-    log_level: str = "INFO"
+    database: str = Field(
+        default="routerwatch", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="ClickHouse database of routerwatch's tables; `routerwatch migrate` creates it if it does not exist.",
+    )
+    kafka_bootstrap: str = Field(
+        default="127.0.0.1:9092",
+        description="Kafka bootstrap servers, host:port[,host:port...]; set it to use an existing broker "
+        "(`make demo` then starts none).",
+    )
+    kafka_security: KafkaSecurity = Field(
+        default=KafkaSecurity(), title="Kafka security",
+        description="TLS and SASL of every Kafka client routerwatch creates: the ingest consumer, the dead-letter "
+        "producer, the canary prober's lease and its SDK, `wait`, `dlq`, `simulate` and the example router. "
+        "A combination that cannot work (SASL without a user, a CA file with a plaintext protocol, a missing file) "
+        "is a configuration error naming the variable. Routers pass the same options to the SDK as constructor arguments.",
+    )
+    topics: TopicSettings = Field(
+        default=TopicSettings(), title="Kafka topics",
+        description="The topics routerwatch reads and writes; routers' SDKs must produce to the same names.",
+    )
+    ingest: IngestSettings = Field(
+        default=IngestSettings(), title="Ingest",
+        description="The consumer inside `serve` that validates the events, stores them in ClickHouse in batches and "
+        "dead-letters what it cannot store.",
+    )
+    http: HttpSettings = Field(
+        default=HttpSettings(), title="HTTP endpoints and security",
+        description="`serve`'s endpoints: /health and /metrics are open; /query, /alerts, /alerts/evaluate, "
+        "/baselines/learn and /canaries are guarded (bearer token, CSRF rules). Who can reach what: "
+        "deploy/threat-model.md.",
+    )
+    query: QuerySettings = Field(
+        default=QuerySettings(), title="Read-only SQL limits",
+        description="Limits of the read-only SQL surface (/query, `routerwatch sql`, `report`), applied by the engine "
+        "to every such query; none can be turned off (0 is not accepted).",
+    )
+    metrics: MetricsSettings = Field(
+        default=MetricsSettings(), title="Prometheus metrics", description="What `serve` exports on /metrics."
+    )
+    scheduler: SchedulerSettings = Field(
+        default=SchedulerSettings(), title="Drift scheduler and alerting",
+        description="The drift detectors inside `serve`: their schedule, false-alarm budget, baselines, latency "
+        "targets and where their alerts go.",
+    )
+    canary: CanarySettings = Field(
+        default=CanarySettings(), title="Canary probes",
+        description="Canary probes fired by `serve`: which sets, at which router, how the serving tier is read, and "
+        "the N-of-M alert windows. One `serve` at a time probes (a Kafka lease).",
+    )
+    otlp: OtlpSettings = Field(
+        default=OtlpSettings(), title="OTLP traces receiver",
+        description="The OTLP/HTTP traces receiver of `serve` (POST /v1/traces; docs/otlp.md): each trace becomes "
+        "one RoutingDecision on the decisions topic; broken or overflowing traces are dead-lettered.",
+    )
+    log_level: str = Field(
+        default="INFO", description="Log level of `serve` (DEBUG, INFO, WARNING, ERROR); the other subcommands log at INFO."
+    )
     sql_dir: Path | None = Field(default=None, description="Where sql/migrations lives; default: the package's copy (a wheel install) or the source tree's sql/.")
 
     prices_file: Path | None = Field(
