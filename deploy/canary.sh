@@ -17,22 +17,13 @@ TIMEOUT="${CANARY_WAIT_S:-240}"
 # Prints the router's active canary alerts; exits 0 when the wanted state holds: "paging" once the
 # side-wide page is active (each canary pages on its own probe schedule, so the first per-canary page
 # comes before enough of a side's canaries have flipped), "clear" once no canary alert is active.
+# Only alerts in state "active" count: a per-canary page inhibited by the side-wide one (local.yml),
+# or one under a silence, is "suppressed" and listed apart.
 alerts() {
-  "$BIN/python" - "$AM_URL" "$ROUTER" "$1" <<'PY'
-import json, sys, urllib.request
-url, router, wanted = sys.argv[1:4]
-with urllib.request.urlopen(f"{url}/api/v2/alerts?active=true&filter=router%3D%22{router}%22", timeout=5) as r:
-    alerts = [a for a in json.loads(r.read()) if a["labels"]["alertname"].startswith("RouterwatchCanary")]
-print(f"Alertmanager {url}: {len(alerts)} active canary alert(s) for router {router}")
-for a in alerts:
-    labels = a["labels"]
-    where = ", ".join(f"{k}={labels[k]}" for k in ("scope", "side", "canary") if k in labels)
-    state = a["status"]["state"]  # "suppressed": inhibited by the side-wide page (see local.yml)
-    print(f"  {labels['alertname']} [{labels['severity']}, {state}] {where}")
-    print(f"    {a['annotations'].get('summary')}")
-side_wide = any(a["labels"].get("scope") == "side" for a in alerts)
-sys.exit(0 if (side_wide if wanted == "paging" else not alerts) else 1)
-PY
+  local expect=(--expect-none)
+  [[ "$1" == paging ]] && expect=(--expect scope=side)
+  "$BIN/python" -m routerwatch.alerting.active "$AM_URL" "router=$ROUTER" \
+    --alertname-prefix RouterwatchCanary --what "canary alert" "${expect[@]}"
 }
 
 wait_for() {

@@ -21,19 +21,9 @@ if [[ -z "${ROUTERWATCH_KAFKA_BOOTSTRAP:-}" && -f "$RUN/kafka.bootstrap" ]]; the
 fi
 rw() { "$BIN/routerwatch" "$@"; }
 
+# Only alerts in state "active" are counted: one a silence or an inhibition suppresses is listed apart.
 show_alertmanager() {
-  "$BIN/python" - "$AM_URL" "$ROUTER" <<'PY'
-import json, sys, urllib.request
-url, router = sys.argv[1], sys.argv[2]
-with urllib.request.urlopen(f"{url}/api/v2/alerts?filter=router%3D%22{router}%22", timeout=5) as r:
-    alerts = json.loads(r.read())
-print(f"Alertmanager {url}/api/v2/alerts: {len(alerts)} active alert(s) for router {router}")
-for a in alerts:
-    labels = a["labels"]
-    print(f"  {labels['alertname']} [{labels['severity']}] tier={labels.get('tier')} category={labels.get('category')} direction={labels.get('direction')}")
-    print(f"    {a['annotations'].get('summary')}")
-    print(f"    runbook: {a['annotations'].get('runbook_url')}")
-PY
+  "$BIN/python" -m routerwatch.alerting.active "$AM_URL" "router=$ROUTER" --runbook
 }
 
 case "${1:-start}" in
