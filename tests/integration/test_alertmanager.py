@@ -20,6 +20,7 @@ from servicekit import REPO, free_port
 
 from routerwatch.alerting import Alert, AlertManagerClient
 from routerwatch.alerting.models import parse_time
+from routerwatch.alerting.runbooks import DEFAULT_RUNBOOK_BASE_URL
 
 pytestmark = pytest.mark.integration
 
@@ -119,7 +120,8 @@ def test_fire_resend_resolve(alertmanager: Alertmanager, webhook: Webhook, clien
     [got] = wait_api(client, router, 1)
     assert got["labels"] == alert.labels
     assert got["status"]["state"] == "active"
-    assert got["annotations"]["runbook_url"] == "alerts/runbooks/README.md#routerwatchescalationdrift"
+    assert got["annotations"]["runbook_url"] == f"{DEFAULT_RUNBOOK_BASE_URL}#routerwatchescalationdrift"
+    assert got["annotations"]["runbook_url"].startswith("https://")
     for key in ("summary", "description", "query", "baseline", "observed", "magnitude", "change_start", "mix_effect", "within_effect"):
         assert got["annotations"][key] == alert.annotations[key], key
     assert got["annotations"]["query"] == QUERY

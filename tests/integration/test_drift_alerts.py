@@ -20,6 +20,7 @@ from servicekit import Env, Serve
 
 from routerwatch.sdk import RouterWatch, SdkConfig
 from routerwatch.simulate import Profile, emit
+from routerwatch.alerting.runbooks import DEFAULT_RUNBOOK_BASE_URL
 
 pytestmark = pytest.mark.integration
 
@@ -101,7 +102,7 @@ def test_escalation_incident_pages_then_resolves(kafka_bootstrap, names, tmp_pat
         assert alert["labels"]["scope"] == "category"
         for key in ("summary", "description", "runbook_url", "query", "baseline", "observed", "magnitude", "change_start"):
             assert alert["annotations"].get(key), key
-        assert alert["annotations"]["runbook_url"].endswith("#routerwatchescalationdrift")
+        assert alert["annotations"]["runbook_url"] == f"{DEFAULT_RUNBOOK_BASE_URL}#routerwatchescalationdrift"
         assert float(alert["annotations"]["observed"]) > float(alert["annotations"]["baseline"]) + 0.2
         webhook.wait_for(lambda p: p.get("status") == "firing" and p["commonLabels"].get("router") == router)
 

@@ -25,6 +25,7 @@ from routerwatch.alerting import (
 )
 from routerwatch.errors import PermanentError, RetryableError, RouterwatchError
 from routerwatch.alerting.errors import AlertmanagerUnavailable, AlertRejected
+from routerwatch.alerting.runbooks import DEFAULT_RUNBOOK_BASE_URL
 
 # Nothing listens on port 1: every send fails fast with "connection refused".
 DOWN = "http://127.0.0.1:1"
@@ -192,7 +193,7 @@ def test_starts_at_is_kept_resends_move_ends_at_and_absent_alerts_resolve(make_c
     saved = json.loads(state.read_text())
     assert {r["starts_at"] for r in saved["firing"]} == {"2026-03-01T12:00:00.000Z"}
     assert {r["ends_at"] for r in saved["firing"]} == {"2026-03-01T12:04:00.000Z"}
-    assert all(r["annotations"]["runbook_url"] == "alerts/runbooks/README.md#routerwatchescalationdrift" for r in saved["firing"])
+    assert all(r["annotations"]["runbook_url"] == f"{DEFAULT_RUNBOOK_BASE_URL}#routerwatchescalationdrift" for r in saved["firing"])
 
     clock.now = T0 + timedelta(minutes=1)
     result = client.sync([a, a], clock.now)  # duplicates are one alert
