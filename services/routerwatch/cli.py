@@ -1,7 +1,7 @@
 """The ``routerwatch`` command.
 
 Subcommands: ``migrate``, ``serve``, ``simulate``, ``wait``, ``dlq``, ``sql``, ``report``,
-``alerts``, ``baseline``, ``canary``, ``example-router``, ``schemas``. Settings come from ``ROUTERWATCH_*`` environment variables (see
+``alerts``, ``baseline``, ``canary``, ``example-router``, ``schemas``, ``config``. Settings come from ``ROUTERWATCH_*`` environment variables (see
 :mod:`routerwatch.config`), built once here and passed down. Exit codes: 0 ok,
 1 the command ran and found a problem, 2 bad usage or configuration,
 3 a dependency (Kafka, ClickHouse) is unavailable.
@@ -390,6 +390,36 @@ def cmd_schemas(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config(args: argparse.Namespace) -> int:
+    from routerwatch import configref
+
+    target = args.file
+    if args.check:
+        if target == "-":
+            print("routerwatch: usage error: --check compares a file: give --file PATH, not -", file=sys.stderr)
+            return 2
+        path = Path(target)
+        if not path.is_file():
+            print(f"routerwatch: usage error: no such file: {path} (give --file)", file=sys.stderr)
+            return 2
+        diff = configref.drift(path)
+        if diff:
+            print("\n".join(diff))
+            regenerate = configref.REGENERATE + ("" if target == configref.REFERENCE_FILE else f" --file {target}")
+            print(f"routerwatch: {path} is out of date with the settings models (diff above): run `{regenerate}`",
+                  file=sys.stderr)
+            return 1
+        print(f"{path} matches the settings models")
+        return 0
+    text = configref.render()
+    if target == "-":
+        sys.stdout.write(text)
+        return 0
+    Path(target).write_text(text, encoding="utf-8")
+    print(f"wrote {target}")
+    return 0
+
+
 def cmd_canary(args: argparse.Namespace) -> int:
     from routerwatch.canary.prober import load_targets
 
@@ -596,6 +626,13 @@ def parser() -> argparse.ArgumentParser:
     sc.add_argument("action", choices=["export", "check"])
     sc.add_argument("--dir", default="schemas")
     sc.set_defaults(func=cmd_schemas)
+
+    cf = sub.add_parser("config", help="write or check the configuration reference (docs/configuration.md)")
+    cf.add_argument("action", choices=["reference"])
+    cf.add_argument("--check", action="store_true",
+                    help="exit 1, printing the difference, when the file differs from the settings models")
+    cf.add_argument("--file", default="docs/configuration.md", help="the reference (default docs/configuration.md; - for stdout)")
+    cf.set_defaults(func=cmd_config)
     return p
 
 

@@ -135,6 +135,7 @@ SCENARIOS: dict[str, dict[tuple[str, ...], Case | NotApplicable]] = {
         ("example-router", "switch"): Case(("example-router", "switch", "--url", f"http://127.0.0.1:{CLOSED}"), 3, "no router"),
         ("schemas", "export"): NO_KAFKA,
         ("schemas", "check"): NO_KAFKA,
+        ("config", "reference"): NO_KAFKA,
     },
     "clickhouse_down": {
         ("migrate",): Case(("migrate",), 3, "cannot open ClickHouse"),
@@ -156,6 +157,7 @@ SCENARIOS: dict[str, dict[tuple[str, ...], Case | NotApplicable]] = {
         ("example-router", "switch"): NO_CLICKHOUSE,
         ("schemas", "export"): NO_CLICKHOUSE,
         ("schemas", "check"): NO_CLICKHOUSE,
+        ("config", "reference"): NO_CLICKHOUSE,
     },
     "missing_file": {
         ("migrate",): Case(("migrate",), 2, "no migrations found", env={"ROUTERWATCH_SQL_DIR": "{tmp}/missing"}),
@@ -181,6 +183,7 @@ SCENARIOS: dict[str, dict[tuple[str, ...], Case | NotApplicable]] = {
         # A path under a regular file cannot be a folder.
         ("schemas", "export"): Case(("schemas", "export", "--dir", "{tmp}/a-file/schemas"), 2, "a-file"),
         ("schemas", "check"): Case(("schemas", "check", "--dir", "{tmp}/missing"), 2, "no such directory"),
+        ("config", "reference"): Case(("config", "reference", "--check", "--file", "{tmp}/missing.md"), 2, "no such file"),
     },
     "sdk_only": {
         **{
@@ -207,6 +210,8 @@ SCENARIOS: dict[str, dict[tuple[str, ...], Case | NotApplicable]] = {
         # The events and their JSON Schema need only pydantic: these work in the SDK-only install.
         ("schemas", "export"): Case(("schemas", "export", "--dir", "{tmp}/schemas"), 0),
         ("schemas", "check"): Case(("schemas", "check", "--dir", "{tmp}/missing"), 2, "no such directory"),
+        # The reference is rendered from the service's settings models (pydantic-settings).
+        ("config", "reference"): Case(("config", "reference", "--file", "{tmp}/configuration.md"), 3, PIP_HINT),
     },
 }
 
