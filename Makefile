@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo incident incident-end canary-break canary-heal bench bench-drift stop test test-unit faults venv kafka-jars system-deps schemas clean
+.PHONY: demo incident incident-end canary-break canary-heal bench bench-drift stop test test-unit faults venv kafka-jars system-deps schemas docs clean
 
 # Pinned by deploy/requirements.lock (pip constraints): every machine, CI's included, tests the same versions.
 $(STAMP): pyproject.toml deploy/requirements.lock
@@ -68,6 +68,10 @@ test-unit: venv
 
 schemas: venv
 	$(BIN)/routerwatch schemas export
+
+## docs: the documentation site (mkdocs.yml, docs/) into site/, strict: a broken link fails
+docs: venv
+	$(BIN)/mkdocs build --strict --site-dir site
 
 clean: stop
 	rm -rf .run

@@ -1,14 +1,14 @@
-"""The README's SDK snippet runs as written (only the broker address and topics point at the test broker)
-and the decision and grade it records reach Kafka as valid events."""
+"""The README's SDK snippet (``<!-- test: sdk -->``, the same block as docs/sdk.md's) runs as written
+(only the broker address and topics point at the test broker) and the decision and grade it records
+reach Kafka as valid events."""
 
 from __future__ import annotations
 
 import asyncio
-import re
-from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer
+from docblocks import named_block
 from servicekit import create_topics
 
 from routerwatch.events import QualityFeedback, RoutingDecision
@@ -16,12 +16,11 @@ from routerwatch.events.validation import decode
 
 pytestmark = pytest.mark.integration
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-
 
 def sdk_snippet() -> str:
-    section = README.read_text().split("## Instrumenting a router", 1)[1]
-    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    code = named_block("README.md", "sdk")
+    assert named_block("docs/sdk.md", "sdk") == code, "docs/sdk.md's SDK snippet is the README's: keep them equal"
+    return code
 
 
 async def read_all(kafka: str, topic: str, expect: int) -> list[bytes]:
