@@ -80,7 +80,7 @@ INGEST_RESTARTS = Counter(
 )
 
 
-# -- per-tier telemetry (design notes section 2 for the vocabulary) -------------------------
+# -- per-tier telemetry (docs/design-notes.md section 2 for the vocabulary) -----------------
 
 # From a 50 ms cache or cheap-tier answer to a 2-minute flagship call with retries.
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 13, 20, 30, 60, 120)

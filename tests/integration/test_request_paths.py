@@ -1,6 +1,6 @@
 """One definition of an escalated request in /metrics and in SQL (issue 13, defect 6).
 
-Design notes, section 2: "escalated request: at least one escalation". A request escalated and then
+docs/design-notes.md section 2: "escalated request: at least one escalation". A request escalated and then
 left unserved (the stronger tier failed too) is escalated. The SQL rollups always counted it so;
 /metrics counted it under path="other". Here one batch, stored by the sink and observed as ingest
 observes it, must give the same kept / escalated / other counts in both.

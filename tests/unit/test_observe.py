@@ -70,7 +70,7 @@ def harsh_profile() -> Profile:
 
 
 def path_of(event: dict[str, Any]) -> str:
-    """kept / escalated / other, straight from the design notes' definitions.
+    """kept / escalated / other, straight from docs/design-notes.md's definitions (section 2).
 
     escalated request: at least one escalation (served in the end or not); kept request: served by
     its entry tier with no escalation; other: the rest (unserved, or moved up by failures only).

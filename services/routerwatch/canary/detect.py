@@ -1,7 +1,7 @@
 """N-of-M detection over canary results: pure functions, probe outcomes in, verdicts out.
 
 A single odd probe is noise (a provider blip, a sampled answer); N bad probes out of the last M
-of the same canary is a change. Three signals (design notes, section 8):
+of the same canary is a change. Three signals (docs/design-notes.md section 8):
 
 - **tier flip** (``RouterwatchCanaryTierFlip``): of a canary's last M *answered* probes, at
   least N were served by a tier other than the expected one. Per canary, and per side of the

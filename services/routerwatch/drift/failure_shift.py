@@ -2,7 +2,7 @@
 
 Failure modes are judged per (tier x failure mode), never pooled into one error
 rate: a cheap tier that starts truncating and a strong tier hitting rate limits
-are different incidents with different owners (design notes 2). Each series
+are different incidents with different owners (docs/design-notes.md section 2). Each series
 is a one-sided (upward) Bernoulli CUSUM from :mod:`routerwatch.drift.cusum`:
 successes = attempts at the tier that failed with this mode, trials = all
 non-shadow attempts at the tier.

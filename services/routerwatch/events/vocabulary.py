@@ -1,4 +1,4 @@
-"""Closed value sets of the event contract (design notes section 2).
+"""Closed value sets of the event contract (docs/design-notes.md section 2).
 
 They are ``StrEnum`` so that the wire format is the plain lowercase string and
 so that ClickHouse, Prometheus labels and the docs all spell them the same way.

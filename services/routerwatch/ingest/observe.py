@@ -6,7 +6,7 @@ the first time are observed, so a Kafka redelivery, a replay or a router
 re-emitting an event never inflates a counter. The metrics themselves are
 declared in :mod:`routerwatch.metrics`.
 
-What goes where (vocabulary of design notes section 2):
+What goes where (vocabulary of docs/design-notes.md section 2):
 
 - every attempt: ``routerwatch_attempts_total{tier,category,outcome}`` and
   ``routerwatch_attempt_duration_seconds{tier,outcome}`` (model call plus its
@@ -20,7 +20,7 @@ What goes where (vocabulary of design notes section 2):
   one escalation, whether or not an answer was served in the end), ``kept``
   (served by its entry tier, no escalation) or ``other`` (no escalation, and not
   served or moved to another tier by failures only). These are the SQL's paths
-  (``request_minute.path``, migration 0003) and the design notes' definitions, so
+  (``request_minute.path``, migration 0003) and docs/design-notes.md's definitions, so
   the escalated requests counted here and by the views (``request_latency``,
   ``routing_mix``, ``tenant_scoreboard``) are the same requests.
 - canary probes (``canary_id`` set) only in ``routerwatch_canary_decisions_total``.
@@ -212,7 +212,7 @@ def _observe(decisions: Sequence[RoutingDecision], categories: LabelCap) -> None
                 failures[fkey] = failures.get(fkey, 0) + 1
         final = d.final
         final_tier = final.tier if final.served else NOT_SERVED  # type: ignore[assignment]
-        # An escalated request is one with at least one escalation, served or not (design notes,
+        # An escalated request is one with at least one escalation, served or not (docs/design-notes.md
         # section 2; SQL's path): a request escalated and then left unserved is escalated here too.
         path = ESCALATED if escalated else KEPT if final.served and final_tier == entry_tier else OTHER
         requests[final_tier] = requests.get(final_tier, 0) + 1
