@@ -60,3 +60,19 @@ def test_a_broken_link_fails_the_strict_build(tmp_path):
 def test_the_readme_is_a_front_door():
     readme = (REPO / "README.md").read_bytes()
     assert len(readme) <= 8192, f"README.md is {len(readme)} bytes: move the detail to docs/"
+
+
+def test_every_design_notes_reference_in_the_code_names_a_section_of_docs_design_notes():
+    import re
+
+    notes = (REPO / "docs" / "design-notes.md").read_text()
+    sections = {int(n) for n in re.findall(r"^## (\d+)\. ", notes, re.M)}
+    cited: list[tuple[str, int]] = []
+    pattern = re.compile(r"design[ -]notes(?:\.md)?(?:'s)?,?\s+(?:section\s+)?(\d+)", re.I)
+    for folder in ("services", "tests", "deploy", "bench", "sql", "alerts"):
+        for path in (REPO / folder).rglob("*"):
+            if path.suffix in {".py", ".sql", ".yml", ".yaml", ".sh", ".toml"} and path.is_file():
+                text = path.read_text(errors="replace")
+                cited += [(f"{path.relative_to(REPO)}", int(n)) for n in pattern.findall(text)]
+    assert cited, "no code cites the design notes: the pattern no longer matches"
+    assert [c for c in cited if c[1] not in sections] == []
