@@ -23,7 +23,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from routerwatch.report.scoreboard import NO_CANARIES, SECTIONS, UNPRICED, UNPRICED_TITLE, Report, unpriced_line, _clean, _fmt, _fmt_time, canary_sides, series_step
+from routerwatch.report.scoreboard import (
+    NO_CANARIES, POOL_REASON_BY, POOL_REASONS, SECTIONS, UNPRICED, UNPRICED_TITLE, Report, unpriced_line, _clean, _fmt,
+    _fmt_time, canary_sides, series_step,
+)
 
 __all__ = ["render_html"]
 
@@ -173,6 +176,11 @@ def _rank(value: Any) -> float:
 
 def _segment_label(segment: Any) -> str:
     return str(segment) if segment not in (None, "") else ""
+
+
+def _segment_of(row: dict[str, Any]) -> Any:
+    """The row's segment; a row of a section split by router (several routers, no --by) has router_id instead."""
+    return row["segment"] if "segment" in row else row.get("router_id")
 
 
 def _parse_minute(value: Any) -> datetime | None:
@@ -498,11 +506,11 @@ def _quantile_legend() -> list[LegendItem]:
 
 def _plot_tier_latency(report: Report, colours: dict[str, str]) -> str:
     rows = _rows(report, "tiers")
-    rows.sort(key=lambda r: (str(r.get("segment") or ""), _rank(r.get("tier_rank")), str(r.get("tier"))))
+    rows.sort(key=lambda r: (str(_segment_of(r) or ""), _rank(r.get("tier_rank")), str(r.get("tier"))))
     groups = []
     for row in rows:
         tier = str(row.get("tier"))
-        segment = _segment_label(row.get("segment"))
+        segment = _segment_label(_segment_of(row))
         colour = colours.get(tier, "#555555")
         base = {"tier": tier, "segment": segment}
         groups.append(_Group(tier, segment, colour, [
@@ -526,7 +534,7 @@ def _plot_request_latency(report: Report) -> str:
     rows = _rows(report, "request_latency")
     by_segment: dict[str, dict[str, dict[str, Any]]] = {}
     for row in rows:
-        by_segment.setdefault(_segment_label(row.get("segment")), {})[str(row.get("path_group"))] = row
+        by_segment.setdefault(_segment_label(_segment_of(row)), {})[str(row.get("path_group"))] = row
     groups = []
     for segment, paths in by_segment.items():
         series = []
@@ -551,17 +559,23 @@ def _plot_request_latency(report: Report) -> str:
     )
 
 
-def _escalation_lines(report: Report) -> dict[str, list[tuple[str, float, int]]]:
-    """Per tier: (minute, rate, attempts) sorted by minute; categories summed per tier and minute."""
-    sums: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(lambda: [0.0, 0.0]))
-    for row in _rows(report, "escalation_series"):
-        tier = str(row.get("tier"))
+def _escalation_lines(report: Report) -> dict[tuple[str, str], list[tuple[str, float, int]]]:
+    """Per (router, tier): (minute, rate, attempts) sorted by minute; categories summed per minute.
+
+    The router is '' unless the series has more than one router (migration 0016 splits it by router):
+    one router's tier is never pooled with another's.
+    """
+    rows = _rows(report, "escalation_series")
+    several = len({str(r.get("router_id") or "") for r in rows}) > 1
+    sums: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(lambda: [0.0, 0.0]))
+    for row in rows:
+        key = (str(row.get("router_id") or "") if several else "", str(row.get("tier")))
         minute = _minute_key(row.get("minute"))
-        cell = sums[tier][minute]
+        cell = sums[key][minute]
         cell[0] += _num(row.get("escalated")) or 0.0
         cell[1] += _num(row.get("accepted")) or 0.0
-    lines: dict[str, list[tuple[str, float, int]]] = {}
-    for tier, minutes in sums.items():
+    lines: dict[tuple[str, str], list[tuple[str, float, int]]] = {}
+    for key, minutes in sums.items():
         points = []
         for minute in sorted(minutes):
             escalated, accepted = minutes[minute]
@@ -569,8 +583,12 @@ def _escalation_lines(report: Report) -> dict[str, list[tuple[str, float, int]]]
             if total > 0:
                 points.append((minute, escalated / total, int(total)))
         if points:
-            lines[tier] = points
+            lines[key] = points
     return lines
+
+
+# Line styles of the routers in the escalation series (the colour is the tier's).
+ROUTER_DASHES = ("", "7 4", "2 3", "10 3 2 3", "4 4")
 
 
 def _time_ticks(start: datetime, end: datetime, max_ticks: int = 9) -> tuple[list[datetime], str]:
@@ -598,13 +616,21 @@ def _series_bucket(report: Report) -> str:
 def _plot_escalation_series(report: Report, colours: dict[str, str]) -> str:
     title = "Escalation rate over time per tier"
     bucket = _series_bucket(report)
-    desc = (f"Per tier and {bucket}, escalated / (escalated + accepted) attempts, all categories together. "
+    desc = (f"Per tier (per router and tier when several routers sent traffic) and {bucket}, "
+            "escalated / (escalated + accepted) attempts, all categories together. "
             f"Tiers with no accepted or escalated attempts in a {bucket} have no point in that {bucket}.")
     width, height = 1160, 380
     left, right = 86, 24
     lines = _escalation_lines(report)
-    order = [t for t in colours if t in lines] + sorted(t for t in lines if t not in colours)
-    legend = [(_line_swatch(colours.get(t, "#555555")), t) for t in order]
+    routers = sorted({router for router, _ in lines})
+    tier_order = {t: i for i, t in enumerate(colours)}
+    order = sorted(lines, key=lambda k: (k[0], tier_order.get(k[1], len(tier_order)), k[1]))
+    dash = {router: ROUTER_DASHES[i % len(ROUTER_DASHES)] for i, router in enumerate(routers)}
+
+    def label(key: tuple[str, str]) -> str:
+        return f"{key[0]}: {key[1]}" if key[0] else key[1]
+
+    legend = [(_line_swatch(colours.get(k[1], "#555555")), label(k)) for k in order]
     svg = _Svg("escalation-series", width, height, title, desc)
     if not lines:
         svg.no_data()
@@ -659,20 +685,23 @@ def _plot_escalation_series(report: Report, colours: dict[str, str]) -> str:
         axis = "minute"
     svg.text((left + width - right) / 2, height - 12, axis, size=12.5, anchor="middle")
     total_points = sum(len(p) for p in lines.values())
-    for tier in order:
-        pts = lines[tier]
+    for key in order:
+        router, tier = key
+        pts = lines[key]
         colour = colours.get(tier, "#555555")
         coords = " ".join(f"{x_of(m):.1f},{y_of(r):.1f}" for m, r, _ in pts)
+        dashes = f' stroke-dasharray="{dash[router]}"' if dash.get(router) else ""
+        router_attr = f' data-router="{_esc(router)}"' if router else ""
         svg.add(
-            f'<polyline class="series" fill="none" stroke="{colour}" stroke-width="2.2" stroke-linejoin="round" '
-            f'data-tier="{_esc(tier)}" data-minutes="{_esc(" ".join(m for m, _, _ in pts))}" '
+            f'<polyline class="series" fill="none" stroke="{colour}" stroke-width="2.2" stroke-linejoin="round"{dashes} '
+            f'data-tier="{_esc(tier)}"{router_attr} data-minutes="{_esc(" ".join(m for m, _, _ in pts))}" '
             f'data-rates="{" ".join(_data_num(r) for _, r, _ in pts)}" points="{coords}">'
-            f"<title>{_esc(tier)}: escalation rate per {bucket}</title></polyline>"
+            f"<title>{_esc(label(key))}: escalation rate per {bucket}</title></polyline>"
         )
         if total_points <= 400 or len(pts) == 1:
             for m, r, n in pts:
                 svg.add(f'<circle cx="{x_of(m):.1f}" cy="{y_of(r):.1f}" r="2.6" fill="{colour}">'
-                        f"<title>{_esc(tier)} {_esc(m)}: {_pct(r)} of {n} attempts</title></circle>")
+                        f"<title>{_esc(label(key))} {_esc(m)}: {_pct(r)} of {n} attempts</title></circle>")
     return svg.render()
 
 
@@ -682,7 +711,7 @@ def _plot_routing_mix(report: Report, colours: dict[str, str]) -> str:
     rows = _rows(report, "routing_mix")
     by_segment: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
-        by_segment.setdefault(_segment_label(row.get("segment")), []).append(row)
+        by_segment.setdefault(_segment_label(_segment_of(row)), []).append(row)
     width = 1160
     left, right = 150, 30
     bar_h, gap = 34, 16
@@ -767,7 +796,7 @@ def _plot_cost(report: Report) -> str:
         svg.text(x, bottom - gap + 20, _usd(t) if t else "$0", size=11.5, anchor="middle", fill="#4a5464")
     svg.text(left + plot_w / 2, bottom - gap + 42, "cost (USD)", size=12.5, anchor="middle")
     for i, row in enumerate(rows):
-        segment = _segment_label(row.get("segment"))
+        segment = _segment_label(_segment_of(row))
         y = top + i * block
         svg.text(left - 10, y + bar_h + 4, segment or "all requests", size=12.5, anchor="end", weight="600")
         for j, (key, label, colour) in enumerate((("actual_cost_usd", "actual", actual_colour),
@@ -944,11 +973,23 @@ def _canary_section(report: Report) -> str:
     return "".join(out)
 
 
+def _pool_note(report: Report, key: str) -> str:
+    """A section that pools several routers says so, and which."""
+    routers = report.pooled.get(key)
+    if not routers:
+        return ""
+    return (f'<p class="note pooled" data-pools-routers="{_esc(" ".join(routers))}"><strong>Pools routers '
+            f'{_esc(", ".join(routers))}:</strong> {_esc(POOL_REASONS.get(key, POOL_REASON_BY).format(by=report.by))}.</p>')
+
+
 def _section_table(report: Report, key: str) -> str:
     if key == "canaries":
         return _canary_section(report)
     rows = _rows(report, key)
-    parts = []
+    if len(report.routers) <= 1:
+        # One router (or none): its id on every row says nothing.
+        rows = [{c: v for c, v in r.items() if c != "router_id"} for r in rows]
+    parts = [_pool_note(report, key)]
     row_class = None
     if key == "experiment_mix_test":
         differing = [r for r in rows if r.get("mix_differs") is True]
@@ -962,7 +1003,7 @@ def _section_table(report: Report, key: str) -> str:
         rows = rows[:TENANT_ROWS]
     if key == "tiers" and rows:
         # Twenty columns do not fit a page: outcomes and rates, then latency and cost, each with the tier.
-        ident = ["segment", "tier", "tier_rank"]
+        ident = ["router_id", "segment", "tier", "tier_rank"]
         latency = [c for c in rows[0] if c.endswith("_ms") or c.endswith("_usd")]
         first = [{c: v for c, v in r.items() if c not in latency} for r in rows]
         second = [{c: r.get(c) for c in ident + latency if c in r} for r in rows]
@@ -1058,7 +1099,9 @@ def render_html(report: Report) -> str:
         '<header class="page"><div class="inner">',
         "<h1>routerwatch report</h1>",
         f'<div class="meta"><span>from <strong>{_esc(since)}</strong> to <strong>{_esc(until)}</strong> UTC</span>'
-        f'<span>split by: <strong>{_esc(by)}</strong></span></div>',
+        f'<span>split by: <strong>{_esc(by)}</strong></span>'
+        + (f'<span>routers: <strong>{_esc(", ".join(report.routers))}</strong></span>' if report.routers else "")
+        + "</div>",
         "</div></header><main>",
         _kpis(report),
         _top_warnings(report),
@@ -1071,7 +1114,11 @@ def render_html(report: Report) -> str:
         "</nav>",
         "<h2>Plots</h2>",
     ]
+    plot_sections = {"tier-latency": "tiers", "request-latency": "request_latency", "routing-mix": "routing_mix", "cost": "cost"}
     for pid, _, svg, caption in plots:
+        pooled = report.pooled.get(plot_sections.get(pid, ""))
+        if pooled:
+            caption += f" Pools routers {', '.join(pooled)} (split by {by}, not by router)."
         out.append(f'<figure class="plot" id="fig-{pid}">{svg}<figcaption>{_esc(caption)}</figcaption></figure>')
     out.append("<h2>Tables</h2>")
     for key in section_keys:
