@@ -221,6 +221,41 @@ async def start_client(client: Any, bootstrap: str, kwargs: Mapping[str, Any]) -
         held.replay()
 
 
+class _CoordinatorRetries(logging.Filter):
+    """aiokafka's consumer-group retries, at INFO instead of ERROR and WARNING.
+
+    On a fresh broker the group coordinator is not elected yet when serve starts
+    (``GroupCoordinatorNotAvailableError``, then a run of "Marking the coordinator dead"):
+    aiokafka retries until it is, and nothing is wrong. Those lines stay in the log, at INFO;
+    a coordinator that stays away shows where on-call looks, ``/health`` and
+    ``routerwatch_ingest_stalled_seconds``. A non-retriable group error keeps its level.
+    """
+
+    LOGGER = "aiokafka.consumer.group_coordinator"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.INFO and self.retry_chatter(record):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+    @staticmethod
+    def retry_chatter(record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        if message.startswith("Marking the coordinator dead"):
+            return True
+        if message.startswith("Group Coordinator Request failed") and record.args:
+            args = record.args if isinstance(record.args, tuple) else (record.args,)
+            return bool(getattr(args[0], "retriable", False))
+        return False
+
+
+def quiet_coordinator_retries() -> None:
+    """Log aiokafka's retriable consumer-group chatter at INFO (see :class:`_CoordinatorRetries`). Idempotent."""
+    logger = logging.getLogger(_CoordinatorRetries.LOGGER)
+    if not any(isinstance(f, _CoordinatorRetries) for f in logger.filters):
+        logger.addFilter(_CoordinatorRetries())
+
+
 class _HeldRecords(logging.Filter):
     """A logger filter that keeps the records back, to be replayed (or not) later."""
 

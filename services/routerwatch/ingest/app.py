@@ -18,8 +18,11 @@ process holds the embedded chDB store).
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import logging
+import shutil
+import tempfile
 import time
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -91,6 +94,11 @@ def build_app(
     topics = settings.topics
     # Every endpoint but /health and /metrics: CSRF checks and the bearer token (ingest/webguard.py).
     guard = serve_guard(settings.http)
+    # faust keeps table state in its data dir, by default "<app id>-data" in the working
+    # directory. serve has no tables (store memory://), so the directory stays empty: it is a
+    # temporary one, removed at exit, instead of litter wherever serve was started.
+    datadir = tempfile.mkdtemp(prefix=f"routerwatch-{ingest.app_id}-")
+    atexit.register(shutil.rmtree, datadir, True)
     app = _ServeApp(
         # Not the ingest group's id: should faust ever consume, it must not join (and
         # rebalance) the group IngestConsumer commits for.
@@ -99,6 +107,7 @@ def build_app(
         # TLS / SASL of the dead-letter producer: the same settings as every other client.
         broker_credentials=faust_credentials(settings),
         store="memory://",
+        datadir=datadir,
         value_serializer="raw",
         key_serializer="raw",
         topic_partitions=topics.partitions,

@@ -11,6 +11,7 @@ from routerwatch.config import Settings
 from routerwatch.ingest import observe
 from routerwatch.ingest.app import build_app
 from routerwatch.ingest.topics import ensure_topics
+from routerwatch.kafka_client import quiet_coordinator_retries
 from routerwatch.storage import migrations
 from routerwatch.storage.client import Store
 from routerwatch.storage.errors import MigrationError
@@ -54,6 +55,7 @@ def serve(settings: Settings, sql_dir) -> None:
             settings.http.host,
             settings.http.port,
         )
+        quiet_coordinator_retries()  # a normal start logs no ERROR (the coordinator is elected while we wait)
         worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
         worker.execute_from_commandline()
     finally:

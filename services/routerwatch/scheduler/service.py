@@ -143,6 +143,11 @@ class DriftScheduler:
         try:
             wall = datetime.now(timezone.utc)
             await asyncio.to_thread(self.run_once, floor_minute(wall), wall)
+        except asyncio.CancelledError:
+            # serve is stopping mid-run. Not an error: the run's thread finishes on its own
+            # (the interpreter joins it at exit), so its baselines and alert sync still land.
+            # Not re-raised: APScheduler would log a cancelled job as a crash with a traceback.
+            log.info("drift run at %s interrupted by shutdown; it finishes in the background", wall.isoformat(timespec="seconds"))
         except Exception:  # noqa: BLE001 - the schedule must survive a bad run
             log.exception("drift detectors failed this run")
 
