@@ -71,7 +71,7 @@ from routerwatch.drift.baseline import Baseline, baseline_problem
 from routerwatch.drift.hourly import HOUR, HourlyDesign, hourly_counts, plan_hourly, run_hourly
 from routerwatch.drift.overdispersion import quantize_sd, shift_logit, tolerance_design
 from routerwatch.drift.counts import MINUTE, MINUTES_PER_MONTH, MinuteCount, check_counts, merge_by_minute
-from routerwatch.drift.verdict import Severity, Signal, Status, Verdict, fmt_labels, silent
+from routerwatch.drift.verdict import Severity, Signal, Status, Verdict, fmt_labels, silent, window_text
 
 Direction = Literal["up", "down"]
 
@@ -109,6 +109,66 @@ def arl0_for_budget(false_pages_per_month: float = 1.0, series: int = 1, sides: 
     if false_pages_per_month <= 0 or series < 1 or sides < 1:
         raise ValueError("need a positive page budget, at least one series and one side")
     return MINUTES_PER_MONTH * series * sides / false_pages_per_month
+
+
+def pages_text(false_pages_per_month: float) -> str:
+    """``1 false page per month``, ``2 false pages per month``, ``0.5 false pages per month``."""
+    return f"{false_pages_per_month:g} false page{'' if false_pages_per_month == 1 else 's'} per month"
+
+
+def spacing_text(minutes: float) -> str:
+    """A mean spacing between false alarms in the unit a person reads: ``41 days``, ``8.1 years``."""
+    if not math.isfinite(minutes):
+        return "never (no false alarm is possible)"
+    for unit, size in (("years", 365.25 * 24 * 60), ("months", MINUTES_PER_MONTH), ("days", 24 * 60),
+                       ("hours", 60), ("minutes", 1)):
+        if minutes >= 2 * size or unit == "minutes":
+            value = minutes / size
+            return f"{value:,.0f} {unit}" if value >= 10 else f"{value:.1f} {unit}"
+    raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class FalseAlarmBudget:
+    """The fleet's false-alarm budget as people state it, and what it leaves each one-sided CUSUM.
+
+    ``pages_per_month`` false pages a month in all (``ROUTERWATCH_SCHEDULER__FALSE_PAGES_PER_MONTH``)
+    across ``series`` watched series, shared equally by their ``cusums`` one-sided CUSUMs (a
+    two-sided series has two, a tier three: both drift sides and the surge). ``str()`` is the
+    sentence pages and ``routerwatch alerts`` print: "1 false page per month across the 400
+    watched series".
+    """
+
+    pages_per_month: float
+    series: int
+    cusums: int
+
+    def __post_init__(self) -> None:
+        if not self.pages_per_month > 0 or self.series < 1 or self.cusums < 1:
+            raise ValueError("need a positive page budget, at least one series and one CUSUM")
+
+    @property
+    def arl0_minutes(self) -> float:
+        """In-control ARL each one-sided CUSUM needs: :func:`arl0_for_budget` over all of them."""
+        return arl0_for_budget(self.pages_per_month, series=self.cusums, sides=1)
+
+    def __str__(self) -> str:
+        return f"{pages_text(self.pages_per_month)} across the {self.series:,} watched series"
+
+    def share_text(self, arl0_minutes: float | None = None) -> str:
+        """The budget and each CUSUM's share of it; ``arl0_minutes``: one detector's own ARL0 when it differs."""
+        text = (f"{self} (each of their {self.cusums:,} one-sided CUSUMs may false-alarm once per "
+                f"{spacing_text(self.arl0_minutes)}")
+        if arl0_minutes is not None and not math.isclose(arl0_minutes, self.arl0_minutes, rel_tol=1e-3):
+            text += f"; this threshold: once per {spacing_text(arl0_minutes)}"
+        return text + ")"
+
+
+def threshold_text(arl0_minutes: float, budget: FalseAlarmBudget | None) -> str:
+    """What a detector's threshold is sized for, in words: the fleet budget when known, else its own spacing."""
+    if budget is None:
+        return f"one false alarm per {spacing_text(arl0_minutes)}"
+    return f"the false-alarm budget of {budget.share_text(arl0_minutes)}"
 
 
 def alternative_rate(p0: float, direction: Direction, delta: float, ratio: float | None = None) -> float | None:
@@ -1051,6 +1111,8 @@ class DriftConfig:
     overdispersion: bool = False
     hour_sd_prior: float = 0.1
     hourly: bool = True
+    #: The fleet budget ``arl0_minutes`` was derived from, for the descriptions (None: say only the ARL0).
+    budget: FalseAlarmBudget | None = None
 
 
 def _coerce_state(state: CusumState | Mapping[str, Any] | None) -> CusumState | None:
@@ -1228,7 +1290,8 @@ def _with_hourly(
     hourly_text = (
         f" Hourly CUSUM over standardised hourly residuals (binomial noise plus the hour's wobble): "
         f"S={hourly.s:.2f}, h={design.h:.2f}, k={design.k:.2f}, one false alarm per "
-        f"{design.arl0_hours:,.0f} hours."
+        f"{spacing_text(design.arl0_hours * 60)}"
+        + (f" (its share of {config.budget})." if config.budget is not None else ".")
     )
     if hourly.alarm_at is not None and not verdict.firing:
         since = hourly.change_start or (hourly.alarm_at - HOUR)
@@ -1248,7 +1311,7 @@ def _with_hourly(
             summary=f"{what} {verb} to {obs_text} from {expected:.1%} over hours ({where})",
             description=(
                 f"The {design.direction}ward hourly CUSUM of the {what} for {where} crossed h={design.h:.2f} at "
-                f"{hourly.alarm_at:%Y-%m-%d %H:%M} UTC (one false alarm per {design.arl0_hours:,.0f} hours, the "
+                f"{hourly.alarm_at:%Y-%m-%d %H:%M} UTC (sized for {threshold_text(design.arl0_hours * 60, config.budget)}; the "
                 f"hour-to-hour wobble, logit sd {design.tau:.2f}, counted as noise); the drift most likely began "
                 f"at {since:%Y-%m-%d %H:%M} UTC. Since then {x} of {n} ({obs_text}) against a baseline of "
                 f"{expected:.2%}"
@@ -1355,7 +1418,7 @@ def _drift_verdict(
             f" Dispersion: hour-to-hour wobble of the rate, logit sd {design.hour_sd:.2f} ({source}); the "
             f"{design.direction}ward CUSUM judges against {design.p0:.2%} (the baseline moved "
             f"{design.tolerance_z:g} sd of that wobble) and its threshold holds one false alarm per "
-            f"{design.arl0_target:,.0f} minutes under that wobble."
+            f"{spacing_text(design.arl0_target)} under that wobble."
         )
     else:
         dispersion_text = " Dispersion: binomial (no hour-to-hour wobble beyond sampling noise)."
@@ -1374,9 +1437,9 @@ def _drift_verdict(
             f"The {design.direction}ward CUSUM of the {what} for {where} crossed its threshold "
             f"(S={st.s:.1f} >= h={design.h:.1f}) at {st.alarm_at:%Y-%m-%d %H:%M} UTC. The change most likely "
             f"began at {since:%Y-%m-%d %H:%M} UTC; since then {x} of {n} ({obs_text}) against a baseline of "
-            f"{expected:.2%} (baseline {baseline.version}, {baseline.window_start:%Y-%m-%d} to "
-            f"{baseline.window_end:%Y-%m-%d}). Threshold sized for one false alarm per "
-            f"{design.arl0_target:,.0f} minutes at {design.trials:.0f} trials/min."
+            f"{expected:.2%} (baseline {baseline.version}, learned from "
+            f"{window_text(baseline.window_start, baseline.window_end)}). Threshold sized for "
+            f"{threshold_text(design.arl0_target, config.budget)} at {design.trials:.0f} trials/min."
             + interval_text + dispersion_text
             if since is not None else f"{what} {verb} for {where}"
         )
@@ -1406,6 +1469,7 @@ def _drift_verdict(
         change_start=since,
         evaluated_at=now,
         baseline_version=baseline.version,
+        baseline_window=(baseline.window_start, baseline.window_end),
         summary=summary,
         description=description,
         extra={

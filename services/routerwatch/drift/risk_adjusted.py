@@ -74,10 +74,12 @@ from routerwatch.drift.cusum import (
     fold,
     held_text,
     odds_ratio,
+    spacing_text,
     threshold_for_mix,
+    threshold_text,
 )
 from routerwatch.drift.overdispersion import quantize_sd, shift_logit, tolerance_design
-from routerwatch.drift.verdict import Signal, Status, Verdict, fmt_labels, silent
+from routerwatch.drift.verdict import Signal, Status, Verdict, fmt_labels, silent, window_text
 
 
 class KitagawaSplit(NamedTuple):
@@ -252,6 +254,8 @@ def detect_tier_drift(
         ]
     pooled = _design_rate(_tier_rate(known))
     start = max(b.window_end for b in known.values())
+    # The history the categories' baselines span: from the earliest start to the latest end.
+    baseline_window = (min(b.window_start for b in known.values()), start)
     # Per minute: escalations and the compensator sum_c n_c*log(1 - p0_c + R*p0_c), which
     # depends on R, so the steps are built per direction below from these per-category rows.
     per_minute: dict[datetime, dict[str, tuple[int, int]]] = {}
@@ -342,8 +346,8 @@ def detect_tier_drift(
             dispersion_text = (
                 f" Dispersion: the tier's hour-to-hour wobble, logit sd {design.tau:.2f} (its categories' wobble, "
                 f"taken as moving together); the CUSUM judges against every category's odds moved "
-                f"{design.z:g} sd of it and its threshold holds one false alarm per {config.arl0_minutes:,.0f} "
-                f"minutes under that wobble."
+                f"{design.z:g} sd of it and its threshold holds one false alarm per "
+                f"{spacing_text(config.arl0_minutes)} under that wobble."
             )
         else:
             dispersion_text = " Dispersion: binomial (no hour-to-hour wobble beyond sampling noise)."
@@ -361,7 +365,10 @@ def detect_tier_drift(
                 f"The risk-adjusted {direction}ward CUSUM of {where} crossed h={h:.1f} at "
                 f"{st.alarm_at:%Y-%m-%d %H:%M} UTC; the change most likely began at {since:%Y-%m-%d %H:%M} UTC. "
                 f"Since then {x_tot} escalations of {n_tot} ({obs_text}) where the baseline rates of the categories "
-                f"served predict {expected:.0f} ({exp_text}).{split_text}{interval_text}{dispersion_text}"
+                f"served predict {expected:.0f} ({exp_text}); their baselines ({version}) were learned from "
+                f"{window_text(*baseline_window)}. Threshold sized for "
+                f"{threshold_text(config.arl0_minutes, config.budget)}."
+                f"{split_text}{interval_text}{dispersion_text}"
             ) + held_text(trace.held)
         else:
             summary = (
@@ -384,6 +391,7 @@ def detect_tier_drift(
                 change_start=since,
                 evaluated_at=now,
                 baseline_version=version,
+                baseline_window=baseline_window,
                 summary=summary,
                 description=description,
                 extra={

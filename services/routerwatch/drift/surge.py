@@ -79,6 +79,7 @@ from routerwatch.drift.cusum import (
     CusumState,
     DesignSkip,
     DriftConfig,
+    FalseAlarmBudget,
     _coerce_state,
     _design_rate,
     _drift_verdict,
@@ -106,6 +107,7 @@ class SurgeConfig:
     reason_minutes: int = 5  # window for the reason breakdown while not firing
     overdispersion: bool = False  # judge against the hour-level wobble's tolerance (module docstring)
     hour_sd_prior: float = 0.1
+    budget: FalseAlarmBudget | None = None  # the fleet budget arl0_minutes came from (descriptions)
 
     def drift_config(self) -> DriftConfig:
         return DriftConfig(
@@ -121,6 +123,7 @@ class SurgeConfig:
             observe_minutes=self.reason_minutes,
             overdispersion=self.overdispersion,
             hour_sd_prior=self.hour_sd_prior,
+            budget=self.budget,
         )
 
 

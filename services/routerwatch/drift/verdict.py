@@ -14,7 +14,7 @@ wire form, ``Verdict.model_validate(...)`` reads it back.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Any
 
@@ -109,6 +109,9 @@ class Verdict(BaseModel):
     change_start: datetime | None = None
     evaluated_at: datetime
     baseline_version: str | None = None
+    #: Start and end (UTC) of the history the baseline was learned from; pages print it with
+    #: :func:`window_text`.
+    baseline_window: tuple[datetime, datetime] | None = None
     summary: str = ""
     description: str = ""
     extra: dict[str, Any] = Field(default_factory=dict)
@@ -155,6 +158,18 @@ def silent(
         description=reason,
         extra=extra or {},
     )
+
+
+def iso_minute(value: datetime) -> str:
+    """``2026-11-30T14:05Z``: a time in UTC to the minute, ISO 8601 (naive times are taken as UTC)."""
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc)
+    return value.strftime("%Y-%m-%dT%H:%MZ")
+
+
+def window_text(start: datetime, end: datetime) -> str:
+    """``2026-11-23T14:00Z to 2026-11-30T14:00Z``: a baseline window by its real start and end (UTC)."""
+    return f"{iso_minute(start)} to {iso_minute(end)}"
 
 
 def fmt_labels(labels: dict[str, str]) -> str:

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from routerwatch.alerting.models import Alert
 from routerwatch.alerting.runbooks import SCHEDULER_ALERT_NAMES
-from routerwatch.drift.verdict import Signal, Verdict
+from routerwatch.drift.verdict import Signal, Verdict, window_text
 
 # The per-minute figure behind each signal, as an analyst would re-run it (``routerwatch sql``).
 _QUERIES: dict[Signal, str] = {
@@ -32,6 +32,16 @@ for _signal in (Signal.CANARY_TIER_FLIP, Signal.CANARY_ANSWER_FAILURE, Signal.CA
 
 def _sql_literal(value: str) -> str:
     return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def _baseline_annotations(verdict: Verdict) -> dict[str, str]:
+    """``baseline_version`` and ``baseline_window`` (its real start and end, UTC, ISO minutes) when known."""
+    out: dict[str, str] = {}
+    if verdict.baseline_version:
+        out["baseline_version"] = verdict.baseline_version
+    if verdict.baseline_window is not None:
+        out["baseline_window"] = window_text(*verdict.baseline_window)
+    return out
 
 
 def to_alert(verdict: Verdict) -> Alert | None:
@@ -80,6 +90,6 @@ def to_alert(verdict: Verdict) -> Alert | None:
         change_start=verdict.change_start,
         mix_effect=mix,
         within_effect=within,
-        annotations={"baseline_version": verdict.baseline_version} if verdict.baseline_version else None,
+        annotations=_baseline_annotations(verdict) or None,
         starts_at=verdict.change_start,
     )

@@ -9,12 +9,12 @@ so the history of baselines is kept for review.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Any, Mapping
 
 from pydantic import ValidationError
 
 from routerwatch.drift.baseline import Baseline
+from routerwatch.drift.verdict import window_text
 
 log = logging.getLogger("routerwatch.scheduler")
 
@@ -71,13 +71,10 @@ def describe(baseline: Baseline) -> dict[str, Any]:
         "trials_per_minute": baseline.volume,
         "dispersion": baseline.dispersion,
         "hour_sd": baseline.hour_sd,
-        "window": f"{_t(baseline.window_start)} .. {_t(baseline.window_end)}",
+        # The real start and end of the history it was learned from (UTC, ISO minutes).
+        "window": window_text(baseline.window_start, baseline.window_end),
         # Incidents left out of p0 and hour_sd: reviewable, so a wrong exclusion can be seen and re-learned.
-        "excluded": "; ".join(f"{_t(e.start)}..{_t(e.end)} {e.direction} (scan {e.statistic:.1f})"
+        "excluded": "; ".join(f"{window_text(e.start, e.end)} {e.direction} (scan {e.statistic:.1f})"
                               for e in baseline.excluded) or "-",
         "version": baseline.version,
     }
-
-
-def _t(value: datetime) -> str:
-    return value.strftime("%Y-%m-%d %H:%M")

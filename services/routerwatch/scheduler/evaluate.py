@@ -33,7 +33,7 @@ from typing import Any
 
 from routerwatch import metrics
 from routerwatch.drift.baseline import Baseline, learn_baseline
-from routerwatch.drift.cusum import DriftConfig, arl0_for_budget, detect_rate_drift
+from routerwatch.drift.cusum import DriftConfig, FalseAlarmBudget, detect_rate_drift
 from routerwatch.drift.burn_rate import evaluate_burn_rate
 from routerwatch.drift.confound import detect_experiment_confound
 from routerwatch.drift.pipeline import detect_silent_routers
@@ -65,6 +65,8 @@ class Evaluation:
     verdicts: list[Verdict] = field(default_factory=list)
     learned: dict[str, list[Baseline]] = field(default_factory=dict)
     errors: list[SeriesError] = field(default_factory=list)
+    #: The fleet's false-alarm budget this tick shared among the CUSUMs it ran (None before they ran).
+    budget: FalseAlarmBudget | None = None
 
     @property
     def firing(self) -> list[Verdict]:
@@ -166,9 +168,13 @@ def evaluate(reader: Any, baselines: dict[tuple[str, str], Baseline], now: datet
     failures = series.failure_series(reader, start, now)
     tiers = {k[:2] for k in escalations}
     # One false-page budget for the whole fleet, shared by every one-sided CUSUM the run watches:
-    # category drift (2 sides), failure modes (1), tier drift (2) and tier surge (1).
+    # category drift (2 sides), failure modes (1), tier drift (2) and tier surge (1). Pages and
+    # `routerwatch alerts` state it as people do: "1 false page per month across the 400 watched series".
     sides = 2 * len(escalations) + len(failures) + 3 * len(tiers)
-    arl0 = arl0_for_budget(cfg.false_pages_per_month, series=max(1, sides), sides=1)
+    budget = FalseAlarmBudget(cfg.false_pages_per_month, series=max(1, len(escalations) + len(failures) + len(tiers)),
+                              cusums=max(1, sides))
+    evaluation.budget = budget
+    arl0 = budget.arl0_minutes
 
     # Escalation rate per router x tier x category, both directions; failure modes per router x
     # tier x mode, only rising (a ticket, not a page). Same CUSUM, different series and settings.
@@ -178,11 +184,11 @@ def evaluate(reader: Any, baselines: dict[tuple[str, str], Baseline], now: datet
         # below and by ``learn_all``), or for the prior while its history is too short to tell.
         Signal.ESCALATION_DRIFT: DriftConfig(
             delta=cfg.escalation_delta, arl0_minutes=arl0, min_volume=cfg.min_volume, overdispersion=True,
-            hour_sd_prior=getattr(cfg, "hour_sd_prior", DriftConfig.hour_sd_prior),
+            hour_sd_prior=getattr(cfg, "hour_sd_prior", DriftConfig.hour_sd_prior), budget=budget,
         ),
         Signal.FAILURE_SHIFT: DriftConfig(
             delta=cfg.failure_delta, directions=("up",), arl0_minutes=arl0, min_volume=cfg.min_volume,
-            severity=Severity.WARNING,
+            severity=Severity.WARNING, budget=budget,
         ),
     }
     # The hourly CUSUM of a wobbly series needs days of hours, far more than the minute look-back.
@@ -205,7 +211,7 @@ def evaluate(reader: Any, baselines: dict[tuple[str, str], Baseline], now: datet
                                          hours=hour_series.get(key, []) if escalation else None)
 
             _judge(evaluation, signal, labels, judge_rate)
-    _tier_level(reader, baselines, evaluation, escalations, arl0, start, now, cfg, window)
+    _tier_level(reader, baselines, evaluation, escalations, budget, start, now, cfg, window)
     _latency(reader, evaluation, start, now, cfg)
     _tenants(reader, evaluation, start, now, cfg)
     _shadow(reader, baselines, evaluation, start, now, cfg, window, history)
@@ -214,7 +220,7 @@ def evaluate(reader: Any, baselines: dict[tuple[str, str], Baseline], now: datet
     return evaluation
 
 
-def _tier_level(reader, baselines, evaluation, escalations, arl0, start, now, cfg, window) -> None:
+def _tier_level(reader, baselines, evaluation, escalations, budget, start, now, cfg, window) -> None:
     """Per tier: the risk-adjusted drift (mix-proof, with the Kitagawa split) and the surge detector."""
     by_tier = series.tier_series(escalations)
     reasons = series.escalation_reason_series(reader, start, now) if by_tier else {}
@@ -225,9 +231,10 @@ def _tier_level(reader, baselines, evaluation, escalations, arl0, start, now, cf
     # Both wobble with their categories (design notes 8): the tier drift is designed for its categories'
     # hour-level sd, the surge judged against the pooled series' own wobble tolerance.
     prior = getattr(cfg, "hour_sd_prior", DriftConfig.hour_sd_prior)
-    tier_config = DriftConfig(delta=cfg.escalation_delta, arl0_minutes=arl0, min_volume=cfg.min_volume,
+    arl0 = budget.arl0_minutes
+    tier_config = DriftConfig(delta=cfg.escalation_delta, arl0_minutes=arl0, min_volume=cfg.min_volume, budget=budget,
                               overdispersion=True, hour_sd_prior=prior)
-    surge_config = SurgeConfig(arl0_minutes=arl0, overdispersion=True, hour_sd_prior=prior)
+    surge_config = SurgeConfig(arl0_minutes=arl0, overdispersion=True, hour_sd_prior=prior, budget=budget)
     for (router, tier), categories in by_tier.items():
         labels = {"router": router, "tier": tier}
         category_baselines = {

@@ -90,5 +90,6 @@ def test_baseline_show_lists_the_wobble_and_the_incidents_left_out():
                  window_start=t0, window_end=t0 + timedelta(hours=10), version="b1-x")
     row = describe(b)
     assert row["hour_sd"] == 0.12
-    assert row["excluded"] == "2026-01-05 02:00..2026-01-05 05:00 up (scan 7.2)"
+    assert row["window"] == "2026-01-05T00:00Z to 2026-01-05T10:00Z"  # its real start and end, UTC
+    assert row["excluded"] == "2026-01-05T02:00Z to 2026-01-05T05:00Z up (scan 7.2)"
     assert describe(b.model_copy(update={"excluded": []}))["excluded"] == "-"
