@@ -118,3 +118,19 @@ def test_the_budget_follows_the_setting() -> None:
     evaluation = evaluate(FakeStore(rows), dict(baselines), NOW, _settings(false_pages_per_month=3.0))
     assert str(evaluation.budget) == "3 false pages per month across the 4 watched series"
     assert any("3 false pages per month across the 4 watched series" in v.description for v in evaluation.firing)
+
+
+def test_the_scheduler_status_states_the_budget_and_each_page_s_baseline_window() -> None:
+    from types import SimpleNamespace
+
+    from routerwatch.config import CanarySettings
+    from routerwatch.scheduler.service import DriftScheduler
+
+    rows, baselines = _fleet()
+    stored = [(signal, key, b.model_dump_json()) for (signal, key), b in baselines.items()]
+    scheduler = DriftScheduler(SimpleNamespace(scheduler=_settings(), canary=CanarySettings()), FakeStore(rows, stored))
+    scheduler.run_once(NOW)
+    status = scheduler.status()
+    assert status["false_alarm_budget"] == "1 false page per month across the 4 watched series"
+    [page] = [f for f in status["firing"] if f["labels"].get("category") == "billing"]
+    assert page["baseline_window"] == WINDOW

@@ -24,6 +24,7 @@ from routerwatch import metrics
 from routerwatch.alerting.client import AlertManagerClient
 from routerwatch.canary.detect import NofM, detect_canaries
 from routerwatch.drift import overdispersion
+from routerwatch.drift.verdict import window_text
 from routerwatch.scheduler import baselines as baseline_store
 from routerwatch.scheduler import series
 from routerwatch.scheduler.alerts import to_alert
@@ -212,6 +213,8 @@ class DriftScheduler:
         return {
             "evaluated_at": evaluation.now.isoformat(),
             "series_evaluated": sum(1 for v in evaluation.verdicts if v.evaluated),
+            # "1 false page per month across the 400 watched series": the budget as people state it.
+            "false_alarm_budget": str(evaluation.budget) if evaluation.budget is not None else None,
             "firing": [
                 {
                     "alertname": v.alertname,
@@ -220,6 +223,7 @@ class DriftScheduler:
                     "summary": v.summary,
                     "description": v.description,
                     "change_start": v.change_start.isoformat() if v.change_start else None,
+                    "baseline_window": window_text(*v.baseline_window) if v.baseline_window else None,
                     "statistic": v.statistic,
                     "threshold": v.threshold,
                 }
