@@ -1510,7 +1510,7 @@ def detect_escalation_drift(
     """Escalation rate of one (router, tier, category) drifting up or down: :func:`detect_rate_drift`.
 
     ``counts``: successes = escalated attempts, trials = accepted + escalated
-    attempts at the tier (shadow and failed attempts excluded, design notes 2).
+    attempts at the tier (shadow and failed attempts excluded, docs/design-notes.md section 2).
     """
     return detect_rate_drift(baseline, counts, now=now, config=config, signal=Signal.ESCALATION_DRIFT,
                              labels=labels, states=states)

@@ -85,7 +85,7 @@ def _judge(
     """
     try:
         result = judge()
-    except Exception as exc:  # noqa: BLE001 - design notes 9: no single series can stop the detectors
+    except Exception as exc:  # noqa: BLE001 - docs/design-notes.md section 9: no single series can stop the detectors
         key = series_key(labels)
         log.exception("%s detector failed on series %s; the other series are still judged", signal.value, key)
         metrics.DETECTOR_SERIES_ERRORS.labels(signal.value).inc()
@@ -179,7 +179,7 @@ def evaluate(reader: Any, baselines: dict[tuple[str, str], Baseline], now: datet
     # Escalation rate per router x tier x category, both directions; failure modes per router x
     # tier x mode, only rising (a ticket, not a page). Same CUSUM, different series and settings.
     configs = {
-        # Category escalation rates wobble from hour to hour (design notes 8): each series is designed
+        # Category escalation rates wobble from hour to hour (docs/design-notes.md section 8): each series is designed
         # for the hour-level sd its baseline measured (``Baseline.hour_sd``, learned with the baseline
         # below and by ``learn_all``), or for the prior while its history is too short to tell.
         Signal.ESCALATION_DRIFT: DriftConfig(
@@ -228,7 +228,7 @@ def _tier_level(reader, baselines, evaluation, escalations, budget, start, now, 
     surge_history = None
     if tier_keys and cfg.auto_baseline:
         surge_history = {k: series.pooled(v) for k, v in series.tier_series(series.escalation_series(reader, *window)).items()}
-    # Both wobble with their categories (design notes 8): the tier drift is designed for its categories'
+    # Both wobble with their categories (docs/design-notes.md section 8): the tier drift is designed for its categories'
     # hour-level sd, the surge judged against the pooled series' own wobble tolerance.
     prior = getattr(cfg, "hour_sd_prior", DriftConfig.hour_sd_prior)
     arl0 = budget.arl0_minutes
