@@ -322,6 +322,8 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         print(json.dumps(status, indent=2))
         return 0
     print(f"evaluated at {status.get('evaluated_at')}; {status.get('series_evaluated', 0)} series judged")
+    if status.get("false_alarm_budget"):
+        print(f"false-alarm budget: {status['false_alarm_budget']}")
     if status.get("dry_run"):
         print("dry run (a past minute): what the detectors said then; live pages and baselines are unchanged")
     if not status["firing"]:
@@ -330,6 +332,8 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         labels = ", ".join(f"{k}={v}" for k, v in sorted(alert["labels"].items()))
         print(f"FIRING {alert['alertname']} [{alert['severity']}] {labels}")
         print(f"  {alert['summary']}")
+        if alert.get("baseline_window"):
+            print(f"  baseline window: {alert['baseline_window']}")
         print(f"  {alert['description']}")
     for key, n in sorted(status.get("silent", {}).items()):
         print(f"silent: {n} series {key.replace(':', ' ')}")
@@ -356,10 +360,13 @@ def cmd_baseline(args: argparse.Namespace) -> int:
             with Store(settings.store_dsn(), settings.database) as store:
                 found = learn_all(store, until - timedelta(hours=args.hours), until, settings.scheduler.baseline_min_trials)
                 learned = {signal: store_baselines.save(store, signal, items) for signal, items in found.items()}
+        from routerwatch.drift.verdict import window_text
+
+        window = window_text(until - timedelta(hours=args.hours), until)  # the real times, not "the last 24h"
         for signal, n in sorted(learned.items()):
-            print(f"learned {n} new {signal} baseline(s) from the last {args.hours:g}h")
+            print(f"learned {n} new {signal} baseline(s) from {window}")
         if not learned:
-            print(f"no series had enough history in the last {args.hours:g}h (min {settings.scheduler.baseline_min_trials} trials)")
+            print(f"no series had enough history from {window} (min {settings.scheduler.baseline_min_trials} trials)")
         return 0
     reader = Reader(settings)
     try:
