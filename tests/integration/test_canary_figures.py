@@ -23,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from servicekit import REPO, Env
 
-from routerwatch.report.scoreboard import SECTIONS, _fmt, canary_step
+from routerwatch.report.scoreboard import SECTIONS, _cell, _fmt, canary_step
 from routerwatch.sdk import RouterWatch, SdkConfig
 from routerwatch.simulate import Profile, emit, events
 
@@ -48,7 +48,7 @@ CANARIES = [
     (OTHER_ROUTER, "refund-policy", "cheap", "billing", "small", 0.2),
 ]
 # Keys of `routerwatch report --format json` before the canary section: they must not change.
-REPORT_KEYS = {"since", "until", "by", "experiment_mix_test", "gate_thresholds"} | {
+REPORT_KEYS = {"since", "until", "by", "routers", "pools_routers", "experiment_mix_test", "gate_thresholds"} | {
     key for key, *_ in SECTIONS if key != "canaries"
 }
 
@@ -299,9 +299,8 @@ def test_canary_figures_match_ground_truth_and_stay_out_of_production(env, serve
     assert {r["segment"] for r in mix} == {ROUTER}, "the probe-only router has no production figures"
     assert sum(r["requests"] for r in mix) == len(production)
 
-    # 4. The cookbook query answers per canary over the last N minutes (the in-range probes, not the old ones).
-    minutes = int((time.time() - NOW) / 60) + 200
-    health = serve.query_dicts((REPO / "sql/queries/canary_health.sql").read_text(), {"minutes": str(minutes)})
+    # 4. The cookbook query answers per canary over its window [since, until) (the in-range probes, not the old ones).
+    health = serve.query_dicts((REPO / "sql/queries/canary_health.sql").read_text(), {"since": SINCE, "until": UNTIL})
     assert_finite(health, "canary_health")
     assert {(r["router_id"], r["side"], r["canary_id"]): r["probes"] for r in health} == {k[:3]: v["probes"] for k, v in truth.items()}
     for r in health:
@@ -330,16 +329,21 @@ def test_canary_figures_match_ground_truth_and_stay_out_of_production(env, serve
             sides[key[:2]][column] += v[column]
         sides[key[:2]]["canaries"] += 1
     text = env.cli("report", "--since", SINCE, "--until", UNTIL).stdout
+
+    def pct(value) -> list[str]:
+        """A rate as the text report shows it (``90.0 %``, ``-``), split as the line is."""
+        return _cell("pass_rate", value)[0].split()
+
     section = text[text.index("Canary probes"):]
     lines = [line.split() for line in section.splitlines()]
     for (router, side), c in sides.items():
         row = [router, side, str(c["canaries"]), str(c["probes"]), str(c["answered"]), str(c["no_answer"]),
-               _fmt(rate(c["passed"], c["answered"])), _fmt(rate(c["tier_flips"], c["answered"]))]
+               *pct(rate(c["passed"], c["answered"])), *pct(rate(c["tier_flips"], c["answered"]))]
         assert row in lines, (row, section)
     for key, v in truth.items():
         router, side, canary_id, _, expected_tier = key
-        row = [router, side, canary_id, str(v["probes"]), str(v["answered"]), str(v["no_answer"]), _fmt(v["pass_rate"]),
-               _fmt(v["tier_flip_rate"]), expected_tier, _fmt(v["most_common_observed_tier"])]
+        row = [router, side, canary_id, str(v["probes"]), str(v["answered"]), str(v["no_answer"]), *pct(v["pass_rate"]),
+               *pct(v["tier_flip_rate"]), expected_tier, _fmt(v["most_common_observed_tier"])]
         assert any(line[: len(row)] == row for line in lines), (row, section)
     empty = env.cli("report", "--since", "2000-01-01T00:00:00", "--until", "2000-01-02T00:00:00").stdout
     assert "no canary probes in this range" in empty

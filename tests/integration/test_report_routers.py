@@ -154,6 +154,10 @@ def test_text_json_and_html_split_by_router_or_say_they_pool(store, two_routers)
     for key in ALWAYS_POOLED:
         assert f"pools routers {EAST}, {WEST}" in "\n".join(sections[TEXT_TITLES[key]]), key
 
+    # Every section of the JSON report is in the text, under its title.
+    for key in set(data) - {"since", "until", "by", "routers", "pools_routers"}:
+        assert TEXT_TITLES[key] in sections, key
+
     page = render_html(report)
     assert page.count('class="note pooled"') == len(ALWAYS_POOLED)
     assert f'data-router="{EAST}"' in page and f'data-router="{WEST}"' in page  # escalation series lines

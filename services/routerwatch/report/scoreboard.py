@@ -356,7 +356,9 @@ HEADERS = {
     "latency_ms_p50": "p50_ms", "latency_ms_p95": "p95_ms", "latency_ms_p99": "p99_ms",
     "share_of_tier_escalations": "share_of_tier", "cost_per_request_usd": "usd_per_request",
     "counterfactual_cost_usd": "counterfactual_usd", "actual_cost_usd": "actual_usd", "model_cost_usd": "model_usd",
-    "verify_cost_usd": "verify_usd", "shadow_cost_usd": "shadow_usd",
+    "verify_cost_usd": "verify_usd", "shadow_cost_usd": "shadow_usd", "tier_flip_rate": "flip_rate",
+    "most_common_observed_tier": "observed", "expected_tier": "expected", "latency_p50_ms": "p50_ms",
+    "latency_p95_ms": "p95_ms",
 }
 TIER_OUTCOME_COLUMNS = ["attempts", "accepted", "escalated", "failed", "shadow", "escalation_rate", "failure_rate"]
 TIER_LATENCY_COLUMNS = ["terminal_latency_ms_p50", "terminal_latency_ms_p95", "passthrough_latency_ms_p50",
@@ -400,16 +402,17 @@ def _is_percent(column: str) -> bool:
 
 
 def _section_text(report: Report, key: str, several: bool, width: int) -> list[str]:
+    if key == "canaries":
+        # Canary routers are those probed, not those with traffic: their own rule for the router column.
+        return _canary_text(report.sections.get(key, []), several, width)
+    if key == "canary_series":
+        return _canary_series_text(report.sections.get(key, []), width)
     rows = [dict(r) for r in report.sections.get(key, [])]
     drop = {"router_id"} if not several else set()
     if report.by in ("", "tenant"):
         drop.add("segment")
     rows = [{k: v for k, v in r.items() if k not in drop} for r in rows]
     ident = [c for c in ("router_id", "segment") if any(c in r for r in rows)]
-    if key == "canaries":
-        return _canary_text(report.sections.get(key, []), several, width)
-    if key == "canary_series":
-        return _canary_series_text(rows, width)
     if key == "escalation_series":
         return _series_text(report, rows, width)
     if key == "tiers":
@@ -477,12 +480,13 @@ def _canary_series_text(rows: list[dict[str, Any]], width: int) -> list[str]:
     for row in rows:
         per.setdefault((str(row.get("router_id") or ""), str(row.get("side") or "")), []).append(row)
     out_rows = []
+    one_router = len({router for router, _ in per}) == 1
     for (router, side), points in sorted(per.items()):
         points.sort(key=lambda r: str(r.get("bucket")))
         rated = [r for r in points if _clean(r.get("pass_rate")) is not None]
         worst = min(rated, key=lambda r: r["pass_rate"], default=None)
         out_rows.append({
-            "router_id": router, "side": side, "buckets": len(points), "probes": sum(int(r.get("probes") or 0) for r in points),
+            **({} if one_router else {"router_id": router}), "side": side, "buckets": len(points), "probes": sum(int(r.get("probes") or 0) for r in points),
             "lowest_pass_rate": worst["pass_rate"] if worst else None,
             "lowest_at": _when(worst.get("bucket")) if worst else None,
             "latest_pass_rate": rated[-1]["pass_rate"] if rated else None,
@@ -491,7 +495,8 @@ def _canary_series_text(rows: list[dict[str, Any]], width: int) -> list[str]:
 
 
 CANARY_TEXT_COLUMNS = ["router_id", "side", "canary_id", "probes", "answered", "no_answer", "pass_rate", "tier_flip_rate",
-                       "expected_tier", "most_common_observed_tier", "latency_p95_ms", "last_error"]
+                       "expected_tier", "most_common_observed_tier"]
+CANARY_DETAIL_COLUMNS = ["router_id", "side", "canary_id", "latency_p50_ms", "latency_p95_ms", "last_error"]
 
 
 def _canary_text(rows: list[dict[str, Any]], several: bool = False, width: int = TEXT_WIDTH) -> list[str]:
@@ -507,8 +512,11 @@ def _canary_text(rows: list[dict[str, Any]], several: bool = False, width: int =
         "  per side (rates over answered probes; a tier flip is an answer from another tier than expected)",
         *_fit_table([{k: r[k] for k in side_columns if k not in drop} for r in sides], width=width),
         "",
-        "  per canary",
+        "  per canary (observed: the tier that answered most often)",
         *_fit_table([{k: r.get(k) for k in CANARY_TEXT_COLUMNS if k not in drop} for r in rows], width=width),
+        "",
+        "  per canary: latency of answered probes (ms)" + ("" if "last_error" in drop else " and the last error"),
+        *_fit_table([{k: r.get(k) for k in CANARY_DETAIL_COLUMNS if k not in drop} for r in rows], width=width),
     ]
 
 
