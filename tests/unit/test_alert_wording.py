@@ -134,3 +134,26 @@ def test_the_scheduler_status_states_the_budget_and_each_page_s_baseline_window(
     assert status["false_alarm_budget"] == "1 false page per month across the 4 watched series"
     [page] = [f for f in status["firing"] if f["labels"].get("category") == "billing"]
     assert page["baseline_window"] == WINDOW
+
+
+def test_routerwatch_alerts_and_baseline_learn_print_the_budget_and_real_times(monkeypatch, capsys) -> None:
+    from routerwatch import cli
+
+    status = {
+        "evaluated_at": NOW.isoformat(), "series_evaluated": 4,
+        "false_alarm_budget": "1 false page per month across the 4 watched series",
+        "firing": [{"alertname": "RouterwatchEscalationDrift", "severity": "critical", "labels": {"router": "r"},
+                    "summary": "escalation rate rose", "description": "CUSUM crossed", "baseline_window": WINDOW}],
+        "silent": {},
+    }
+    monkeypatch.setattr(cli, "_serve_call", lambda settings, path, method="GET": status)
+    assert cli.main(["alerts"]) == 0
+    out = capsys.readouterr().out
+    assert "false-alarm budget: 1 false page per month across the 4 watched series" in out
+    assert f"baseline window: {WINDOW}" in out
+
+    monkeypatch.setattr(cli, "_serve_call", lambda settings, path, method="GET": {"escalation_drift": 3})
+    assert cli.main(["baseline", "learn", "--hours", "2", "--until", "2026-11-22T11:00:00+00:00"]) == 0
+    out = capsys.readouterr().out
+    assert "learned 3 new escalation_drift baseline(s) from 2026-11-22T09:00Z to 2026-11-22T11:00Z" in out
+    assert "last 2h" not in out
