@@ -46,6 +46,7 @@ def test_category_alert_carries_labels_figures_and_a_reproducing_query():
     assert notes["mix_effect"] == "0.01" and notes["within_effect"] == "0.42"
     assert notes["change_start"].startswith("2026-11-22T11:10")
     assert "escalation_series(" in notes["query"] and "category = 'bill\\'ing'" in notes["query"], "quoted safely"
+    assert "router_id = 'r1' AND tier = 'small'" in notes["query"], "the alert's router only (the views split by router)"
     assert alert.starts_at == datetime(2026, 11, 22, 11, 10, tzinfo=timezone.utc)
 
 

@@ -9,16 +9,17 @@ from routerwatch.alerting.runbooks import SCHEDULER_ALERT_NAMES
 from routerwatch.drift.verdict import Signal, Verdict, window_text
 
 # The per-minute figure behind each signal, as an analyst would re-run it (``routerwatch sql``).
+# The three figure views have a router_id column (migration 0016): the query keeps to the alert's router.
 _QUERIES: dict[Signal, str] = {
     Signal.ESCALATION_DRIFT: (
         "SELECT * FROM escalation_series(since = '{since}', until = '{until}') "
-        "WHERE tier = '{tier}' AND category = '{category}'"
+        "WHERE {router_where}tier = '{tier}' AND category = '{category}'"
     ),
     Signal.ESCALATION_SURGE: (
-        "SELECT * FROM escalation_reasons(since = '{since}', until = '{until}') WHERE tier = '{tier}'"
+        "SELECT * FROM escalation_reasons(since = '{since}', until = '{until}') WHERE {router_where}tier = '{tier}'"
     ),
     Signal.FAILURE_SHIFT: (
-        "SELECT * FROM failure_modes(since = '{since}', until = '{until}') WHERE tier = '{tier}'"
+        "SELECT * FROM failure_modes(since = '{since}', until = '{until}') WHERE {router_where}tier = '{tier}'"
     ),
 }
 _CANARY_QUERY = (
@@ -63,6 +64,7 @@ def to_alert(verdict: Verdict) -> Alert | None:
             tier=_sql_literal(labels.get("tier", "")),
             category=_sql_literal(labels.get("category", "")),
             router=_sql_literal(labels.get("router", "")),
+            router_where=f"router_id = '{_sql_literal(labels['router'])}' AND " if labels.get("router") else "",
             where="".join(
                 f" AND {column} = '{_sql_literal(labels[key])}'"
                 for key, column in (("canary", "canary_id"), ("side", "side"))
