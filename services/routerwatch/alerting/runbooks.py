@@ -8,8 +8,8 @@ alert is ``<base>#<alertname in lower case>``.
 
 The runbook URL is always absolute, so that a link in a page, a chat notification or an email
 opens from anywhere. The base defaults to :data:`DEFAULT_RUNBOOK_BASE_URL`, the runbooks' page
-in the project's repository (:data:`REPOSITORY_URL`, the same URL as ``[project.urls]`` in
-``pyproject.toml``); a deployment that publishes its own copy sets
+in the project's repository (:data:`REPOSITORY_URL`; when ``pyproject.toml`` names a repository
+under ``[project.urls]``, a unit test checks it is the same); a deployment that publishes its own copy sets
 ``ROUTERWATCH_SCHEDULER__RUNBOOK_BASE_URL`` (or passes ``runbook_base_url`` to :func:`runbook_url`
 or to the client), which must be an absolute http(s) URL (:func:`check_runbook_base_url`). The
 Prometheus rule files carry the default base as written-out text;
@@ -25,8 +25,8 @@ import urllib.parse
 #: Where the runbooks live, relative to the repository root.
 RUNBOOK_PATH = "alerts/runbooks/README.md"
 
-#: The project's repository on its code host; ``[project.urls] Repository`` in pyproject.toml
-#: is the same URL (a unit test checks that they agree).
+#: The project's repository on its code host, the one place it is written in the code. When
+#: pyproject.toml names a repository under ``[project.urls]``, a unit test checks it is this URL.
 REPOSITORY_URL = "https://github.com/routerwatch/routerwatch"
 
 #: Default base of runbook URLs: the runbooks' page in the repository, an absolute URL. Override it
