@@ -357,8 +357,10 @@ def _swatch(colour: str, *, hollow: bool = False) -> Callable[[float, float], st
                          f'stroke="{colour}" stroke-width="2"/>')
 
 
-def _line_swatch(colour: str) -> Callable[[float, float], str]:
-    return lambda x, y: f'<line x1="{x:.1f}" y1="{y:.1f}" x2="{x + 16:.1f}" y2="{y:.1f}" stroke="{colour}" stroke-width="3"/>'
+def _line_swatch(colour: str, dash: str = "") -> Callable[[float, float], str]:
+    dashes = f' stroke-dasharray="{dash}"' if dash else ""
+    return lambda x, y: (f'<line x1="{x:.1f}" y1="{y:.1f}" x2="{x + 16:.1f}" y2="{y:.1f}" stroke="{colour}" '
+                         f'stroke-width="3"{dashes}/>')
 
 
 # ---------------------------------------------------------------------------- quantile markers
@@ -630,7 +632,7 @@ def _plot_escalation_series(report: Report, colours: dict[str, str]) -> str:
     def label(key: tuple[str, str]) -> str:
         return f"{key[0]}: {key[1]}" if key[0] else key[1]
 
-    legend = [(_line_swatch(colours.get(k[1], "#555555")), label(k)) for k in order]
+    legend = [(_line_swatch(colours.get(k[1], "#555555"), dash.get(k[0], "")), label(k)) for k in order]
     svg = _Svg("escalation-series", width, height, title, desc)
     if not lines:
         svg.no_data()

@@ -7,6 +7,11 @@ The three sections from graded answers (quality, gate calibration, gate threshol
 one ``graded_summary`` query (``0009``): one scan of the graded attempts instead of three.
 :func:`build` returns plain data (``Report``); the renderers turn it into a terminal
 table, JSON or HTML.
+
+Several routers are never pooled silently: the views without `by` have a router_id column
+(``0016``), the views with `by` are run with by = 'router' when several routers sent traffic and
+no other segment was asked for, and a section that still pools routers (``Report.pooled``) says
+which in every format.
 """
 
 from __future__ import annotations
@@ -137,7 +142,7 @@ def build(reader: Any, since: datetime, until: datetime, by: str = "", target_er
     if unpriced:
         report.sections[UNPRICED] = unpriced
     if several:
-        pooled = list(ALWAYS_POOLED) + ([k for k in BY_SECTIONS] if by in ("category", "variant", "environment") else [])
+        pooled = list(ALWAYS_POOLED) + (list(BY_SECTIONS) if by in ("category", "variant", "environment") else [])
         report.pooled = {key: list(report.routers) for key in pooled}
     return report
 
@@ -518,12 +523,6 @@ def _canary_text(rows: list[dict[str, Any]], several: bool = False, width: int =
         "  per canary: latency of answered probes (ms)" + ("" if "last_error" in drop else " and the last error"),
         *_fit_table([{k: r.get(k) for k in CANARY_DETAIL_COLUMNS if k not in drop} for r in rows], width=width),
     ]
-
-
-def _shorten(value: Any, limit: int = 60) -> Any:
-    if isinstance(value, str) and len(value) > limit:
-        return value[: limit - 1] + ELLIPSIS
-    return value
 
 
 def _flatten_quantiles(row: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
