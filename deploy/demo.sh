@@ -134,11 +134,12 @@ The services keep running. Explore with, for example:
   .venv/bin/routerwatch sql "SELECT * FROM tier_scoreboard(since = '2000-01-01', until = '2100-01-01', by = 'category')" --header
   .venv/bin/routerwatch report --by variant
   .venv/bin/routerwatch report --format html --output report.html
-  .venv/bin/routerwatch sql @sql/queries/why_did_escalations_jump.sql --param recent_minutes=15 --param baseline_minutes=120 --header
+  .venv/bin/routerwatch cookbook                    # the on-call queries, with the question each answers
+  .venv/bin/routerwatch cookbook why_did_escalations_jump --since 15m --baseline-since 120m
   .venv/bin/routerwatch dlq
   .venv/bin/routerwatch alerts                      # what the drift detectors have firing
   curl -s http://127.0.0.1:$ROUTERWATCH_HTTP__PORT/metrics | grep routerwatch_
-  .venv/bin/routerwatch sql @sql/queries/canary_health.sql --param minutes=60 --header
+  .venv/bin/routerwatch cookbook canary_health --since 60m
 Break the example router and watch its canaries page in the local Alertmanager:
   make canary-break      # raises its gate threshold: cheap-tier canaries escalate (tier flip page)
   make canary-heal       # restores it: the page resolves

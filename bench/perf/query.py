@@ -557,24 +557,26 @@ FROM ({GRADED_RAW}) WHERE gate_kind != '' AND gate_score IS NOT NULL GROUP BY ti
 
 REPORT_RAW["graded"] = [REPORT_RAW.pop("quality"), REPORT_RAW.pop("gate_calibration"), REPORT_RAW.pop("gate_scores")]
 
-RECENT = "now() - toIntervalMinute({recent_minutes:UInt32})"
-BASELINE_START = f"{RECENT} - toIntervalMinute({{baseline_minutes:UInt32}})"
-SINCE_MINUTES = "occurred_at >= now() - toIntervalMinute({minutes:UInt32})"
+# The cookbook's absolute windows: [since, until), and the baseline [baseline_since, since).
+RECENT = "{since:DateTime('UTC')}"
+BASELINE_START = "{baseline_since:DateTime('UTC')}"
+UNTIL = "{until:DateTime('UTC')}"
+SINCE_MINUTES = f"occurred_at >= {RECENT} AND occurred_at < {UNTIL}"
 
 # Cookbook query -> the same figure from the raw tables, with the query's own parameters.
 COOKBOOK_RAW: dict[str, str | None] = {
     # As shipped: the named views over attempts FINAL / decisions FINAL.
-    "attempts_by_tier_outcome": """
+    "attempts_by_tier_outcome": f"""
 SELECT tier, tier_rank, count() AS attempts, countIf(outcome = 'accepted') AS accepted,
     countIf(outcome = 'escalated') AS escalated, countIf(outcome = 'failed') AS failed, countIf(outcome = 'shadow') AS shadow,
     round(escalated / nullIf(accepted + escalated, 0), 4) AS escalation_rate
-FROM request_attempts GROUP BY tier, tier_rank ORDER BY tier_rank, tier""",
-    "requests_by_final_tier": """
+FROM request_attempts WHERE {SINCE_MINUTES} GROUP BY tier, tier_rank ORDER BY tier_rank, tier""",
+    "requests_by_final_tier": f"""
 SELECT if(served, final_tier, '(not served)') AS final_tier, count() AS requests,
     round(count() / sum(count()) OVER (), 4) AS share,
     countIf(served AND escalation_count = 0 AND final_tier = entry_tier) AS kept,
     countIf(escalation_count > 0) AS escalated, round(sum(cost_usd), 6) AS cost_usd
-FROM requests GROUP BY final_tier, served ORDER BY min(final_tier_rank), final_tier""",
+FROM requests WHERE {SINCE_MINUTES} GROUP BY final_tier, served ORDER BY min(final_tier_rank), final_tier""",
     "what_did_this_request_do": """
 SELECT a.attempt_index, a.tier, a.model, a.provider, a.offset_ms, a.latency_ms, a.verify_latency_ms, a.outcome,
     a.gate_kind, a.gate_score, a.gate_threshold, a.escalation_reason, a.failure_mode,
@@ -595,7 +597,7 @@ FROM
         countIf(outcome = 'failed' AND occurred_at < {RECENT}) AS baseline_failures,
         sum(countIf(outcome != 'shadow' AND occurred_at >= {RECENT})) OVER (PARTITION BY tier) AS recent_total,
         sum(countIf(outcome != 'shadow' AND occurred_at < {RECENT})) OVER (PARTITION BY tier) AS baseline_total
-    FROM attempts FINAL WHERE canary_id = '' AND occurred_at >= {BASELINE_START}
+    FROM attempts FINAL WHERE canary_id = '' AND occurred_at >= {BASELINE_START} AND occurred_at < {UNTIL}
     GROUP BY tier, failure_mode
 )
 WHERE recent_failures + baseline_failures > 0
@@ -625,7 +627,7 @@ SELECT tier,
     terminal_recent / nullIf(terminal_baseline, 0) AS terminal_ratio,
     passthrough_recent / nullIf(passthrough_baseline, 0) AS passthrough_ratio
 FROM attempts FINAL
-WHERE canary_id = '' AND occurred_at >= {BASELINE_START} AND outcome IN ('accepted', 'escalated')
+WHERE canary_id = '' AND occurred_at >= {BASELINE_START} AND occurred_at < {UNTIL} AND outcome IN ('accepted', 'escalated')
 GROUP BY tier ORDER BY greatest(ifNull(terminal_ratio, 0), ifNull(passthrough_ratio, 0)) DESC""",
     "which_variant": f"""
 SELECT experiment_id, experiment_variant,
@@ -643,7 +645,7 @@ SELECT tier, category,
     topKIf(1)(escalation_reason, outcome = 'escalated' AND occurred_at >= {RECENT})[1] AS top_recent_reason,
     countIf(occurred_at >= {RECENT}) AS recent_gated_attempts
 FROM attempts FINAL
-WHERE canary_id = '' AND occurred_at >= {BASELINE_START} AND outcome IN ('accepted', 'escalated')
+WHERE canary_id = '' AND occurred_at >= {BASELINE_START} AND occurred_at < {UNTIL} AND outcome IN ('accepted', 'escalated')
 GROUP BY tier, category ORDER BY delta DESC NULLS LAST""",
     # Raw by design (small tables, exact figures): no rollup to compare with.
     "canary_health": None,
@@ -651,7 +653,7 @@ GROUP BY tier, category ORDER BY delta DESC NULLS LAST""",
 }
 
 RANGES = (("1 h", 60), ("24 h", 1440), ("30 d", DAYS * 1440))
-# (recent_minutes, baseline_minutes) of the recent-against-before cookbook queries, per range.
+# (window, baseline) lengths in minutes of the recent-against-before cookbook queries, per range.
 RECENT_SPLIT = {60: (15, 45), 1440: (60, 1380), DAYS * 1440: (1440, DAYS * 1440 - 1440)}
 GOAL_MS = 1000.0
 COOKBOOK = REPO / "sql" / "queries"
@@ -689,6 +691,7 @@ def _fmt_time(value: datetime) -> str:
 
 def figures(store: Any, until: datetime, request_id: str) -> list[Figure]:
     """Every report section and cookbook query over each range, with its raw-scan baseline."""
+    from routerwatch.cookbook import placeholders
     from routerwatch.report import scoreboard
 
     def q(sql: str | list[str], params: dict[str, Any] | None = None) -> Callable[[], Any]:
@@ -716,13 +719,19 @@ def figures(store: Any, until: datetime, request_id: str) -> list[Figure]:
             p = {"request_id": request_id}
             out.append(Figure(f"cookbook {name}, one request", q(text, p), q(raw, p) if raw else None, NOTES.get(name, "")))
             continue
-        if "{minutes:" not in text and "{recent_minutes:" not in text:
+        wanted = placeholders(text)
+        if "since" not in wanted:
             out.append(Figure(f"cookbook {name}, all time ({DAYS} d)", q(text), q(raw) if raw else None))
             continue
         for label, minutes in RANGES:
-            recent, before = RECENT_SPLIT[minutes]
-            p = {k: v for k, v in {"minutes": minutes, "recent_minutes": recent, "baseline_minutes": before}.items()
-                 if "{" + k + ":" in text}
+            # Windows end where the generated traffic ends, as the report's ranges do.
+            if "baseline_since" in wanted:
+                recent, before = RECENT_SPLIT[minutes]
+                since = until - timedelta(minutes=recent)
+                window = {"since": since, "until": until, "baseline_since": since - timedelta(minutes=before)}
+            else:
+                window = {"since": until - timedelta(minutes=minutes), "until": until}
+            p = {k: _fmt_time(v) for k, v in window.items()}
             out.append(Figure(f"cookbook {name}, {label}", q(text, p), q(raw, p) if raw else None,
                               NOTES.get(name, "" if raw else "reads its raw table by design (small, exact)")))
     return out
@@ -810,7 +819,7 @@ def run(ctx: Context, rows: int | None = None, baseline_repeats: int | None = No
             f"Each figure: median and spread of {repeats} runs through the store's client (rows converted to "
             f"Python, as the report does), against the same figure computed by a raw FINAL scan in the same run "
             f"({base_repeats} runs). "
-            "The report's ranges end at the end of the generated traffic, the cookbook's at now()."
+            "The report's ranges and the cookbook's windows end at the end of the generated traffic."
         )
         rate = gen.attempts / gen.seconds
         section.details += [
@@ -824,8 +833,6 @@ def run(ctx: Context, rows: int | None = None, baseline_repeats: int | None = No
             "active parts: " + ", ".join(f"{t} {n}" for t, n in sorted(parts.items())),
             f"chDB per-call floor (SELECT 1 through the client): {floor.text()}; the range views (attempt_rollup ...) "
             "add ~20-40 ms of planning per query, which is why 1 h figures are slower than a raw scan of one hour",
-            f"the cookbook's windows end at now(): the last {gen.seconds / 60:.1f} min before the queries (generation "
-            "time) hold no traffic; report ranges end at the end of the traffic",
             "over the goal: " + (", ".join(misses) if misses else "none"),
         ]
         section.seconds = time.perf_counter() - started

@@ -1,7 +1,7 @@
 """The ``routerwatch`` command.
 
 Subcommands: ``migrate``, ``serve``, ``simulate``, ``wait``, ``dlq``, ``sql``, ``report``,
-``alerts``, ``baseline``, ``canary``, ``example-router``, ``schemas``, ``config``. Settings come from ``ROUTERWATCH_*`` environment variables (see
+``cookbook``, ``alerts``, ``baseline``, ``canary``, ``example-router``, ``schemas``, ``config``. Settings come from ``ROUTERWATCH_*`` environment variables (see
 :mod:`routerwatch.config`), built once here and passed down. Exit codes: 0 ok,
 1 the command ran and found a problem, 2 bad usage or configuration,
 3 a dependency (Kafka, ClickHouse) is unavailable.
@@ -206,29 +206,79 @@ def json_safe(value: Any) -> Any:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
+    text = Path(args.query[1:]).read_text() if args.query.startswith("@") else args.query
+    return _run_query(args, text)
+
+
+def _run_query(args: argparse.Namespace, text: str, title: str | None = None) -> int:
+    """Bind the window and ``--param`` values (:func:`routerwatch.cookbook.bind`), run ``text``
+    read-only and print it: ``--format``, else a table on a terminal and TSV to a pipe or file."""
+    from routerwatch import cookbook
+    from routerwatch.storage.errors import QueryError
     from routerwatch.storage.reader import Reader
 
-    parameters = {}
-    for item in args.param or []:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            print(f"routerwatch sql: --param wants name=value, got {item!r}", file=sys.stderr)
-            return 2
-        parameters[name] = value
-    text = Path(args.query[1:]).read_text() if args.query.startswith("@") else args.query
+    bound = cookbook.bind(text, args.param, since=args.since, until=args.until, baseline_since=args.baseline_since)
     reader = Reader(_settings())
     try:
-        result = reader.query(text, parameters or None)
+        result = reader.query(text, bound.parameters or None)
+    except QueryError as exc:
+        # A figure view refusing a parameter value (throwIf: by='tier'): the user's to fix.
+        refused = cookbook.engine_refusal(str(exc))
+        if refused is None:
+            raise
+        raise UsageError(refused) from None
     finally:
         reader.close()
-    if args.format == "json":
+    fmt = args.format or cookbook.default_format(sys.stdout)
+    if fmt == "json":
         print(json.dumps(json_safe(result.as_dicts()), default=str, indent=2, allow_nan=False))
-    else:
-        if args.header:
-            print("\t".join(terminal_safe(str(c)) for c in result.columns))
-        for row in result.rows:
-            print("\t".join("\\N" if v is None else terminal_safe(str(v)) for v in row))
+        return 0
+    if fmt == "table" and (title or bound.window):
+        caption = " ".join(part for part in (title, bound.window and bound.window.describe(bound.with_baseline)) if part)
+        print(terminal_safe(caption))
+    out = cookbook.render(result.columns, result.rows, fmt, header=args.header)
+    if out:
+        print(out)
     return 0
+
+
+def cmd_cookbook(args: argparse.Namespace) -> int:
+    from routerwatch import cookbook, tabular
+
+    if args.name in (None, "list"):
+        rows = cookbook.listing(cookbook.available())
+        columns = ["query", "parameters", "question"]
+        fmt = args.format or cookbook.default_format(sys.stdout)
+        if fmt == "json":
+            print(json.dumps([dict(zip(columns, row)) for row in rows], indent=2))
+        elif fmt == "table":
+            print(tabular.render_table(columns, rows, max_width=120, count=False))
+            print("\nrun one: routerwatch cookbook NAME --since 2026-12-07T10:00 --until 2026-12-07T11:00 "
+                  "(or --since 90m: back from --until, default now); --show prints its SQL")
+        else:
+            print(cookbook.render(columns, rows, fmt, header=args.header))
+        return 0
+    query = cookbook.find(args.name)
+    if args.show:
+        print(query.text.rstrip("\n"))
+        return 0
+    return _run_query(args, query.text, title=query.name)
+
+
+def _query_options(q: argparse.ArgumentParser) -> None:
+    """The options ``sql`` and ``cookbook`` share: parameters, the window, the output format."""
+    q.add_argument("--param", action="append", metavar="NAME=VALUE", help="bind a {NAME:Type} placeholder")
+    q.add_argument("--since", help="start of the window (binds {since:DateTime}): ISO time in UTC such as "
+                   "2026-12-07T10:00, or a duration back from --until: 90m, 6h, 7d (default 1h)")
+    q.add_argument("--until", help="end of the window (binds {until:DateTime}): ISO time in UTC, or a duration "
+                   "back from now (default now)")
+    q.add_argument("--baseline-since", help="start of the baseline [baseline_since, since) of a query comparing "
+                   "against one: ISO time, or a duration back from --since (default: as long as the window)")
+    q.add_argument("--format", choices=["table", "tsv", "csv", "json"], default=None,
+                   help="table (default on a terminal): aligned, rounded, NULL and NaN as '-'; tsv (default "
+                   "otherwise): ClickHouse's spelling, \\N for NULL; csv: with a header; json: a list of row "
+                   "objects, NaN and infinite floats as null")
+    q.add_argument("--header", action="store_true", help="print column names first (tsv)")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -577,11 +627,14 @@ def parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("sql", help="run read-only SQL against the configured ClickHouse")
     q.add_argument("query", help="SQL text, or @FILE to read it from a file (e.g. @sql/queries/what_did_this_request_do.sql)")
-    q.add_argument("--param", action="append", metavar="NAME=VALUE", help="bind {NAME:Type} placeholders")
-    q.add_argument("--format", choices=["tsv", "json"], default="tsv",
-                   help="tsv (default), or json: a list of row objects, NaN and infinite floats as null")
-    q.add_argument("--header", action="store_true", help="print column names first (tsv)")
+    _query_options(q)
     q.set_defaults(func=cmd_sql)
+
+    cb = sub.add_parser("cookbook", help="list the on-call cookbook's queries, or run one over a window")
+    cb.add_argument("name", nargs="?", help="the query to run (e.g. why_did_escalations_jump); none or 'list': list them")
+    cb.add_argument("--show", action="store_true", help="print the query's SQL instead of running it")
+    _query_options(cb)
+    cb.set_defaults(func=cmd_cookbook)
 
     r = sub.add_parser("report", help="per-tier scoreboard for a time range")
     r.add_argument("--since", help="ISO time (UTC) or a duration back from --until: 90m, 6h, 7d (default 24h)")

@@ -163,10 +163,8 @@ def render_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, max_w
     dropped. ``count=False`` leaves the row count out.
     """
     headers = [truncate(terminal_safe(str(c)), max_width) for c in columns]
-    numeric = [
-        all(is_number(row[i]) or is_null(row[i]) for row in rows) and any(is_number(row[i]) for row in rows)
-        for i in range(len(columns))
-    ]
+    # A column of NULLs only is taken for numbers (most NULLs of a figure are a rate over nothing).
+    numeric = [all(is_number(row[i]) or is_null(row[i]) for row in rows) for i in range(len(columns))]
     cells = [
         [format_value(v) if is_number(v) else truncate(format_value(v), max_width) for i, v in enumerate(row)]
         for row in rows

@@ -1,8 +1,10 @@
--- Attempts per tier and outcome, with the escalation rate of each tier.
+-- Attempts per tier and outcome in a window, with the escalation rate of each tier.
 -- Escalation rate = escalated / (accepted + escalated): shadow attempts and
 -- failures (reliability, not quality) are outside it by definition.
--- All stored traffic, read from the daily rollup (every rollup level holds all of
--- it): the counts of request_attempts without scanning every attempt.
+-- Parameters: since, until (DateTime, UTC): the window [since, until).
+--   routerwatch cookbook attempts_by_tier_outcome --since 2026-12-07T10:00 --until 2026-12-07T11:00
+-- Read through attempt_rollup (whole days and hours from the coarser rollups, the
+-- edges from the minute rollup): counts without scanning every attempt.
 SELECT
     tier,
     tier_rank,
@@ -12,6 +14,6 @@ SELECT
     sumIf(m.attempts, outcome = 'failed')        AS failed,
     sumIf(m.attempts, outcome = 'shadow')        AS shadow,
     round(escalated / nullIf(accepted + escalated, 0), 4) AS escalation_rate
-FROM attempt_day AS m
+FROM attempt_rollup(since = toString({since:DateTime('UTC')}), until = toString({until:DateTime('UTC')})) AS m
 GROUP BY tier, tier_rank
 ORDER BY tier_rank, tier

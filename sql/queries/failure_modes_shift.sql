@@ -1,12 +1,12 @@
--- Did the failure modes shift? Failure rate per tier and mode, last
--- {recent_minutes} minutes against the {baseline_minutes} before. Failures are
+-- Did the failure modes shift? Failure rate per tier and mode in a window
+-- against the baseline window before it. Failures are
 -- reliability events (timeouts, 429s, 5xx...), never pooled across tiers.
--- Parameters: recent_minutes, baseline_minutes.
+-- Parameters: since, until (DateTime, UTC): the window [since, until) looked at;
+--   baseline_since (DateTime, UTC): the baseline is [baseline_since, since). The
+--   cookbook command's default baseline is the window of the same length before since.
+--   routerwatch cookbook failure_modes_shift --since 2026-12-07T10:00 --until 2026-12-07T11:00
 -- Each window is read through attempt_rollup (whole days and hours from the
 -- coarser rollups, the edges from the minute rollup).
-WITH
-    now() - toIntervalMinute({recent_minutes:UInt32}) AS recent_start,
-    recent_start - toIntervalMinute({baseline_minutes:UInt32}) AS baseline_start
 SELECT
     tier,
     failure_mode,
@@ -25,10 +25,10 @@ FROM
     FROM
     (
         SELECT tier, failure_mode, outcome, attempts, true AS recent
-        FROM attempt_rollup(since = toString(recent_start, 'UTC'), until = '2100-01-01 00:00:00')
+        FROM attempt_rollup(since = toString({since:DateTime('UTC')}), until = toString({until:DateTime('UTC')}))
         UNION ALL
         SELECT tier, failure_mode, outcome, attempts, false AS recent
-        FROM attempt_rollup(since = toString(baseline_start, 'UTC'), until = toString(recent_start, 'UTC'))
+        FROM attempt_rollup(since = toString({baseline_since:DateTime('UTC')}), until = toString({since:DateTime('UTC')}))
     ) AS m
     GROUP BY tier, failure_mode
 )

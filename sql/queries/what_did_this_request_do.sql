@@ -1,6 +1,7 @@
 -- What did this request do? Every attempt of one request in order: tier,
 -- model, provider, timing, gate decision, outcome and why, plus any grades.
--- Parameters: request_id.
+-- Parameters: request_id (String).
+--   routerwatch cookbook what_did_this_request_do --param request_id=req-0001
 -- The decision is found through its request_id bloom filter; its minute and
 -- event_id (the attempts' sorting key) then select the attempts' granules
 -- instead of a scan of every attempt.

@@ -1,13 +1,13 @@
 -- Which tier got slower? Terminal (accepted) and passthrough (escalated) p95
--- per tier, last {recent_minutes} minutes against the {baseline_minutes} before.
+-- per tier in a window against the baseline window before it.
 -- Read the two populations separately: a slower verifier shows in passthrough
 -- only; a slower model in both.
--- Parameters: recent_minutes, baseline_minutes.
+-- Parameters: since, until (DateTime, UTC): the window [since, until) looked at;
+--   baseline_since (DateTime, UTC): the baseline is [baseline_since, since). The
+--   cookbook command's default baseline is the window of the same length before since.
+--   routerwatch cookbook which_tier_got_slower --since 2026-12-07T10:00 --until 2026-12-07T11:00 --baseline-since 2026-12-06T10:00
 -- Each window is read through attempt_rollup (whole days and hours from the
 -- coarser rollups, the edges from the minute rollup).
-WITH
-    now() - toIntervalMinute({recent_minutes:UInt32}) AS recent_start,
-    recent_start - toIntervalMinute({baseline_minutes:UInt32}) AS baseline_start
 SELECT
     tier,
     quantilesTDigestMergeIf(0.95)(latency_q, outcome = 'accepted' AND recent)       [1]   AS terminal_p95_recent_ms,
@@ -19,11 +19,11 @@ SELECT
 FROM
 (
     SELECT tier, outcome, latency_q, true AS recent
-    FROM attempt_rollup(since = toString(recent_start, 'UTC'), until = '2100-01-01 00:00:00')
+    FROM attempt_rollup(since = toString({since:DateTime('UTC')}), until = toString({until:DateTime('UTC')}))
     WHERE outcome IN ('accepted', 'escalated')
     UNION ALL
     SELECT tier, outcome, latency_q, false AS recent
-    FROM attempt_rollup(since = toString(baseline_start, 'UTC'), until = toString(recent_start, 'UTC'))
+    FROM attempt_rollup(since = toString({baseline_since:DateTime('UTC')}), until = toString({since:DateTime('UTC')}))
     WHERE outcome IN ('accepted', 'escalated')
 ) AS m
 GROUP BY tier

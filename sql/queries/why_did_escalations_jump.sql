@@ -1,14 +1,16 @@
--- Why did escalations jump? Escalation rate per tier x category x reason in the
--- last {recent_minutes} minutes against the {baseline_minutes} minutes before,
--- biggest increase first. A jump confined to one reason at one tier usually
--- means a broken gate or verifier; a jump spread over reasons means the
--- traffic (or the cheap tier) changed.
--- Parameters: recent_minutes (e.g. 15), baseline_minutes (e.g. 120).
+-- Why did escalations jump? Escalation rate per tier x category x reason in a
+-- window against the baseline window before it, biggest increase first. A
+-- jump confined to one reason at one tier usually means a broken gate or
+-- verifier; a jump spread over reasons means the traffic (or the cheap tier)
+-- changed.
+-- Parameters: since, until (DateTime, UTC): the window [since, until) looked at;
+--   baseline_since (DateTime, UTC): the baseline is [baseline_since, since). The
+--   cookbook command's default baseline is the window of the same length before since.
+--   routerwatch cookbook why_did_escalations_jump --since 2026-12-07T10:00 --until 2026-12-07T10:15 --baseline-since 2026-12-07T08:00
+--   routerwatch cookbook why_did_escalations_jump --since 15m --baseline-since 120m
+--     (the last 15 minutes against the 120 minutes before them)
 -- Each window is read through attempt_rollup (whole days and hours from the
 -- coarser rollups, the edges from the minute rollup).
-WITH
-    now() - toIntervalMinute({recent_minutes:UInt32}) AS recent_start,
-    recent_start - toIntervalMinute({baseline_minutes:UInt32}) AS baseline_start
 SELECT
     tier,
     category,
@@ -22,11 +24,11 @@ SELECT
 FROM
 (
     SELECT tier, category, outcome, escalation_reason, attempts, true AS recent
-    FROM attempt_rollup(since = toString(recent_start, 'UTC'), until = '2100-01-01 00:00:00')
+    FROM attempt_rollup(since = toString({since:DateTime('UTC')}), until = toString({until:DateTime('UTC')}))
     WHERE outcome IN ('accepted', 'escalated')
     UNION ALL
     SELECT tier, category, outcome, escalation_reason, attempts, false AS recent
-    FROM attempt_rollup(since = toString(baseline_start, 'UTC'), until = toString(recent_start, 'UTC'))
+    FROM attempt_rollup(since = toString({baseline_since:DateTime('UTC')}), until = toString({since:DateTime('UTC')}))
     WHERE outcome IN ('accepted', 'escalated')
 ) AS m
 GROUP BY tier, category

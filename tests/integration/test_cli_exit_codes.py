@@ -118,6 +118,7 @@ SCENARIOS: dict[str, dict[tuple[str, ...], Case | NotApplicable]] = {
         ("wait",): Case(("wait", "--timeout", "1"), 3, KAFKA_DOWN_LINE),
         ("dlq",): Case(("dlq",), 3, KAFKA_DOWN_LINE),  # the consumer that failed to start is closed: one line
         ("sql",): NO_KAFKA,
+        ("cookbook",): NO_KAFKA,
         ("report",): NO_KAFKA,
         ("alerts",): NO_KAFKA,
         ("baseline", "show"): NO_KAFKA,
@@ -144,6 +145,7 @@ SCENARIOS: dict[str, dict[tuple[str, ...], Case | NotApplicable]] = {
         ("wait",): NO_CLICKHOUSE,
         ("dlq",): NO_CLICKHOUSE,
         ("sql",): Case(("sql", "select 1"), 3, "cannot open ClickHouse"),
+        ("cookbook",): Case(("cookbook", "spend_by_minute", "--since", "2026-12-07T10:00"), 3, "cannot open ClickHouse"),
         ("report",): Case(("report",), 3, "cannot open ClickHouse"),
         # Asks serve (not running here), else reads the scheduler's state file: nothing is firing.
         ("alerts",): Case(("alerts",), 0, "nothing is firing"),
@@ -166,6 +168,7 @@ SCENARIOS: dict[str, dict[tuple[str, ...], Case | NotApplicable]] = {
         ("wait",): Case(("wait",), 2, "ROUTERWATCH_KAFKA_SECURITY__CA_FILE", env=SSL_CA_MISSING),
         ("dlq",): Case(("dlq",), 2, "ROUTERWATCH_KAFKA_SECURITY__CA_FILE", env=SSL_CA_MISSING),
         ("sql",): Case(("sql", "@{tmp}/missing.sql"), 2, "missing.sql: No such file"),
+        ("cookbook",): Case(("cookbook", "missing_query"), 2, "no cookbook query 'missing_query'"),
         # --output into a folder that does not exist: checked before the store is opened.
         ("report",): Case(("report", "--format", "html", "--output", "{tmp}/missing/report.html"), 2, "missing"),
         # No state file is the normal state before the scheduler's first run.
@@ -195,6 +198,7 @@ SCENARIOS: dict[str, dict[tuple[str, ...], Case | NotApplicable]] = {
                 ("wait",): ("wait",),
                 ("dlq",): ("dlq",),
                 ("sql",): ("sql", "select 1"),
+                ("cookbook",): ("cookbook", "spend_by_minute"),
                 ("report",): ("report",),
                 ("alerts",): ("alerts",),
                 ("baseline", "show"): ("baseline", "show"),

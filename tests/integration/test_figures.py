@@ -301,7 +301,9 @@ def test_variants_differing_only_in_routing_mix_are_flagged(env, serve):
 def test_cookbook_queries_run_and_answer(env, serve):
     profile = Profile(router_id="cookbook-router")
     send(env, profile, 800, seed=61)
-    defaults = {"recent_minutes": "15", "baseline_minutes": "120", "minutes": "180", "request_id": "req-61-0000005"}
+    # Absolute windows (issue 17): the simulated traffic's hours, the baseline the two hours before.
+    baseline_since = datetime.fromtimestamp(NOW - 5 * 3600, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    defaults = {"since": SINCE, "until": UNTIL, "baseline_since": baseline_since, "request_id": "req-61-0000005"}
     queries = sorted((REPO / "sql/queries").glob("*.sql"))
     assert len(queries) >= 8
     for path in queries:

@@ -118,10 +118,14 @@ def test_the_wheel_ships_its_schema_and_serves_a_report(wheel_venv, kafka_bootst
         assert sum(r["requests"] for r in json.loads(report.stdout)["routing_mix"]) == REQUESTS
         text = _cli(wheel_venv, env, work, "report")
         assert text.returncode == 0 and "Per tier" in text.stdout, text.stderr[-4000:]
-        # The cookbook ships too: a query read from the package's copy runs against the same store.
+        # The cookbook ships too: a query read from the package's copy runs against the same store,
+        # as a file (sql @FILE) and by name (cookbook NAME), over a window holding the whole run.
         cookbook = Path(json.loads(where.stdout)[1]) / "queries" / "requests_by_final_tier.sql"
-        mix = _cli(wheel_venv, env, work, "sql", f"@{cookbook}", "--format", "json")
+        mix = _cli(wheel_venv, env, work, "sql", f"@{cookbook}", "--since", "2000-01-01", "--format", "json")
         assert mix.returncode == 0, mix.stderr[-4000:]
         assert sum(row["requests"] for row in json.loads(mix.stdout)) == REQUESTS
+        named = _cli(wheel_venv, env, work, "cookbook", "requests_by_final_tier", "--since", "2000-01-01", "--format", "json")
+        assert named.returncode == 0, named.stderr[-4000:]
+        assert json.loads(named.stdout) == json.loads(mix.stdout)
     finally:
         serve.stop()
