@@ -123,17 +123,17 @@ def settings_models() -> list[type[BaseModel]]:
     return found
 
 
-def _strip_optional(annotation: Any) -> tuple[Any, bool]:
+def _strip_optional(annotation: Any) -> Any:
+    """``X | None`` -> ``X`` (an unset value shows as the default "unset")."""
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        optional = len(args) < len(typing.get_args(annotation))
         if len(args) == 1:
-            return args[0], optional
-    return annotation, False
+            return args[0]
+    return annotation
 
 
 def _type_name(annotation: Any) -> str:
-    annotation, _ = _strip_optional(annotation)
+    annotation = _strip_optional(annotation)
     origin = typing.get_origin(annotation)
     if origin is Literal:
         return "one of " + ", ".join(f"`{v}`" for v in typing.get_args(annotation))
