@@ -731,5 +731,15 @@ def _pad(text: str, width: int, right: bool) -> str:
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
-    """The rows as one aligned text table at most :data:`TEXT_WIDTH` columns wide."""
-    return "\n".join(_fit_table(rows))
+    """The rows as one aligned table, nothing cut (``baseline show``: a window or series is read whole)."""
+    if not rows:
+        return "  (no data)"
+    columns = [terminal_safe(str(c)) for c in rows[0]]
+    cells = [columns] + [[_fmt(r.get(c)) for c in rows[0]] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    lines = []
+    for n, row in enumerate(cells):
+        lines.append("  " + "  ".join(c.rjust(w) if n and i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))))
+        if n == 0:
+            lines.append("  " + "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
