@@ -237,7 +237,12 @@ class SchedulerSettings(_Section):
         description="Trials a series needs (over at least an hour of its history) before a baseline is learned for "
         "it, automatically or by `routerwatch baseline learn`.",
     )
-    false_pages_per_month: float = Field(default=1.0, gt=0, description="Fleet-wide false-alarm budget of the CUSUMs.")
+    false_pages_per_month: float = Field(
+        default=1.0, gt=0, description=(
+            "False pages a month the drift detectors may raise in all, shared by every watched series "
+            "(pages read it as '1 false page per month across the 400 watched series')."
+        ),
+    )
     escalation_delta: float = Field(default=0.03, gt=0, lt=1, description="Escalation-rate shift to detect (absolute).")
     failure_delta: float = Field(
         default=0.02, gt=0, lt=1,
