@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 import sysconfig
+import urllib.request
 from importlib import metadata
 from pathlib import Path
 
@@ -127,5 +128,10 @@ def test_the_wheel_ships_its_schema_and_serves_a_report(wheel_venv, kafka_bootst
         named = _cli(wheel_venv, env, work, "cookbook", "requests_by_final_tier", "--since", "2000-01-01", "--format", "json")
         assert named.returncode == 0, named.stderr[-4000:]
         assert json.loads(named.stdout) == json.loads(mix.stdout)
+        # The console's page and assets come from the wheel (package data of routerwatch.console).
+        for path, marker in (("/", b"routerwatch console"), ("/console/console.js", b"/console/api/"),
+                             ("/console/console.css", b"body")):
+            with urllib.request.urlopen(f"http://127.0.0.1:{env.port}{path}", timeout=30) as page:
+                assert page.status == 200 and marker in page.read(), path
     finally:
         serve.stop()

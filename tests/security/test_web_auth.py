@@ -113,6 +113,13 @@ def test_every_endpoint_but_health_and_metrics_needs_the_token(guarded):
         ("POST", "/alerts/evaluate", None),
         ("POST", "/baselines/learn?" + urllib.parse.urlencode({"hours": 1, "until": until}), None),
         ("GET", "/canaries", None),
+        # The console's data (routerwatch.console.routes); its static page is open, checked below.
+        ("GET", "/console/api/now", None),
+        ("GET", "/console/api/routers?since=1h", None),
+        ("GET", "/console/api/escalation?since=1h", None),
+        ("GET", "/console/api/latency_cost?since=1h", None),
+        ("GET", "/console/api/canaries?since=1h", None),
+        ("GET", "/console/api/request?id=req-1", None),
     ]
     for method, path, body in endpoints:
         status, answer = call(port, method, path, body)
@@ -123,8 +130,10 @@ def test_every_endpoint_but_health_and_metrics_needs_the_token(guarded):
     for method, path, body in endpoints:
         status, answer = call(port, method, path, body, headers=bearer())
         assert status == 200, (path, status, answer)
-    # The probes and the scraper need nothing.
+    # The probes and the scraper need nothing; nor does the console's page (it holds no data).
     assert call(port, "GET", "/health")[0] == 200
+    status, page = call(port, "GET", "/")
+    assert status == 200 and "<title>routerwatch console</title>" in page
     status, text = call(port, "GET", "/metrics")
     assert status == 200 and "routerwatch_" in text
     # A learned baseline from minutes yet to come is refused.

@@ -32,6 +32,19 @@ def test_health_and_metrics_are_open_even_with_a_token():
         assert decide(guard, "GET", path, body=False, Content_Type=None, Origin="https://evil.example") is None
 
 
+def test_the_consoles_static_page_is_open_and_its_data_is_not():
+    from routerwatch.console.routes import API_PREFIX, ENDPOINTS, STATIC
+
+    guard = WebGuard(TOKEN)
+    for path in STATIC:  # the page, its script and stylesheet: no data, the same in every deployment
+        assert decide(guard, "GET", path, body=False, Content_Type=None) is None, path
+        assert decide(guard, "POST", path).status == 401, path
+    for name in [*ENDPOINTS, "now"]:
+        refusal = decide(guard, "GET", API_PREFIX + name, body=False, Content_Type=None)
+        assert refusal is not None and refusal.status == 401, name
+    assert decide(guard, "GET", "/favicon.ico", body=False, Content_Type=None).status == 401
+
+
 def test_everything_else_needs_the_token_and_the_401_names_it_without_echoing():
     guard = WebGuard(TOKEN)
     for method, path in (("POST", "/query"), ("GET", "/alerts"), ("POST", "/alerts/evaluate"),

@@ -49,6 +49,21 @@ def test_every_shipped_file_exists_and_is_in_the_sdist():
     assert cmdclass["build_py"] == "routerwatch._build.BuildPy"
 
 
+def test_the_consoles_static_files_are_package_data_and_in_the_sdist():
+    from routerwatch.console.routes import STATIC
+
+    static = REPO / "services/routerwatch/console/static"
+    names = sorted(name for name, _ in STATIC.values())
+    assert sorted(p.name for p in static.iterdir() if p.is_file()) == names
+    package_data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert package_data["routerwatch.console"] == ["static/*"]
+    manifest = (REPO / "MANIFEST.in").read_text()
+    included = re.search(r"^recursive-include services/routerwatch/console/static (.+)$", manifest, re.M)
+    assert included, "MANIFEST.in lacks the console's static files"
+    for name in names:
+        assert f"*{Path(name).suffix}" in included.group(1).split(), name
+
+
 @pytest.mark.parametrize("layout", ["missing", "empty", "no_up_files"])
 def test_load_refuses_a_folder_without_migrations(tmp_path, layout):
     folder = tmp_path / "migrations"

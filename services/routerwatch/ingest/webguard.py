@@ -1,7 +1,8 @@
 """Who may call serve's HTTP endpoints (and the example router's admin API): one aiohttp middleware.
 
 Every request except ``GET /health`` and ``GET /metrics`` (the probes and the scraper, which read
-nothing private and change nothing) passes two checks, in this order:
+nothing private and change nothing) and the console's static page, script and stylesheet (``GET /``,
+``/console/console.js``, ``/console/console.css``: no data) passes two checks, in this order:
 
 1. **CSRF.** A browser lets any web page send a "simple" request to any origin, a local serve's
    included: a POST with a ``text/plain``, form or multipart body needs no preflight. So a request
@@ -36,6 +37,10 @@ from routerwatch.errors import ConfigError
 TOKEN_VARIABLE = "ROUTERWATCH_HTTP__TOKEN"
 # (method, path) pairs anyone may call: health checks and the Prometheus scrape.
 SERVE_OPEN = frozenset({("GET", "/health"), ("HEAD", "/health"), ("GET", "/metrics"), ("HEAD", "/metrics")})
+# The console's page, script and stylesheet (routerwatch.console.routes.STATIC): the same files in every
+# deployment and no data; the data they fetch (/console/api/*) is guarded like every other endpoint.
+CONSOLE_STATIC = ("/", "/console/console.js", "/console/console.css")
+SERVE_OPEN = SERVE_OPEN | frozenset((method, path) for path in CONSOLE_STATIC for method in ("GET", "HEAD"))
 _WILDCARD_HOSTS = ("", "0.0.0.0", "::", "[::]")
 _ALLOWED_FETCH_SITES = ("same-origin", "none")  # "none": typed in the address bar, a bookmark
 

@@ -1,0 +1,263 @@
+"""The console's routes on serve's faust web app: the static page and its JSON endpoints.
+
+Every figure comes from the views the report and the cookbook use (``tier_scoreboard``,
+``escalation_series_step``, ``canary_scoreboard``, ``cost_summary``, ``routing_mix``; the request
+trace is the cookbook's ``what_did_this_request_do``), run read-only through the store. The
+endpoints validate their parameters and answer errors as JSON ``{"error": "..."}`` with status 400.
+
+The page, its script and its stylesheet (:data:`STATIC`) are open, like ``/health``: they hold no
+data and every deployment ships the same ones. Every ``/console/api/`` call goes through the web
+guard (CSRF checks; the bearer token beyond loopback), which the page sends when it was opened
+with ``#token=...``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from datetime import datetime, timedelta, timezone
+from importlib import resources
+from typing import Any
+
+from routerwatch.report import scoreboard
+
+# Path -> (file in console/static, content type). Served to anyone (see webguard.SERVE_OPEN).
+STATIC: dict[str, tuple[str, str]] = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/console/console.js": ("console.js", "text/javascript; charset=utf-8"),
+    "/console/console.css": ("console.css", "text/css; charset=utf-8"),
+}
+API_PREFIX = "/console/api/"
+MAX_RANGE = timedelta(days=31)
+MAX_REQUEST_ID = 200
+MAX_ROUTER_ID = 200
+ROW_CAP = 20000  # rows of one answer; a longer answer is cut and says so ("truncated": true)
+# Bucket widths (minutes) of the escalation chart: the first giving <= 360 buckets; sub-hour up to a
+# day (1-5 minutes on recent ranges), whole hours beyond, where the hourly rollup does the work.
+CONSOLE_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440)
+_ID = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII without spaces
+
+
+class BadRequest(ValueError):
+    """A parameter the endpoint refuses: answered with 400 and this message."""
+
+
+def static_file(name: str) -> bytes:
+    return (resources.files("routerwatch.console") / "static" / name).read_bytes()
+
+
+def parse_window(query: Any, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """``since``/``until`` (ISO times, or ``since`` a duration back from now: 90m, 6h, 7d; default 6h)."""
+    now = now or datetime.now(timezone.utc)
+    since, until = query.get("since") or "6h", query.get("until") or ""
+    try:
+        start, end = scoreboard.parse_range(since, until or None, now)
+    except ValueError as exc:
+        raise BadRequest(
+            f"since/until must be ISO times (2026-12-07T10:00:00Z) or since a duration (90m, 6h, 7d): {exc}"
+        ) from None
+    if end - start > MAX_RANGE:
+        raise BadRequest(f"the range is {end - start}; the console shows at most {MAX_RANGE.days} days")
+    return start, end
+
+
+def parse_id(query: Any, name: str, limit: int, required: bool) -> str | None:
+    value = query.get(name) or ""
+    if not value:
+        if required:
+            raise BadRequest(f"{name} is required")
+        return None
+    if len(value) > limit:
+        raise BadRequest(f"{name} is longer than {limit} characters")
+    if not _ID.match(value):
+        raise BadRequest(f"{name} must be printable ASCII without spaces")
+    return value
+
+
+def console_step(since: datetime, until: datetime) -> int:
+    """Bucket width (minutes) of the escalation chart: the first of CONSOLE_STEPS giving <= 360 buckets,
+    whole hours beyond a day (the hourly rollup answers those)."""
+    minutes = (until - since).total_seconds() / 60
+    steps = CONSOLE_STEPS if minutes <= 1440 else [s for s in CONSOLE_STEPS if s % 60 == 0]
+    return next((step for step in steps if minutes / step <= 360), steps[-1])
+
+
+def _args(since: datetime, until: datetime) -> str:
+    start, end = scoreboard._minute_range(since, until)
+    return f"since = '{scoreboard._fmt_time(start)}', until = '{scoreboard._fmt_time(end)}'"
+
+
+class Reader:
+    """The store, read-only (the /query path: sqlguard and the query limits)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
+        return self.store.query(sql, parameters, readonly=True)
+
+    def rows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        return [_plain_row(r) for r in self.query(sql, parameters).as_dicts()[:ROW_CAP]]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).isoformat()
+    if isinstance(value, float) and value != value:  # NaN
+        return None
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def _plain_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: _plain(v) for k, v in row.items()}
+
+
+def _window(since: datetime, until: datetime) -> dict[str, str]:
+    return {"since": since.isoformat(), "until": until.isoformat()}
+
+
+# --- the endpoints' answers (plain functions of a Reader: testable without a server) ---
+
+
+def routers(reader: Reader, query: Any) -> dict[str, Any]:
+    since, until = parse_window(query)
+    return {**_window(since, until), "routers": scoreboard.routers_in_range(reader, since, until)}
+
+
+def escalation(reader: Reader, query: Any) -> dict[str, Any]:
+    """Per tier (and router) in the range, and per tier x category over time."""
+    since, until = parse_window(query)
+    router = parse_id(query, "router", MAX_ROUTER_ID, required=False)
+    step = console_step(since, until)
+    args = _args(since, until)
+    tiers = reader.rows(f"SELECT * FROM tier_scoreboard({args}, by = 'router') ORDER BY segment, tier_rank")
+    series_sql = f"SELECT * FROM escalation_series_step({args}, step_minutes = {step})"
+    if router:
+        tiers = [t for t in tiers if t.get("segment") == router]
+        series_sql += " WHERE router_id = {router:String}"
+    series = reader.rows(series_sql, {"router": router} if router else None)
+    return {**_window(since, until), "router": router, "step_minutes": step, "tiers": tiers, "series": series,
+            "series_sql": series_sql.replace("{router:String}", _quote(router)) if router else series_sql}
+
+
+def latency_cost(reader: Reader, query: Any) -> dict[str, Any]:
+    """Kept vs escalated latency per tier, spend vs the flagship counterfactual, the routing mix."""
+    since, until = parse_window(query)
+    router = parse_id(query, "router", MAX_ROUTER_ID, required=False)
+    args = _args(since, until)
+    out: dict[str, Any] = {**_window(since, until), "router": router}
+    for key, view in (("latency", "request_latency"), ("cost", "cost_summary"), ("mix", "routing_mix")):
+        rows = reader.rows(f"SELECT * FROM {view}({args}, by = 'router')")
+        out[key] = [r for r in rows if not router or r.get("segment") == router]
+    return out
+
+
+def canaries(reader: Reader, query: Any) -> dict[str, Any]:
+    since, until = parse_window(query)
+    router = parse_id(query, "router", MAX_ROUTER_ID, required=False)
+    args = _args(since, until)
+    board = reader.rows(f"SELECT * FROM canary_scoreboard({args})")
+    series = reader.rows(f"SELECT * FROM canary_series({args}, step_minutes = {scoreboard.canary_step(since, until)})") if board else []
+    if router:
+        board = [r for r in board if r.get("router_id") == router]
+        series = [r for r in series if r.get("router_id") == router]
+    return {**_window(since, until), "router": router, "canaries": board, "series": series}
+
+
+def request_trace(reader: Reader, query: Any) -> dict[str, Any]:
+    """Every attempt of one request (the cookbook's what_did_this_request_do)."""
+    from routerwatch import cookbook
+
+    request_id = parse_id(query, "id", MAX_REQUEST_ID, required=True)
+    sql = cookbook.find("what_did_this_request_do").text
+    attempts = reader.rows(sql, {"request_id": request_id})
+    return {"request_id": request_id, "attempts": attempts,
+            "cookbook": f"routerwatch cookbook what_did_this_request_do --param request_id={request_id}"}
+
+
+def now(scheduler: Any, base_url: str | None = None) -> dict[str, Any]:
+    """What fires: each alert with baseline, observed, magnitude, change start, runbook and SQL."""
+    if scheduler is None:
+        return {"detectors": False, "evaluated_at": None, "firing": []}
+    from routerwatch.alerting.runbooks import runbook_url
+    from routerwatch.scheduler.alerts import to_alert
+
+    status = scheduler.status()
+    firing = []
+    last = getattr(scheduler, "last", None)
+    for verdict in (last.firing if last is not None else []):
+        alert = to_alert(verdict)
+        if alert is None:
+            continue
+        annotations = dict(alert.annotations)
+        try:
+            annotations.setdefault("runbook_url", runbook_url(alert.labels.get("alertname", verdict.alertname), base_url))
+        except ValueError:
+            pass
+        firing.append({"labels": dict(alert.labels), "annotations": annotations,
+                       "starts_at": alert.starts_at.isoformat() if alert.starts_at else None})
+    return {"detectors": True, "evaluated_at": status.get("evaluated_at"), "series_evaluated": status.get("series_evaluated"),
+            "firing": firing}
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+ENDPOINTS = {"routers": routers, "escalation": escalation, "latency_cost": latency_cost, "canaries": canaries,
+             "request": request_trace}
+
+
+def register(app: Any, store: Any, scheduler: Any = None) -> None:
+    """Add ``/`` (the page), its assets and the ``/console/api/*`` endpoints to serve's faust app."""
+    from routerwatch.storage.errors import QueryError, QueryLimitExceeded, StoreUnavailable, UnsafeQuery
+
+    reader = Reader(store)
+
+    def add_static(path: str, name: str, content_type: str) -> None:
+        body = static_file(name)
+
+        async def view(web: Any, request: Any) -> Any:
+            return web.bytes(body, content_type=content_type.split(";")[0],
+                             headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
+
+        view.__name__ = "console_" + re.sub(r"\W", "_", name)
+        app.page(path, name=view.__name__)(view)
+
+    for path, (name, content_type) in STATIC.items():
+        add_static(path, name, content_type)
+
+    def answer(web: Any, body: Any, status: int = 200) -> Any:
+        return web.bytes(json.dumps(body).encode(), content_type="application/json", status=status)
+
+    def add_api(key: str, handler: Any) -> None:
+        async def view(web: Any, request: Any) -> Any:
+            try:
+                body = await asyncio.to_thread(handler, reader, request.query)
+            except BadRequest as exc:
+                return answer(web, {"error": str(exc)}, 400)
+            except (UnsafeQuery, QueryLimitExceeded, QueryError) as exc:
+                return answer(web, {"error": str(exc)}, 400)
+            except StoreUnavailable as exc:
+                return answer(web, {"error": str(exc)}, 503)
+            return answer(web, body)
+
+        view.__name__ = f"console_api_{key}"
+        app.page(API_PREFIX + key, name=view.__name__)(view)
+
+    for key, handler in ENDPOINTS.items():
+        add_api(key, handler)
+
+    base_url = getattr(getattr(scheduler, "cfg", None), "runbook_base_url", None)
+
+    async def now_view(web: Any, request: Any) -> Any:
+        return answer(web, now(scheduler, base_url))
+
+    app.page(API_PREFIX + "now", name="console_api_now")(now_view)

@@ -1,0 +1,310 @@
+// The routerwatch on-call console. No library: fetch the JSON of /console/api/*, fill tables, draw SVG.
+// The state (range, router, request id) lives in the URL's hash, so a link shows what its sender saw.
+// A token given once as #token=... is kept in sessionStorage (not in the URL) and sent as a bearer token.
+"use strict";
+
+(function () {
+  const TOKEN_KEY = "routerwatch-token";
+  const REFRESH_MS = 60000;
+  const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22"];
+  let timer = null;
+
+  function readHash() {
+    const params = new URLSearchParams(location.hash.replace(/^#/, ""));
+    const token = params.get("token");
+    if (token) {
+      sessionStorage.setItem(TOKEN_KEY, token);
+      params.delete("token");
+      history.replaceState(null, "", "#" + params.toString());
+    }
+    return {
+      range: params.get("range") || "6h",
+      router: params.get("router") || "",
+      id: params.get("id") || "",
+      refresh: params.get("refresh") === "1",
+    };
+  }
+
+  function writeHash(state) {
+    const params = new URLSearchParams();
+    params.set("range", state.range);
+    if (state.router) params.set("router", state.router);
+    if (state.id) params.set("id", state.id);
+    if (state.refresh) params.set("refresh", "1");
+    const next = "#" + params.toString();
+    if (location.hash !== next) location.hash = next; // fires hashchange -> render
+  }
+
+  async function api(name, query) {
+    const headers = {};
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    if (token) headers["Authorization"] = "Bearer " + token;
+    const response = await fetch("/console/api/" + name + "?" + new URLSearchParams(query).toString(), { headers });
+    let body;
+    try {
+      body = await response.json();
+    } catch (e) {
+      throw new Error(name + ": HTTP " + response.status);
+    }
+    if (!response.ok) throw new Error(name + ": " + (body.error || "HTTP " + response.status));
+    return body;
+  }
+
+  // --- formatting (text only: values are never parsed as HTML) ---
+  function el(tag, text, cls) {
+    const node = document.createElement(tag);
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    if (cls) node.className = cls;
+    return node;
+  }
+  function num(v) { return v === null || v === undefined ? "\u2013" : Number(v).toLocaleString("en-US"); }
+  function pct(v) { return v === null || v === undefined ? "\u2013" : (100 * v).toFixed(1) + "%"; }
+  function ms(v) { return v === null || v === undefined ? "\u2013" : Math.round(v).toLocaleString("en-US"); }
+  function usd(v) { return v === null || v === undefined ? "\u2013" : "$" + Number(v).toFixed(4); }
+  function shortTime(iso) { return new Date(iso).toISOString().slice(0, 16).replace("T", " "); }
+  function q(arr, i) { return Array.isArray(arr) ? arr[i] : null; }
+
+  function fill(table, rows, cells) {
+    const body = table.querySelector("tbody");
+    body.replaceChildren();
+    for (const row of rows) {
+      const tr = document.createElement("tr");
+      for (const [text, cls, testid] of cells(row)) {
+        const td = el("td", text, cls);
+        if (testid) td.dataset.testid = testid;
+        tr.appendChild(td);
+      }
+      body.appendChild(tr);
+    }
+    table.hidden = rows.length === 0;
+  }
+
+  // --- sections ---
+  function renderNow(now) {
+    const status = document.getElementById("now-status");
+    const table = document.getElementById("now-table");
+    if (!now.detectors) {
+      status.textContent = "The detectors are not running in this serve (nothing is evaluated here).";
+      table.hidden = true;
+      return;
+    }
+    const when = now.evaluated_at ? "last evaluated " + now.evaluated_at : "not evaluated yet";
+    status.textContent = now.firing.length ? now.firing.length + " firing (" + when + ")" : "Nothing is firing (" + when + ").";
+    const body = table.querySelector("tbody");
+    body.replaceChildren();
+    for (const alert of now.firing) {
+      const l = alert.labels, a = alert.annotations;
+      const tr = document.createElement("tr");
+      tr.className = "firing";
+      for (const text of [l.alertname, l.router, l.tier, l.category || l.canary || l.side, a.baseline, a.observed, a.magnitude,
+                          a.change_start || alert.starts_at]) {
+        tr.appendChild(el("td", text));
+      }
+      const runbook = el("td");
+      if (a.runbook_url) {
+        const link = el("a", "runbook");
+        link.href = a.runbook_url;
+        runbook.appendChild(link);
+      }
+      tr.appendChild(runbook);
+      const sql = el("td");
+      if (a.query) sql.appendChild(el("code", a.query));
+      tr.appendChild(sql);
+      body.appendChild(tr);
+    }
+    table.hidden = now.firing.length === 0;
+  }
+
+  function renderEscalation(data) {
+    document.getElementById("escalation-note").textContent =
+      shortTime(data.since) + " to " + shortTime(data.until) + " UTC, " + data.step_minutes + "-minute steps" + (data.router ? ", router " + data.router : ", every router");
+    fill(document.getElementById("tiers-table"), data.tiers, (r) => [
+      [r.segment], [r.tier],
+      [num(r.attempts), "num", "attempts-" + r.segment + "-" + r.tier],
+      [num(r.accepted), "num", "accepted-" + r.segment + "-" + r.tier],
+      [num(r.escalated), "num", "escalated-" + r.segment + "-" + r.tier],
+      [num(r.failed), "num"],
+      [pct(r.escalation_rate), "num", "rate-" + r.segment + "-" + r.tier],
+    ]);
+    document.getElementById("escalation-sql").textContent = data.series_sql;
+    drawSeries(document.getElementById("escalation-chart"), data);
+  }
+
+  // One line per router x tier x category: escalation rate per bucket.
+  function drawSeries(box, data) {
+    box.replaceChildren();
+    const lines = new Map();
+    for (const row of data.series) {
+      if (row.escalation_rate === null) continue;
+      const key = (data.router ? "" : row.router_id + " / ") + row.tier + " / " + row.category;
+      if (!lines.has(key)) lines.set(key, []);
+      lines.get(key).push([Date.parse(row.minute), row.escalation_rate]);
+    }
+    if (lines.size === 0) {
+      box.appendChild(el("p", "No accepted or escalated attempts in this range.", "muted"));
+      return;
+    }
+    const W = 900, H = 260, L = 48, R = 12, T = 10, B = 28;
+    const t0 = Date.parse(data.since), t1 = Date.parse(data.until);
+    let top = 0;
+    for (const pts of lines.values()) for (const p of pts) top = Math.max(top, p[1]);
+    top = Math.min(1, Math.max(0.05, Math.ceil(top * 10 + 0.0001) / 10));
+    const x = (t) => L + ((t - t0) / Math.max(1, t1 - t0)) * (W - L - R);
+    const y = (v) => T + (1 - v / top) * (H - T - B);
+    const NS = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(NS, "svg");
+    svg.setAttribute("viewBox", "0 0 " + W + " " + H);
+    svg.setAttribute("width", W);
+    svg.setAttribute("height", H);
+    svg.setAttribute("role", "img");
+    svg.setAttribute("aria-label", "escalation rate over time");
+    const add = (name, attrs, text) => {
+      const node = document.createElementNS(NS, name);
+      for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+      if (text !== undefined) node.textContent = text;
+      svg.appendChild(node);
+      return node;
+    };
+    add("line", { x1: L, y1: y(0), x2: W - R, y2: y(0), class: "axis" });
+    add("line", { x1: L, y1: T, x2: L, y2: y(0), class: "axis" });
+    for (const v of [0, top / 2, top]) add("text", { x: L - 4, y: y(v) + 4, "text-anchor": "end" }, pct(v));
+    for (const [t, anchor] of [[t0, "start"], [(t0 + t1) / 2, "middle"], [t1, "end"]]) {
+      add("text", { x: x(t), y: H - 8, "text-anchor": anchor }, new Date(t).toISOString().slice(5, 16).replace("T", " ") + " UTC");
+    }
+    const legend = el("div", undefined, "legend");
+    let i = 0;
+    for (const [key, pts] of lines) {
+      const color = COLORS[i++ % COLORS.length];
+      pts.sort((a, b) => a[0] - b[0]);
+      const d = pts.map((p, j) => (j ? "L" : "M") + x(p[0]).toFixed(1) + "," + y(p[1]).toFixed(1)).join(" ");
+      const path = add("path", { d, fill: "none", stroke: color, "stroke-width": 1.5 });
+      path.dataset.series = key;
+      if (pts.length === 1) add("circle", { cx: x(pts[0][0]), cy: y(pts[0][1]), r: 2.5, fill: color });
+      const item = el("span", key);
+      const swatch = el("i");
+      swatch.style.background = color;
+      item.prepend(swatch);
+      legend.appendChild(item);
+    }
+    box.appendChild(svg);
+    box.appendChild(legend);
+  }
+
+  function renderLatencyCost(data, tiers) {
+    const rows = [];
+    for (const r of tiers) {
+      rows.push({ segment: r.segment, path: r.tier + " kept", n: r.accepted, lat: r.terminal_latency_ms });
+      if (r.escalated) rows.push({ segment: r.segment, path: r.tier + " escalated", n: r.escalated, lat: r.passthrough_latency_ms });
+    }
+    fill(document.getElementById("latency-table"), rows, (r) => [
+      [r.segment], [r.path], [num(r.n), "num"], [ms(q(r.lat, 0)), "num"], [ms(q(r.lat, 1)), "num", "p95-" + r.segment + "-" + r.path],
+    ]);
+    fill(document.getElementById("cost-table"), data.cost, (r) => [
+      [r.segment], [num(r.requests), "num"], [usd(r.actual_cost_usd), "num", "spend-" + r.segment],
+      [usd(r.counterfactual_cost_usd), "num"], [pct(r.savings_share), "num"],
+    ]);
+    fill(document.getElementById("mix-table"), data.mix, (r) => [
+      [r.segment], [r.final_tier], [num(r.requests), "num", "mix-" + r.segment + "-" + r.final_tier], [pct(r.share), "num"],
+    ]);
+  }
+
+  function renderCanaries(data) {
+    const status = document.getElementById("canaries-status");
+    status.textContent = data.canaries.length ? "" : "No canary probes in this range.";
+    fill(document.getElementById("canaries-table"), data.canaries, (r) => [
+      [r.router_id], [r.side], [r.canary_id], [num(r.probes), "num"], [pct(r.pass_rate), "num"], [pct(r.tier_flip_rate), "num"],
+      [r.last_error || ""],
+    ]);
+  }
+
+  async function renderRequest(id) {
+    const status = document.getElementById("request-status");
+    const table = document.getElementById("request-table");
+    const grades = document.getElementById("request-grades");
+    document.getElementById("request-id").value = id;
+    if (!id) {
+      status.textContent = "Search a request id to see every attempt: gate score, outcome, reason, cost, grades.";
+      table.hidden = true;
+      grades.textContent = "";
+      return;
+    }
+    status.textContent = "looking up " + id;
+    const data = await api("request", { id });
+    if (!data.attempts.length) {
+      status.textContent = "No request " + id + " in the store.";
+      table.hidden = true;
+      grades.textContent = "";
+      return;
+    }
+    const first = data.attempts[0];
+    status.textContent = "Request " + id + ": category " + first.category + ", final tier " + first.final_tier + ", "
+      + ms(first.request_latency_ms) + " ms, " + data.attempts.length + " attempt(s). Same answer: " + data.cookbook;
+    fill(table, data.attempts, (a) => [
+      [a.attempt_index, "num"], [a.tier], [a.model], [a.provider], [ms(a.latency_ms), "num"], [a.outcome, "", "outcome-" + a.attempt_index],
+      [a.gate_kind], [a.gate_score === null ? "\u2013" : Number(a.gate_score).toFixed(3), "num"],
+      [a.gate_threshold === null ? "\u2013" : Number(a.gate_threshold).toFixed(3), "num"],
+      [a.escalation_reason], [a.failure_mode], [usd(a.cost_usd), "num"],
+    ]);
+    const g = first.grades || [];
+    grades.textContent = g.length ? "Grades: " + g.map((x) => x[0] + " " + (x[1] ? "passed" : "failed") + (x[2] === null ? "" : " (" + x[2] + ")")).join("; ") : "No grades.";
+  }
+
+  async function fillRouters(state, range) {
+    const select = document.getElementById("router");
+    const data = await api("routers", range);
+    const names = new Set(data.routers);
+    if (state.router) names.add(state.router);
+    select.replaceChildren(el("option", "all routers"));
+    select.firstChild.value = "";
+    for (const name of [...names].sort()) {
+      const option = el("option", name);
+      option.value = name;
+      select.appendChild(option);
+    }
+    select.value = state.router;
+  }
+
+  async function render() {
+    const state = readHash();
+    document.getElementById("range").value = state.range;
+    document.getElementById("refresh").checked = state.refresh;
+    const range = { since: state.range };
+    const filter = state.router ? { ...range, router: state.router } : range;
+    const error = document.getElementById("error");
+    document.body.dataset.loading = "1";
+    try {
+      const [now, esc, lc, can] = await Promise.all([
+        api("now", {}), api("escalation", filter), api("latency_cost", filter), api("canaries", filter), fillRouters(state, range),
+      ]);
+      renderNow(now);
+      renderEscalation(esc);
+      renderLatencyCost(lc, esc.tiers);
+      renderCanaries(can);
+      await renderRequest(state.id);
+      error.hidden = true;
+      document.getElementById("updated").textContent = "updated " + new Date().toISOString().slice(11, 19) + " UTC";
+    } catch (e) {
+      error.textContent = String(e.message || e);
+      error.hidden = false;
+    } finally {
+      document.body.dataset.loading = "0";
+      document.body.dataset.rendered = String(Number(document.body.dataset.rendered || 0) + 1);
+    }
+    clearTimeout(timer);
+    if (state.refresh) timer = setTimeout(render, REFRESH_MS);
+  }
+
+  function current() {
+    return readHash();
+  }
+
+  document.getElementById("range").addEventListener("change", (e) => writeHash({ ...current(), range: e.target.value }));
+  document.getElementById("router").addEventListener("change", (e) => writeHash({ ...current(), router: e.target.value }));
+  document.getElementById("refresh").addEventListener("change", (e) => writeHash({ ...current(), refresh: e.target.checked }));
+  document.getElementById("request-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    writeHash({ ...current(), id: document.getElementById("request-id").value.trim() });
+  });
+  window.addEventListener("hashchange", render);
+  render();
+})();

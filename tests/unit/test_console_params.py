@@ -1,0 +1,86 @@
+"""The console's JSON endpoints refuse bad parameters with a message, before any query runs."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from routerwatch.console import routes
+from routerwatch.console.routes import BadRequest
+
+NOW = datetime(2026, 12, 7, 12, 0, tzinfo=timezone.utc)
+
+
+class NoStore:
+    """A reader that fails the test when a query runs: validation comes first."""
+
+    def query(self, sql, parameters=None):
+        raise AssertionError(f"a query ran: {sql}")
+
+    rows = query
+
+
+def test_windows_are_iso_times_or_durations():
+    assert routes.parse_window({}, NOW) == (NOW - timedelta(hours=6), NOW)
+    assert routes.parse_window({"since": "90m"}, NOW) == (NOW - timedelta(minutes=90), NOW)
+    start, end = routes.parse_window({"since": "2026-12-07T10:00:00Z", "until": "2026-12-07T11:00:00Z"}, NOW)
+    assert (start.hour, end.hour, start.tzinfo) == (10, 11, timezone.utc)
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ({"since": "yesterday"}, "since/until must be ISO times"),
+        ({"since": "2026-12-07T11:00:00Z", "until": "2026-12-07T10:00:00Z"}, "empty time range"),
+        ({"since": "40d"}, "at most 31 days"),
+    ],
+)
+@pytest.mark.parametrize("endpoint", ["routers", "escalation", "latency_cost", "canaries"])
+def test_bad_windows_are_refused_with_a_message(endpoint, query, message):
+    with pytest.raises(BadRequest, match=message):
+        routes.ENDPOINTS[endpoint](NoStore(), query)
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ({}, "id is required"),
+        ({"id": "x" * 201}, "longer than 200"),
+        ({"id": "req 1"}, "printable ASCII without spaces"),
+        ({"id": "req-\u00e9"}, "printable ASCII without spaces"),
+    ],
+)
+def test_request_ids_are_checked(query, message):
+    with pytest.raises(BadRequest, match=message):
+        routes.request_trace(NoStore(), query)
+
+
+def test_router_ids_are_checked():
+    with pytest.raises(BadRequest, match="router is longer"):
+        routes.escalation(NoStore(), {"router": "r" * 201})
+
+
+def test_the_chart_step_fits_the_range():
+    hours = lambda h: (NOW - timedelta(hours=h), NOW)  # noqa: E731
+    assert routes.console_step(*hours(1)) == 1
+    assert routes.console_step(*hours(6)) == 1
+    assert routes.console_step(*hours(24)) == 5
+    assert routes.console_step(*hours(24 * 7)) == 60
+    assert routes.console_step(*hours(24 * 30)) == 120
+
+
+def test_the_static_files_ship_with_the_package():
+    for path, (name, content_type) in routes.STATIC.items():
+        body = routes.static_file(name)
+        assert body, name
+        offline = body.replace(b"http://www.w3.org/2000/svg", b"")  # the SVG namespace, not a download
+        assert b"http://" not in offline and b"https://" not in offline and b"//cdn" not in offline, name
+    index = routes.static_file("index.html").decode()
+    for path in routes.STATIC:
+        if path != "/":
+            assert f'"{path}"' in index, path
+
+
+def test_without_detectors_now_says_so():
+    assert routes.now(None) == {"detectors": False, "evaluated_at": None, "firing": []}
