@@ -26,7 +26,10 @@ ROUTERS = {"console-alpha": 240, "console-beta": 120}
 @pytest.fixture
 def console(kafka_bootstrap, names, tmp_path):
     env = Env(kafka=kafka_bootstrap, names=names, store_url=f"chdb://{tmp_path / 'store'}",
-              extra={"ROUTERWATCH_HTTP__TOKEN": TOKEN})
+              extra={"ROUTERWATCH_HTTP__TOKEN": TOKEN,
+                     # Baselines are learned by the test (below), from this little traffic, and only then.
+                     "ROUTERWATCH_SCHEDULER__AUTO_BASELINE": "false",
+                     "ROUTERWATCH_SCHEDULER__BASELINE_MIN_TRIALS": "5"})
     env.cli("migrate")
     serve = Serve(env, tmp_path / "serve.log").start()
     try:
@@ -37,6 +40,10 @@ def console(kafka_bootstrap, names, tmp_path):
         env.cli("wait", "--timeout", "240")  # every message stored or dead-lettered: a condition, not a sleep
         for router, requests in ROUTERS.items():
             serve.wait_for(f"SELECT count() FROM decisions FINAL WHERE router_id = '{router}'", requests, timeout=180)
+        learn = urllib.request.Request(f"http://127.0.0.1:{env.port}/baselines/learn?hours=3", data=b"{}",
+                                       headers=env.headers(), method="POST")
+        with urllib.request.urlopen(learn, timeout=120) as answer:
+            assert json.loads(answer.read()).get("escalation_drift", 0) > 0
         yield env, serve
     finally:
         serve.stop()
@@ -114,8 +121,11 @@ def test_console_shows_the_stores_figures_filters_and_finds_a_request(console, t
                 assert page.locator("#now-table tbody tr").count() == len(firing), status
             else:
                 assert status.startswith("Nothing is firing"), status
-            # The chart has a line per router x tier x category that escalated or accepted.
+            # The chart has a line per router x tier x category that escalated or accepted, and the
+            # frozen baseline of every series that has one, dashed.
             assert page.locator("#escalation-chart svg path[data-series]").count() > 0
+            learned = serve.query("SELECT uniqExact(series_key) FROM baselines FINAL WHERE signal = 'escalation_drift'")[0][0]
+            assert page.locator("#escalation-chart svg line[data-baseline]").count() == learned > 0
             # Spend per router equals the SQL answer through the view the report uses.
             spend = {r["segment"]: r["actual_cost_usd"] for r in serve.query_dicts(
                 "SELECT segment, actual_cost_usd FROM cost_summary(since = toString(toStartOfMinute(now() - INTERVAL 6 HOUR)), "

@@ -144,7 +144,25 @@ def escalation(reader: Reader, query: Any) -> dict[str, Any]:
         series_sql += " WHERE router_id = {router:String}"
     series = reader.rows(series_sql, {"router": router} if router else None)
     return {**_window(since, until), "router": router, "step_minutes": step, "tiers": tiers, "series": series,
-            "series_sql": series_sql.replace("{router:String}", _quote(router)) if router else series_sql}
+            "series_sql": series_sql.replace("{router:String}", _quote(router)) if router else series_sql,
+            "baselines": escalation_baselines(reader, router)}
+
+
+def escalation_baselines(reader: Reader, router: str | None) -> list[dict[str, Any]]:
+    """The frozen escalation-drift baselines in force (the newest version per series): the rate p0 the
+    detector tests against, per router, tier and category; drawn as a dashed line on the chart."""
+    from routerwatch.drift.verdict import Signal
+    from routerwatch.scheduler import baselines
+
+    out = []
+    for (signal, _), baseline in baselines.load(reader).items():
+        labels = baseline.labels
+        if signal != Signal.ESCALATION_DRIFT.value or (router and labels.get("router") != router):
+            continue
+        out.append({"router_id": labels.get("router"), "tier": labels.get("tier"), "category": labels.get("category"),
+                    "p0": baseline.p0, "version": baseline.version,
+                    "window_start": _plain(baseline.window_start), "window_end": _plain(baseline.window_end)})
+    return sorted(out, key=lambda b: (str(b["router_id"]), str(b["tier"]), str(b["category"])))[:ROW_CAP]
 
 
 def latency_cost(reader: Reader, query: Any) -> dict[str, Any]:

@@ -140,6 +140,12 @@
       if (!lines.has(key)) lines.set(key, []);
       lines.get(key).push([Date.parse(row.minute), row.escalation_rate]);
     }
+    // The frozen baselines (p0 of the escalation-drift detector) of the series drawn: dashed, same colour.
+    const baselines = new Map();
+    for (const b of data.baselines || []) {
+      const key = (data.router ? "" : b.router_id + " / ") + b.tier + " / " + b.category;
+      if (lines.has(key)) baselines.set(key, b.p0);
+    }
     if (lines.size === 0) {
       box.appendChild(el("p", "No accepted or escalated attempts in this range.", "muted"));
       return;
@@ -148,6 +154,7 @@
     const t0 = Date.parse(data.since), t1 = Date.parse(data.until);
     let top = 0;
     for (const pts of lines.values()) for (const p of pts) top = Math.max(top, p[1]);
+    for (const p0 of baselines.values()) top = Math.max(top, p0);
     top = Math.min(1, Math.max(0.05, Math.ceil(top * 10 + 0.0001) / 10));
     const x = (t) => L + ((t - t0) / Math.max(1, t1 - t0)) * (W - L - R);
     const y = (v) => T + (1 - v / top) * (H - T - B);
@@ -180,7 +187,14 @@
       const path = add("path", { d, fill: "none", stroke: color, "stroke-width": 1.5 });
       path.dataset.series = key;
       if (pts.length === 1) add("circle", { cx: x(pts[0][0]), cy: y(pts[0][1]), r: 2.5, fill: color });
-      const item = el("span", key);
+      const hasBaseline = baselines.has(key);
+      if (hasBaseline) {
+        const p0 = baselines.get(key);
+        const line = add("line", { x1: L, x2: W - R, y1: y(p0), y2: y(p0), stroke: color, "stroke-width": 1, "stroke-dasharray": "5 4" });
+        line.dataset.baseline = key;
+        line.appendChild(document.createElementNS(NS, "title")).textContent = key + ": baseline " + pct(p0);
+      }
+      const item = el("span", key + (hasBaseline ? " (baseline " + pct(baselines.get(key)) + ", dashed)" : ""));
       const swatch = el("i");
       swatch.style.background = color;
       item.prepend(swatch);
