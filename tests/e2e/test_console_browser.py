@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import urllib.request
+import uuid
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from servicekit import Env, Serve
@@ -37,7 +39,9 @@ def console(kafka_bootstrap, names, tmp_path):
             done = env.cli("simulate", "--requests", str(requests), "--seed", str(seed), "--router-id", router,
                            "--minutes", "90", "--escalation", "small=0.4")
             assert json.loads(done.stdout)["sdk"]["dropped"] == 0, done.stdout
+        send_canaries(env)
         env.cli("wait", "--timeout", "240")  # every message stored or dead-lettered: a condition, not a sleep
+        serve.wait_for("SELECT count() FROM canary_results FINAL", len(CANARY_PLAN) * CANARY_RUNS, timeout=180)
         for router, requests in ROUTERS.items():
             serve.wait_for(f"SELECT count() FROM decisions FINAL WHERE router_id = '{router}'", requests, timeout=180)
         learn = urllib.request.Request(f"http://127.0.0.1:{env.port}/baselines/learn?hours=3", data=b"{}",
@@ -47,6 +51,34 @@ def console(kafka_bootstrap, names, tmp_path):
         yield env, serve
     finally:
         serve.stop()
+
+
+# Canary probes of console-alpha: (canary, side, expected tier, runs that fail their check, runs without answer).
+CANARY_PLAN = (("c-math", "cheap", "small", {1, 4, 7}, {9}), ("c-law", "strong", "large", {2}, set()))
+CANARY_RUNS = 12
+
+
+def send_canaries(env: Env) -> None:
+    """Probe results every 5 minutes over the last hour; the tier observed flips on every third answered run."""
+    from routerwatch.sdk import RouterWatch, SdkConfig
+
+    rw = RouterWatch(SdkConfig(bootstrap_servers=env.kafka, router_id="console-alpha", decisions_topic=env.names["decisions"],
+                               feedback_topic=env.names["feedback"], canary_topic=env.names["canary"], close_timeout_s=60))
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    for run in range(CANARY_RUNS):
+        at = now - timedelta(minutes=5 * (CANARY_RUNS - run))
+        for canary, side, expected, failing, unanswered in CANARY_PLAN:
+            error = "timeout after 30 s" if run in unanswered else None
+            observed = None if error else ("medium" if run % 3 == 0 else expected)
+            rw.canary_result({
+                "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{canary}-{run}")), "canary_id": canary, "run_id": f"run-{run}",
+                "occurred_at": at.isoformat().replace("+00:00", "Z"), "router_id": "console-alpha", "category": "coding",
+                "side": side, "expected_tier": expected, "observed_tier": observed,
+                "tier_source": "header" if observed else None, "check_kind": "regex",
+                "answer_passed": None if error else run not in failing, "check_detail": None,
+                "latency_ms": None if error else 300.0 + run, "error": error, "request_id": f"canary-{canary}-{run}",
+            })
+    assert rw.close()["dropped"] == 0
 
 
 def escalated_per_tier(serve: Serve, router: str | None = None) -> dict[tuple[str, str], int]:
@@ -134,12 +166,26 @@ def test_console_shows_the_stores_figures_filters_and_finds_a_request(console, t
                 shown = page.locator(f'td[data-testid="spend-{router}"]').inner_text()
                 assert shown == f"${spend[router]:.4f}", (router, shown, spend[router])
 
+            # Canaries: probes and rates per side and canary equal the raw results; the history is drawn.
+            for canary, side, probes, answered, passed, flips in serve.query(
+                "SELECT canary_id, side, count(), countIf(error = ''), countIf(error = '' AND answer_passed), "
+                "countIf(error = '' AND observed_tier != expected_tier) FROM canary_results FINAL GROUP BY canary_id, side"
+            ):
+                key = f"console-alpha-{side}-{canary}"
+                assert page.locator(f'td[data-testid="probes-{key}"]').inner_text() == str(probes)
+                assert page.locator(f'td[data-testid="pass-{key}"]').inner_text() == f"{100 * passed / answered:.1f}%"
+                assert page.locator(f'td[data-testid="flip-{key}"]').inner_text() == f"{100 * flips / answered:.1f}%"
+            assert page.locator("#canary-pass-chart svg path[data-series]").count() == 2  # console-alpha's two sides
+            assert page.locator("#canary-flip-chart svg path[data-series]").count() == 2
+
             # The router filter: the URL says it, and the figures are that router's alone.
             page.select_option("#router", "console-beta")
             wait_rendered(page, 2)
             assert "router=console-beta" in page.url
             assert shown_per_tier(page) == escalated_per_tier(serve, "console-beta")
             assert page.locator('td[data-testid^="escalated-console-alpha-"]').count() == 0
+            assert page.locator("#canaries-status").inner_text() == "No canary probes in this range."
+            assert page.locator("#canary-history").is_hidden()
             page.screenshot(path=str(shots / "router-beta.png"), full_page=True)
 
             # A shared link: a fresh tab opened on the URL shows the same filter.

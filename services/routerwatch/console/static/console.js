@@ -132,7 +132,6 @@
 
   // One line per router x tier x category: escalation rate per bucket.
   function drawSeries(box, data) {
-    box.replaceChildren();
     const lines = new Map();
     for (const row of data.series) {
       if (row.escalation_rate === null) continue;
@@ -146,12 +145,19 @@
       const key = (data.router ? "" : b.router_id + " / ") + b.tier + " / " + b.category;
       if (lines.has(key)) baselines.set(key, b.p0);
     }
+    lineChart(box, data.since, data.until, lines, baselines, "escalation rate over time",
+              "No accepted or escalated attempts in this range.");
+  }
+
+  // A rate chart: lines (key -> [[ms, rate]]), and refs (key -> rate) drawn dashed in the line's colour.
+  function lineChart(box, since, until, lines, baselines, label, empty) {
+    box.replaceChildren();
     if (lines.size === 0) {
-      box.appendChild(el("p", "No accepted or escalated attempts in this range.", "muted"));
+      box.appendChild(el("p", empty, "muted"));
       return;
     }
-    const W = 900, H = 260, L = 48, R = 12, T = 10, B = 28;
-    const t0 = Date.parse(data.since), t1 = Date.parse(data.until);
+    const W = 900, H = lines.size > 4 ? 260 : 160, L = 48, R = 12, T = 10, B = 28;
+    const t0 = Date.parse(since), t1 = Date.parse(until);
     let top = 0;
     for (const pts of lines.values()) for (const p of pts) top = Math.max(top, p[1]);
     for (const p0 of baselines.values()) top = Math.max(top, p0);
@@ -164,7 +170,7 @@
     svg.setAttribute("width", W);
     svg.setAttribute("height", H);
     svg.setAttribute("role", "img");
-    svg.setAttribute("aria-label", "escalation rate over time");
+    svg.setAttribute("aria-label", label);
     const add = (name, attrs, text) => {
       const node = document.createElementNS(NS, name);
       for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
@@ -226,9 +232,25 @@
     const status = document.getElementById("canaries-status");
     status.textContent = data.canaries.length ? "" : "No canary probes in this range.";
     fill(document.getElementById("canaries-table"), data.canaries, (r) => [
-      [r.router_id], [r.side], [r.canary_id], [num(r.probes), "num"], [pct(r.pass_rate), "num"], [pct(r.tier_flip_rate), "num"],
-      [r.last_error || ""],
+      [r.router_id], [r.side], [r.canary_id], [num(r.probes), "num", "probes-" + r.router_id + "-" + r.side + "-" + r.canary_id],
+      [num(r.answered), "num"], [pct(r.pass_rate), "num", "pass-" + r.router_id + "-" + r.side + "-" + r.canary_id],
+      [pct(r.tier_flip_rate), "num", "flip-" + r.router_id + "-" + r.side + "-" + r.canary_id],
+      [r.last_error || ""], [r.last_error_at || ""],
     ]);
+    document.getElementById("canary-history").hidden = !data.canaries.length;
+    // History per router and side, from canary_series: pass rate and tier-flip rate per bucket.
+    for (const [id, column, label] of [["canary-pass-chart", "pass_rate", "canary pass rate over time"],
+                                       ["canary-flip-chart", "tier_flip_rate", "canary tier-flip rate over time"]]) {
+      const lines = new Map();
+      for (const row of data.series) {
+        if (row[column] === null) continue;
+        const key = row.router_id + " / " + row.side;
+        if (!lines.has(key)) lines.set(key, []);
+        lines.get(key).push([Date.parse(row.bucket), row[column]]);
+      }
+      const box = document.getElementById(id);
+      lineChart(box, data.since, data.until, lines, new Map(), label, "No answered probe in this range.");
+    }
   }
 
   async function renderRequest(id) {
