@@ -166,6 +166,22 @@ def test_console_shows_the_stores_figures_filters_and_finds_a_request(console, t
                 shown = page.locator(f'td[data-testid="spend-{router}"]').inner_text()
                 assert shown == f"${spend[router]:.4f}", (router, shown, spend[router])
 
+            # Latency: kept and escalated p95 per tier are tier_scoreboard's (t-digest states merged again
+            # by the second query may differ in the last digit); the routing mix is routing_mix's.
+            window = ("since = toString(toStartOfMinute(now() - INTERVAL 6 HOUR)), "
+                      "until = toString(toStartOfMinute(now()) + INTERVAL 1 MINUTE), by = 'router'")
+            for row in serve.query_dicts(f"SELECT * FROM tier_scoreboard({window})"):
+                for path, column in (("kept", "terminal_latency_ms"), ("escalated", "passthrough_latency_ms")):
+                    cell = page.locator(f'td[data-testid="p95-{row["segment"]}-{row["tier"]} {path}"]')
+                    if path == "escalated" and not row["escalated"]:
+                        assert cell.count() == 0
+                        continue
+                    shown = float(cell.inner_text().replace(",", ""))
+                    assert abs(shown - row[column][1]) <= max(1.0, 0.01 * row[column][1]), (row, path, shown)
+            for row in serve.query_dicts(f"SELECT segment, final_tier, requests FROM routing_mix({window})"):
+                shown = page.locator(f'td[data-testid="mix-{row["segment"]}-{row["final_tier"]}"]').inner_text()
+                assert int(shown.replace(",", "")) == row["requests"], row
+
             # Canaries: probes and rates per side and canary equal the raw results; the history is drawn.
             for canary, side, probes, answered, passed, flips in serve.query(
                 "SELECT canary_id, side, count(), countIf(error = ''), countIf(error = '' AND answer_passed), "
