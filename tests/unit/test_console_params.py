@@ -84,3 +84,27 @@ def test_the_static_files_ship_with_the_package():
 
 def test_without_detectors_now_says_so():
     assert routes.now(None) == {"detectors": False, "evaluated_at": None, "firing": []}
+
+
+def test_now_lists_the_firing_alerts_with_figures_runbook_and_query():
+    from types import SimpleNamespace
+
+    from routerwatch.drift.verdict import Severity, Signal, Verdict
+
+    firing = Verdict(
+        signal=Signal.ESCALATION_DRIFT, labels={"router": "r1", "tier": "small", "category": "billing", "direction": "up"},
+        firing=True, severity=Severity.CRITICAL, statistic=14.0, threshold=11.0, baseline_value=0.16, observed_value=0.59,
+        magnitude=0.43, change_start=datetime(2026, 12, 7, 11, 10, tzinfo=timezone.utc), evaluated_at=NOW,
+        summary="escalation rate rose", description="CUSUM crossed",
+    )
+    scheduler = SimpleNamespace(last=SimpleNamespace(firing=[firing]),
+                                status=lambda: {"evaluated_at": NOW.isoformat(), "series_evaluated": 12, "firing": [{}]})
+    answer = routes.now(scheduler, "https://runbooks.example/README.md")
+    assert answer["detectors"] is True and answer["evaluated_at"] == NOW.isoformat() and answer["series_evaluated"] == 12
+    (alert,) = answer["firing"]
+    assert alert["labels"]["alertname"] == "RouterwatchEscalationDrift" and alert["labels"]["router"] == "r1"
+    notes = alert["annotations"]
+    assert (notes["baseline"], notes["observed"], notes["magnitude"]) == ("0.16", "0.59", "0.43")
+    assert notes["change_start"].startswith("2026-12-07T11:10")
+    assert notes["runbook_url"].startswith("https://runbooks.example/README.md#")
+    assert "escalation_series(" in notes["query"] and "router_id = 'r1'" in notes["query"]

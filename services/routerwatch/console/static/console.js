@@ -101,13 +101,13 @@
         tr.appendChild(el("td", text));
       }
       const runbook = el("td");
-      if (a.runbook_url) {
+      if (a.runbook_url && /^https?:\/\//i.test(a.runbook_url)) {
         const link = el("a", "runbook");
         link.href = a.runbook_url;
         runbook.appendChild(link);
       }
       tr.appendChild(runbook);
-      const sql = el("td");
+      const sql = el("td", undefined, "query");
       if (a.query) sql.appendChild(el("code", a.query));
       tr.appendChild(sql);
       body.appendChild(tr);
