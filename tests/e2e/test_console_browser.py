@@ -227,10 +227,23 @@ def test_console_shows_the_stores_figures_filters_and_finds_a_request(console, t
                 assert cells.nth(5).inner_text() == attempt["outcome"]
             page.screenshot(path=str(shots / "request.png"), full_page=True)
 
+            # A canary run id lists the run's probes; a probe's request id links to its trace.
+            page.fill("#request-id", "run-3")
+            page.click("#request-form button")
+            page.wait_for_function("!document.getElementById('run-table').hidden", timeout=60000)
+            assert page.locator("#request-table").is_hidden()
+            probes = page.locator("#run-table tbody tr")
+            assert probes.count() == len(CANARY_PLAN)
+            assert sorted(probes.nth(i).locator("td").nth(2).inner_text() for i in range(probes.count())) == ["c-law", "c-math"]
+            page.locator("#run-table a", has_text="canary-c-math-3").click()
+            page.wait_for_function("location.hash.includes('id=canary-c-math-3')", timeout=30000)
+            page.screenshot(path=str(shots / "canary-run.png"), full_page=True)
+
             # An unknown request says so.
             page.fill("#request-id", "no-such-request")
             page.click("#request-form button")
             page.wait_for_function("document.getElementById('request-status').textContent.startsWith('No request')", timeout=60000)
+            assert page.locator("#run-table").is_hidden()
         finally:
             browser.close()
     print(f"console screenshots: {shots}")

@@ -196,8 +196,18 @@ def request_trace(reader: Reader, query: Any) -> dict[str, Any]:
     request_id = parse_id(query, "id", MAX_REQUEST_ID, required=True)
     sql = cookbook.find("what_did_this_request_do").text
     attempts = reader.rows(sql, {"request_id": request_id})
-    return {"request_id": request_id, "attempts": attempts,
+    # Not a request id: perhaps a canary run's, whose probes (each with its request id) are listed instead.
+    probes = [] if attempts else reader.rows(CANARY_RUN_SQL, {"run_id": request_id})
+    return {"request_id": request_id, "attempts": attempts, "canary_run": probes,
             "cookbook": f"routerwatch cookbook what_did_this_request_do --param request_id={request_id}"}
+
+
+# The probes of one canary run (the prober's run_id), over the console's longest range.
+CANARY_RUN_SQL = (
+    "SELECT occurred_at, router_id, canary_id, side, expected_tier, observed_tier, answer_passed, latency_ms, error, "
+    "request_id FROM canary_results FINAL WHERE run_id = {run_id:String} "
+    f"AND occurred_at >= now() - INTERVAL {MAX_RANGE.days} DAY ORDER BY occurred_at, canary_id LIMIT 1000"
+)
 
 
 def now(scheduler: Any, base_url: str | None = None) -> dict[str, Any]:

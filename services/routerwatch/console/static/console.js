@@ -259,15 +259,35 @@
     const grades = document.getElementById("request-grades");
     document.getElementById("request-id").value = id;
     if (!id) {
-      status.textContent = "Search a request id to see every attempt: gate score, outcome, reason, cost, grades.";
+      status.textContent = "Search a request id to see every attempt: gate score, outcome, reason, cost, grades (or a canary run id: its probes).";
+      document.getElementById("run-table").hidden = true;
       table.hidden = true;
       grades.textContent = "";
       return;
     }
     status.textContent = "looking up " + id;
     const data = await api("request", { id });
+    const run = document.getElementById("run-table");
+    run.hidden = true;
+    if (!data.attempts.length && data.canary_run.length) {
+      status.textContent = "Canary run " + id + ": " + data.canary_run.length + " probe(s). A probe's request id shows its attempts.";
+      table.hidden = true;
+      grades.textContent = "";
+      fill(run, data.canary_run, (r) => [
+        [r.occurred_at], [r.router_id], [r.canary_id], [r.side], [r.expected_tier], [r.observed_tier || "\u2013"],
+        [r.answer_passed === null ? "\u2013" : (r.answer_passed ? "yes" : "no")], [ms(r.latency_ms), "num"], [r.error],
+        [r.request_id, "probe-request"],
+      ]);
+      for (const cell of run.querySelectorAll("td.probe-request")) {
+        const link = el("a", cell.textContent);
+        link.href = "#";
+        link.addEventListener("click", (e) => { e.preventDefault(); writeHash({ ...current(), id: link.textContent }); });
+        cell.replaceChildren(link);
+      }
+      return;
+    }
     if (!data.attempts.length) {
-      status.textContent = "No request " + id + " in the store.";
+      status.textContent = "No request or canary run " + id + " in the store.";
       table.hidden = true;
       grades.textContent = "";
       return;
