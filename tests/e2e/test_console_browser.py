@@ -194,9 +194,25 @@ def test_console_shows_the_stores_figures_filters_and_finds_a_request(console, t
             assert page.locator("#canary-pass-chart svg path[data-series]").count() == 2  # console-alpha's two sides
             assert page.locator("#canary-flip-chart svg path[data-series]").count() == 2
 
+            # The chart's tier chooser keeps to one tier's lines, in the URL too; auto-refresh is in the URL.
+            every = page.locator("#escalation-chart svg path[data-series]").count()
+            page.select_option("#chart-tier", "small")
+            page.wait_for_function("location.hash.includes('tier=small')", timeout=30000)
+            wait_rendered(page, 2)
+            keys = [page.locator("#escalation-chart svg path[data-series]").nth(i).get_attribute("data-series")
+                    for i in range(page.locator("#escalation-chart svg path[data-series]").count())]
+            assert keys and all(" / small / " in k for k in keys) and len(keys) < every, keys
+            page.check("#refresh")
+            page.wait_for_function("location.hash.includes('refresh=1')", timeout=30000)
+            wait_rendered(page, 3)
+            page.uncheck("#refresh")
+            page.select_option("#chart-tier", "")
+            wait_rendered(page, 5)
+            assert "tier=" not in page.url and "refresh=" not in page.url
+
             # The router filter: the URL says it, and the figures are that router's alone.
             page.select_option("#router", "console-beta")
-            wait_rendered(page, 2)
+            wait_rendered(page, 6)
             assert "router=console-beta" in page.url
             assert shown_per_tier(page) == escalated_per_tier(serve, "console-beta")
             assert page.locator('td[data-testid^="escalated-console-alpha-"]').count() == 0
@@ -216,7 +232,7 @@ def test_console_shows_the_stores_figures_filters_and_finds_a_request(console, t
             page.fill("#request-id", request_id)
             page.click("#request-form button")
             page.wait_for_function("!document.getElementById('request-table').hidden", timeout=60000)
-            wait_rendered(page, 3)
+            wait_rendered(page, 7)
             assert "id=" + request_id in page.url
             rows = page.locator("#request-table tbody tr")
             assert rows.count() == len(expected_attempts)

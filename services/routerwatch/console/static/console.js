@@ -22,6 +22,7 @@
       router: params.get("router") || "",
       id: params.get("id") || "",
       refresh: params.get("refresh") === "1",
+      tier: params.get("tier") || "",
     };
   }
 
@@ -31,6 +32,7 @@
     if (state.router) params.set("router", state.router);
     if (state.id) params.set("id", state.id);
     if (state.refresh) params.set("refresh", "1");
+    if (state.tier) params.set("tier", state.tier);
     const next = "#" + params.toString();
     if (location.hash !== next) location.hash = next; // fires hashchange -> render
   }
@@ -115,7 +117,7 @@
     table.hidden = now.firing.length === 0;
   }
 
-  function renderEscalation(data) {
+  function renderEscalation(data, tier) {
     document.getElementById("escalation-note").textContent =
       shortTime(data.since) + " to " + shortTime(data.until) + " UTC, " + data.step_minutes + "-minute steps" + (data.router ? ", router " + data.router : ", every router");
     fill(document.getElementById("tiers-table"), data.tiers, (r) => [
@@ -127,14 +129,26 @@
       [pct(r.escalation_rate), "num", "rate-" + r.segment + "-" + r.tier],
     ]);
     document.getElementById("escalation-sql").textContent = data.series_sql;
-    drawSeries(document.getElementById("escalation-chart"), data);
+    // The chart's tier (in the URL as tier=): fewer lines to read on a busy router.
+    const select = document.getElementById("chart-tier");
+    const tiers = [...new Set(data.series.map((r) => r.tier))].sort();
+    if (tier && !tiers.includes(tier)) tiers.push(tier);
+    select.replaceChildren(el("option", "every tier"));
+    select.firstChild.value = "";
+    for (const name of tiers) {
+      const option = el("option", name);
+      option.value = name;
+      select.appendChild(option);
+    }
+    select.value = tier;
+    drawSeries(document.getElementById("escalation-chart"), data, tier);
   }
 
   // One line per router x tier x category: escalation rate per bucket.
-  function drawSeries(box, data) {
+  function drawSeries(box, data, tier) {
     const lines = new Map();
     for (const row of data.series) {
-      if (row.escalation_rate === null) continue;
+      if (row.escalation_rate === null || (tier && row.tier !== tier)) continue;
       const key = (data.router ? "" : row.router_id + " / ") + row.tier + " / " + row.category;
       if (!lines.has(key)) lines.set(key, []);
       lines.get(key).push([Date.parse(row.minute), row.escalation_rate]);
@@ -333,7 +347,7 @@
         api("now", {}), api("escalation", filter), api("latency_cost", filter), api("canaries", filter), fillRouters(state, range),
       ]);
       renderNow(now);
-      renderEscalation(esc);
+      renderEscalation(esc, state.tier);
       renderLatencyCost(lc, esc.tiers);
       renderCanaries(can);
       await renderRequest(state.id);
@@ -356,6 +370,7 @@
 
   document.getElementById("range").addEventListener("change", (e) => writeHash({ ...current(), range: e.target.value }));
   document.getElementById("router").addEventListener("change", (e) => writeHash({ ...current(), router: e.target.value }));
+  document.getElementById("chart-tier").addEventListener("change", (e) => writeHash({ ...current(), tier: e.target.value }));
   document.getElementById("refresh").addEventListener("change", (e) => writeHash({ ...current(), refresh: e.target.checked }));
   document.getElementById("request-form").addEventListener("submit", (e) => {
     e.preventDefault();
