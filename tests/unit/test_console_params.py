@@ -108,3 +108,19 @@ def test_now_lists_the_firing_alerts_with_figures_runbook_and_query():
     assert notes["change_start"].startswith("2026-12-07T11:10")
     assert notes["runbook_url"].startswith("https://runbooks.example/README.md#")
     assert "escalation_series(" in notes["query"] and "router_id = 'r1'" in notes["query"]
+
+
+def test_a_long_answer_is_cut_and_says_so(monkeypatch):
+    from types import SimpleNamespace
+
+    class Store:
+        def query(self, sql, parameters=None, readonly=False):
+            assert readonly
+            n = 5 if "escalation_series_step" in sql else 0
+            return SimpleNamespace(as_dicts=lambda: [{"minute": NOW, "rate": float("nan")}] * n)
+
+    monkeypatch.setattr(routes, "ROW_CAP", 3)
+    monkeypatch.setattr(routes, "escalation_baselines", lambda reader, router: [])
+    answer = routes.escalation(routes.Reader(Store()), {"since": "1h"})
+    assert answer["truncated"] is True and len(answer["series"]) == 3
+    assert answer["series"][0] == {"minute": NOW.isoformat(), "rate": None}  # JSON-safe: times ISO, NaN null

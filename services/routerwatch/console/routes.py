@@ -32,7 +32,7 @@ API_PREFIX = "/console/api/"
 MAX_RANGE = timedelta(days=31)
 MAX_REQUEST_ID = 200
 MAX_ROUTER_ID = 200
-ROW_CAP = 20000  # rows of one answer; a longer answer is cut and says so ("truncated": true)
+ROW_CAP = 50000  # rows of one table in an answer; a longer one is cut and the answer says so ("truncated")
 # Bucket widths (minutes) of the escalation chart: the first giving <= 360 buckets; sub-hour up to a
 # day (1-5 minutes on recent ranges), whole hours beyond, where the hourly rollup does the work.
 CONSOLE_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440)
@@ -98,7 +98,12 @@ class Reader:
         return self.store.query(sql, parameters, readonly=True)
 
     def rows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        return [_plain_row(r) for r in self.query(sql, parameters).as_dicts()[:ROW_CAP]]
+        return self.capped(sql, parameters)[0]
+
+    def capped(self, sql: str, parameters: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], bool]:
+        """The rows (at most ROW_CAP) and whether there were more."""
+        rows = self.query(sql, parameters).as_dicts()
+        return [_plain_row(r) for r in rows[:ROW_CAP]], len(rows) > ROW_CAP
 
 
 def _plain(value: Any) -> Any:
@@ -142,8 +147,9 @@ def escalation(reader: Reader, query: Any) -> dict[str, Any]:
     if router:
         tiers = [t for t in tiers if t.get("segment") == router]
         series_sql += " WHERE router_id = {router:String}"
-    series = reader.rows(series_sql, {"router": router} if router else None)
+    series, truncated = reader.capped(series_sql, {"router": router} if router else None)
     return {**_window(since, until), "router": router, "step_minutes": step, "tiers": tiers, "series": series,
+            "truncated": truncated,
             "series_sql": series_sql.replace("{router:String}", _quote(router)) if router else series_sql,
             "baselines": escalation_baselines(reader, router)}
 

@@ -119,7 +119,8 @@
 
   function renderEscalation(data, tier) {
     document.getElementById("escalation-note").textContent =
-      shortTime(data.since) + " to " + shortTime(data.until) + " UTC, " + data.step_minutes + "-minute steps" + (data.router ? ", router " + data.router : ", every router");
+      shortTime(data.since) + " to " + shortTime(data.until) + " UTC, " + data.step_minutes + "-minute steps" + (data.router ? ", router " + data.router : ", every router")
+      + (data.truncated ? ". The chart is cut at " + num(data.series.length) + " points: pick a router or a shorter range." : "");
     fill(document.getElementById("tiers-table"), data.tiers, (r) => [
       [r.segment], [r.tier],
       [num(r.attempts), "num", "attempts-" + r.segment + "-" + r.tier],
