@@ -124,3 +124,26 @@ def test_a_long_answer_is_cut_and_says_so(monkeypatch):
     answer = routes.escalation(routes.Reader(Store()), {"since": "1h"})
     assert answer["truncated"] is True and len(answer["series"]) == 3
     assert answer["series"][0] == {"minute": NOW.isoformat(), "rate": None}  # JSON-safe: times ISO, NaN null
+
+
+def test_the_chart_tier_and_router_filter_the_series_as_parameters():
+    from types import SimpleNamespace
+
+    seen = []
+
+    class Store:
+        def query(self, sql, parameters=None, readonly=False):
+            seen.append((sql, parameters))
+            return SimpleNamespace(as_dicts=lambda: [])
+
+    original = routes.escalation_baselines
+    try:
+        routes.escalation_baselines = lambda reader, router: [{"tier": "small"}, {"tier": "large"}]
+        answer = routes.escalation(routes.Reader(Store()), {"since": "1h", "router": "r'1", "tier": "small"})
+    finally:
+        routes.escalation_baselines = original
+    sql, parameters = seen[-1]
+    assert sql.endswith("WHERE router_id = {router_id:String} AND tier = {tier:String}")
+    assert parameters == {"router_id": "r'1", "tier": "small"}
+    assert answer["series_sql"].endswith("WHERE router_id = 'r\\'1' AND tier = 'small'")
+    assert answer["baselines"] == [{"tier": "small"}]

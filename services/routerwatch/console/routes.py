@@ -140,18 +140,23 @@ def escalation(reader: Reader, query: Any) -> dict[str, Any]:
     """Per tier (and router) in the range, and per tier x category over time."""
     since, until = parse_window(query)
     router = parse_id(query, "router", MAX_ROUTER_ID, required=False)
+    tier = parse_id(query, "tier", MAX_ROUTER_ID, required=False)  # the chart's tier only (the table has every tier)
     step = console_step(since, until)
     args = _args(since, until)
     tiers = reader.rows(f"SELECT * FROM tier_scoreboard({args}, by = 'router') ORDER BY segment, tier_rank")
-    series_sql = f"SELECT * FROM escalation_series_step({args}, step_minutes = {step})"
     if router:
         tiers = [t for t in tiers if t.get("segment") == router]
-        series_sql += " WHERE router_id = {router:String}"
-    series, truncated = reader.capped(series_sql, {"router": router} if router else None)
-    return {**_window(since, until), "router": router, "step_minutes": step, "tiers": tiers, "series": series,
-            "truncated": truncated,
-            "series_sql": series_sql.replace("{router:String}", _quote(router)) if router else series_sql,
-            "baselines": escalation_baselines(reader, router)}
+    filters = {name: value for name, value in (("router_id", router), ("tier", tier)) if value}
+    series_sql = f"SELECT * FROM escalation_series_step({args}, step_minutes = {step})"
+    if filters:
+        series_sql += " WHERE " + " AND ".join(f"{name} = {{{name}:String}}" for name in filters)
+    series, truncated = reader.capped(series_sql, filters or None)
+    shown_sql = series_sql
+    for name, value in filters.items():
+        shown_sql = shown_sql.replace(f"{{{name}:String}}", _quote(value))
+    baselines = [b for b in escalation_baselines(reader, router) if not tier or b["tier"] == tier]
+    return {**_window(since, until), "router": router, "tier": tier, "step_minutes": step, "tiers": tiers,
+            "series": series, "truncated": truncated, "series_sql": shown_sql, "baselines": baselines}
 
 
 def escalation_baselines(reader: Reader, router: str | None) -> list[dict[str, Any]]:

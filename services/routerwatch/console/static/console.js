@@ -132,7 +132,7 @@
     document.getElementById("escalation-sql").textContent = data.series_sql;
     // The chart's tier (in the URL as tier=): fewer lines to read on a busy router.
     const select = document.getElementById("chart-tier");
-    const tiers = [...new Set(data.series.map((r) => r.tier))].sort();
+    const tiers = [...new Set(data.tiers.map((r) => r.tier))].sort();
     if (tier && !tiers.includes(tier)) tiers.push(tier);
     select.replaceChildren(el("option", "every tier"));
     select.firstChild.value = "";
@@ -345,7 +345,7 @@
     document.body.dataset.loading = "1";
     try {
       const [now, esc, lc, can] = await Promise.all([
-        api("now", {}), api("escalation", filter), api("latency_cost", filter), api("canaries", filter), fillRouters(state, range),
+        api("now", {}), api("escalation", state.tier ? { ...filter, tier: state.tier } : filter), api("latency_cost", filter), api("canaries", filter), fillRouters(state, range),
       ]);
       renderNow(now);
       renderEscalation(esc, state.tier);
