@@ -2,7 +2,8 @@
 
 Every figure comes from the views the report and the cookbook use (``tier_scoreboard``,
 ``escalation_series_step``, ``canary_scoreboard``, ``cost_summary``, ``routing_mix``; the request
-trace is the cookbook's ``what_did_this_request_do``), run read-only through the store. The
+trace is the cookbook's ``what_did_this_request_do``; a canary run's probes are read from
+``canary_results`` as the canary alerts' reproducing query reads them), run read-only through the store. The
 endpoints validate their parameters and answer errors as JSON ``{"error": "..."}`` with status 400.
 
 The page, its script and its stylesheet (:data:`STATIC`) are open, like ``/health``: they hold no
