@@ -178,6 +178,9 @@ def test_console_shows_the_stores_figures_filters_and_finds_a_request(console, t
                         continue
                     shown = float(cell.inner_text().replace(",", ""))
                     assert abs(shown - row[column][1]) <= max(1.0, 0.01 * row[column][1]), (row, path, shown)
+            for row in serve.query_dicts(f"SELECT segment, path_group, requests FROM request_latency({window})"):
+                shown = page.locator(f'td[data-testid="requests-{row["segment"]}-{row["path_group"]}"]').inner_text()
+                assert int(shown.replace(",", "")) == row["requests"], row
             for row in serve.query_dicts(f"SELECT segment, final_tier, requests FROM routing_mix({window})"):
                 shown = page.locator(f'td[data-testid="mix-{row["segment"]}-{row["final_tier"]}"]').inner_text()
                 assert int(shown.replace(",", "")) == row["requests"], row

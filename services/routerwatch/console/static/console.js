@@ -234,6 +234,10 @@
     fill(document.getElementById("latency-table"), rows, (r) => [
       [r.segment], [r.path], [num(r.n), "num"], [ms(q(r.lat, 0)), "num"], [ms(q(r.lat, 1)), "num", "p95-" + r.segment + "-" + r.path],
     ]);
+    fill(document.getElementById("request-latency-table"), data.latency, (r) => [
+      [r.segment], [r.path_group], [num(r.requests), "num", "requests-" + r.segment + "-" + r.path_group],
+      [ms(q(r.latency_ms, 0)), "num"], [ms(q(r.latency_ms, 1)), "num"], [ms(q(r.latency_ms, 2)), "num"],
+    ]);
     fill(document.getElementById("cost-table"), data.cost, (r) => [
       [r.segment], [num(r.requests), "num"], [usd(r.actual_cost_usd), "num", "spend-" + r.segment],
       [usd(r.counterfactual_cost_usd), "num"], [pct(r.savings_share), "num"],
