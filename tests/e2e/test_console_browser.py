@@ -244,6 +244,14 @@ def test_console_shows_the_stores_figures_filters_and_finds_a_request(console, t
                 assert int(cells.nth(0).inner_text()) == attempt["attempt_index"]
                 assert cells.nth(1).inner_text() == attempt["tier"]
                 assert cells.nth(5).inner_text() == attempt["outcome"]
+            grades = serve.query("SELECT target, passed FROM feedback FINAL WHERE request_id = {id:String}", {"id": request_id})
+            shown = page.locator("#request-grades").inner_text()
+            if grades:
+                assert shown.startswith("Grades: ") and shown.count(";") == len(grades) - 1, (shown, grades)
+                for target, passed in grades:
+                    assert f"{target} {'passed' if passed else 'failed'}" in shown, (shown, grades)
+            else:
+                assert shown == "No grades.", shown
             page.screenshot(path=str(shots / "request.png"), full_page=True)
 
             # A canary run id lists the run's probes; a probe's request id links to its trace.
