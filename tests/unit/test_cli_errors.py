@@ -155,3 +155,19 @@ def test_every_package_of_an_extra_has_its_module_listed() -> None:
             assert modules, f"{dist} (routerwatch[{extra}]) is not installed in the test environment"
             listed = {m for m in modules if cli.EXTRA_OF_MODULE.get(m) == extra}
             assert listed, f"{dist} of routerwatch[{extra}]: none of its modules {sorted(modules)} is in cli.EXTRA_OF_MODULE"
+
+
+@pytest.mark.parametrize(
+    "argv, option",
+    [(["report", "--since", "banana"], "--since 'banana'"), (["report", "--until", "noon"], "--until 'noon'")],
+)
+def test_report_says_which_times_it_accepts(argv, option, capsys, monkeypatch):
+    # The report read its window with a parser of its own, which let fromisoformat's
+    # "Invalid isoformat string: 'banana'" through; it now reads times as the cookbook does.
+    for name in list(__import__("os").environ):
+        if name.startswith("ROUTERWATCH_"):
+            monkeypatch.delenv(name)
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"routerwatch: usage error: {option} is not a time: give an ISO 8601 time in UTC"), err
+    assert "90m, 6h, 7d" in err and "Invalid isoformat" not in err

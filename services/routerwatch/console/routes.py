@@ -21,6 +21,7 @@ from datetime import datetime, timedelta, timezone
 from importlib import resources
 from typing import Any
 
+from routerwatch.errors import UsageError
 from routerwatch.report import scoreboard
 
 # Path -> (file in console/static, content type). Served to anyone (see webguard.SERVE_OPEN).
@@ -54,7 +55,7 @@ def parse_window(query: Any, now: datetime | None = None) -> tuple[datetime, dat
     since, until = query.get("since") or "6h", query.get("until") or ""
     try:
         start, end = scoreboard.parse_range(since, until or None, now)
-    except ValueError as exc:
+    except (ValueError, UsageError) as exc:
         raise BadRequest(
             f"since/until must be ISO times (2026-12-07T10:00:00Z) or since a duration (90m, 6h, 7d): {exc}"
         ) from None

@@ -90,21 +90,20 @@ class Report:
 
 
 def parse_range(since: str | None, until: str | None, now: datetime | None = None) -> tuple[datetime, datetime]:
-    """``since`` is an ISO time or a duration back from now (``90m``, ``6h``, ``7d``); default 24h."""
+    """``since`` is an ISO time or a duration back from ``until`` (``90m``, ``6h``, ``7d``); default 24h.
+
+    The times are read as the cookbook reads them (:func:`routerwatch.cookbook.parse_time`): a value
+    that is not a time is a :class:`~routerwatch.errors.UsageError` saying what is accepted; an empty
+    range is a ``ValueError``.
+    """
+    from routerwatch.cookbook import parse_time
+
     now = now or datetime.now(timezone.utc)
-    end = _parse_time(until, now) if until else now
-    start = _parse_time(since or "24h", end)
+    end = parse_time(until, option="--until", anchor=now, anchor_name="now") if until else now
+    start = parse_time(since or "24h", option="--since", anchor=end, anchor_name="--until")
     if start >= end:
         raise ValueError(f"empty time range: since {start.isoformat()} is not before until {end.isoformat()}")
     return start, end
-
-
-def _parse_time(text: str, now: datetime) -> datetime:
-    units = {"m": "minutes", "h": "hours", "d": "days"}
-    if text[-1:] in units and text[:-1].isdigit():
-        return now - timedelta(**{units[text[-1]]: int(text[:-1])})
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def build(reader: Any, since: datetime, until: datetime, by: str = "", target_error: float = 0.1) -> Report:
