@@ -197,3 +197,53 @@ def test_browser_paints_a_nontrivial_screenshot(chromium, page_url, tmp_path):
     with Image.open(shot) as image:
         colours = image.convert("RGB").getcolors(maxcolors=1_000_000) or []
     assert len(colours) > 50, "the page painted almost no distinct colours"
+
+
+def wide_canary_report() -> Report:
+    """build_report's, with every optional canary column filled: two routers, errors and check details."""
+    report = build_report()
+    canaries = report.sections["canaries"]
+    for row in canaries:
+        row.update(last_error="HTTP 503 from the upstream gateway: service unavailable, retry after 30 s",
+                   last_error_at="2026-11-22 04:20:00", last_check_detail="regex 'refund within \\d+ days' did not match")
+    canaries += [{**row, "router_id": "router-with-a-long-name-eu-west-1"} for row in canaries]
+    return report
+
+
+def test_per_canary_table_fits_a_1280_px_window(chromium, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    path = tmp_path / "report.html"
+    path.write_text(render_html(wide_canary_report()), encoding="utf-8")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(path.as_uri())
+            page.wait_for_function("document.readyState === 'complete' && document.querySelector('#section-canaries table')")
+            section = page.locator("#section-canaries")
+            section.scroll_into_view_if_needed()
+            section.screenshot(path=str(tmp_path / "canaries-1280.png"))
+            layout = page.evaluate("""() => {
+                const section = document.querySelector('#section-canaries');
+                return [...section.querySelectorAll('table')].map(table => {
+                    const wrap = table.parentElement, box = table.getBoundingClientRect();
+                    return {
+                        right: box.right, wrapRight: wrap.getBoundingClientRect().right, viewport: window.innerWidth,
+                        overflow: wrap.scrollWidth - wrap.clientWidth,
+                        columns: table.querySelectorAll('thead th').length,
+                        clipped: [...table.querySelectorAll('th, td')].filter(c => c.scrollWidth > c.clientWidth)
+                                                                   .map(c => c.textContent),
+                    };
+                });
+            }""")
+        finally:
+            browser.close()
+    print(f"canary section screenshot: {tmp_path / 'canaries-1280.png'}")
+    assert len(layout) == 2, layout  # per side, per canary
+    per_canary = layout[1]
+    assert per_canary["columns"] >= 14, "router, last error and check detail are shown"
+    for table in layout:
+        assert table["clipped"] == [], table
+        assert table["overflow"] <= 0, table
+        assert table["right"] <= table["wrapRight"] + 0.5 and table["right"] <= table["viewport"], table

@@ -78,11 +78,9 @@ def parse_id(query: Any, name: str, limit: int, required: bool) -> str | None:
 
 
 def console_step(since: datetime, until: datetime) -> int:
-    """Bucket width (minutes) of the escalation chart: the first of CONSOLE_STEPS giving <= 360 buckets,
-    whole hours beyond a day (the hourly rollup answers those)."""
-    minutes = (until - since).total_seconds() / 60
-    steps = CONSOLE_STEPS if minutes <= 1440 else [s for s in CONSOLE_STEPS if s % 60 == 0]
-    return next((step for step in steps if minutes / step <= 360), steps[-1])
+    """Bucket width (minutes) of the escalation chart: the rule of every over-time chart,
+    :func:`routerwatch.report.scoreboard.chart_step` (<= 360 buckets, whole hours beyond a day)."""
+    return scoreboard.chart_step(since, until)
 
 
 def _args(since: datetime, until: datetime) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 
 from routerwatch.report.scoreboard import (
     NO_CANARIES, POOL_REASON_BY, POOL_REASONS, SECTIONS, UNPRICED, UNPRICED_TITLE, Report, unpriced_line, _clean, _fmt,
-    _fmt_time, canary_sides, series_step,
+    _fmt_time, canary_sides,
 )
 
 __all__ = ["render_html"]
@@ -54,9 +54,11 @@ TITLES["gate_thresholds"] = "Gate thresholds that meet the target error on grade
 SECTION_ORDER.insert(SECTION_ORDER.index("gate_calibration") + 1, "gate_thresholds")
 # Drawn inside the canary section (sparklines), not as a table of its own.
 EMBEDDED_SECTIONS = {"canary_series"}
-CANARY_COLUMNS = ["router_id", "side", "canary_id", "category", "probes", "answered", "no_answer", "pass_rate", "tier_flips",
-                  "tier_flip_rate", "expected_tier", "most_common_observed_tier", "observed_tiers", "latency_p50_ms",
-                  "latency_p95_ms", "last_probe_at", "last_error", "last_check_detail"]
+# The per-canary table's columns, few enough to fit the page at 1280 px: answered probes and the
+# tier-flip count are in the per-side table and in observed_tiers; latency is one p50 / p95 column.
+CANARY_COLUMNS = ["router_id", "side", "canary_id", "category", "probes", "no_answer", "pass_rate", "tier_flip_rate",
+                  "expected_tier", "most_common_observed_tier", "observed_tiers", "latency_ms", "last_probe_at", "last_error",
+                  "last_check_detail"]
 
 PERCENT_COLUMNS = {"share", "rate", "accuracy", "pass_rate", "share_of_spend", "share_of_tier_escalations"}
 
@@ -89,6 +91,9 @@ nav.toc { font-size: 13.5px; columns: 3; margin: 8px 0 0; }
 nav.toc a { color: #0b5cad; text-decoration: none; }
 nav.toc a:hover { text-decoration: underline; }
 .table-wrap { overflow-x: auto; }
+/* The per-canary table has ~18 columns: its text cells wrap (long errors anywhere) so it fits the page. */
+.table-wrap.fit td { white-space: normal; overflow-wrap: anywhere; min-width: 4.5em; }
+.table-wrap.fit td.num { white-space: nowrap; min-width: 0; }
 table { border-collapse: collapse; font-size: 13px; margin: 6px 0 4px; font-variant-numeric: tabular-nums; }
 th, td { padding: 4px 8px; border-bottom: 1px solid #e6e9ee; text-align: left; white-space: nowrap; }
 th { background: #eef1f5; font-weight: 600; white-space: normal; vertical-align: bottom; max-width: 11em; }
@@ -98,6 +103,7 @@ tbody tr:nth-child(even) td { background: #fafbfc; }
 tr.warn td { background: #fff3cd !important; }
 tr.flag td { background: #fde8e6 !important; }
 svg.sparkline { display: inline-block; vertical-align: middle; }
+.spark-value { font-size: 12px; color: #1d2430; margin-left: 6px; vertical-align: middle; font-variant-numeric: tabular-nums; }
 .nodata { color: #6b7585; font-style: italic; margin: 6px 0; }
 .note { color: #4a5464; font-size: 13px; margin: 4px 0; }
 .warning { background: #fff3cd; border: 1px solid #e0b84c; border-left: 5px solid #d39e00; border-radius: 4px;
@@ -234,10 +240,10 @@ def _tier_colours(report: Report) -> dict[str, str]:
 class _Svg:
     """An SVG document with an accessible title and description."""
 
-    def __init__(self, plot_id: str, width: int, height: int, title: str, desc: str) -> None:
+    def __init__(self, plot_id: str, width: int, height: int, title: str, desc: str, attrs: str = "") -> None:
         self.plot_id, self.width, self.height = plot_id, width, height
         self.parts: list[str] = [
-            f'<svg id="plot-{plot_id}" class="plot" data-plot="{plot_id}" '
+            f'<svg id="plot-{plot_id}" class="plot" data-plot="{plot_id}"{attrs} '
             f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
             f'aria-labelledby="plot-{plot_id}-title plot-{plot_id}-desc">',
             f'<title id="plot-{plot_id}-title">{_esc(title)}</title>',
@@ -609,10 +615,20 @@ def _time_ticks(start: datetime, end: datetime, max_ticks: int = 9) -> tuple[lis
     return ticks, fmt
 
 
+def _bucket_name(step: int) -> str:
+    return "minute" if step == 1 else f"{step}-minute bucket"
+
+
 def _series_bucket(report: Report) -> str:
     """What one point of the escalation series covers: a minute, or the report's wider bucket."""
-    step = series_step(report.since, report.until)
-    return "minute" if step == 1 else f"{step}-minute bucket"
+    return _bucket_name(report.step("escalation_series"))
+
+
+def _covers_part(report: Report, start: datetime, end: datetime, step: int) -> bool:
+    """Whether buckets from ``start`` to ``end`` (the last one's start) leave a good part of the range out."""
+    span = (report.until - report.since).total_seconds()
+    covered = (end - start).total_seconds() + step * 60
+    return span > 0 and covered < 0.9 * span
 
 
 def _plot_escalation_series(report: Report, colours: dict[str, str]) -> str:
@@ -623,6 +639,7 @@ def _plot_escalation_series(report: Report, colours: dict[str, str]) -> str:
             f"Tiers with no accepted or escalated attempts in a {bucket} have no point in that {bucket}.")
     width, height = 1160, 380
     left, right = 86, 24
+    step = report.step("escalation_series")
     lines = _escalation_lines(report)
     routers = sorted({router for router, _ in lines})
     tier_order = {t: i for i, t in enumerate(colours)}
@@ -633,7 +650,7 @@ def _plot_escalation_series(report: Report, colours: dict[str, str]) -> str:
         return f"{key[0]}: {key[1]}" if key[0] else key[1]
 
     legend = [(_line_swatch(colours.get(k[1], "#555555"), dash.get(k[0], "")), label(k)) for k in order]
-    svg = _Svg("escalation-series", width, height, title, desc)
+    svg = _Svg("escalation-series", width, height, title, desc, f' data-step-minutes="{step}"')
     if not lines:
         svg.no_data()
         return svg.render()
@@ -680,7 +697,9 @@ def _plot_escalation_series(report: Report, colours: dict[str, str]) -> str:
             x = left + ((tt.timestamp() - t0) / (t1 - t0) * (width - left - right) if t1 > t0 else (width - left - right) / 2)
             svg.add(f'<line x1="{x:.1f}" y1="{bottom}" x2="{x:.1f}" y2="{bottom + 5}" stroke="#8a93a3"/>')
             svg.text(x, bottom + 19, tt.strftime(fmt), size=11.5, anchor="middle", fill="#4a5464")
-        axis = f"time (UTC, per {bucket}; {start.strftime('%Y-%m-%d %H:%M')} .. {end.strftime('%Y-%m-%d %H:%M')})"
+        # The axis spans the buckets with traffic: when that is part of the range, say so.
+        part = "traffic only " if _covers_part(report, start, end, step) else ""
+        axis = f"time (UTC, per {bucket}; {part}{start.strftime('%Y-%m-%d %H:%M')} .. {end.strftime('%Y-%m-%d %H:%M')})"
     else:
         for m in minutes[:: max(1, len(minutes) // 8)]:
             svg.text(x_of(m), bottom + 19, m, size=11, anchor="middle", fill="#4a5464")
@@ -851,14 +870,16 @@ def _cell(column: str, value: Any) -> tuple[str, bool]:
 def _header(column: str, sample: Any) -> str:
     # The SQL column name, allowed to wrap after its underscores so wide tables fit the page.
     label = "_<wbr>".join(_esc(part) for part in column.split("_"))
-    if isinstance(sample, (list, tuple)) and len(sample) == 3:
-        label += " <small>p50 / p95 / p99</small>"
+    if isinstance(sample, (list, tuple)) and len(sample) in (2, 3):
+        label += f" <small>{' / '.join(QUANTILES[:len(sample)])}</small>"
     elif _is_percent(column):
         label += " <small>%</small>"
     return label
 
 
-def _table(rows: list[dict[str, Any]], *, row_class: Any = None, drop_empty_segment: bool = True) -> str:
+def _table(rows: list[dict[str, Any]], *, row_class: Any = None, drop_empty_segment: bool = True, fit: bool = False) -> str:
+    """The rows as an HTML table in a horizontal scroll container; ``fit`` lets its text cells wrap
+    so that a wide table fits the page instead of scrolling."""
     if not rows:
         return '<p class="nodata">no data</p>'
     columns: list[str] = []
@@ -870,7 +891,7 @@ def _table(rows: list[dict[str, Any]], *, row_class: Any = None, drop_empty_segm
         columns.remove("segment")
     samples = {c: next((r.get(c) for r in rows if r.get(c) is not None), None) for c in columns}
     numeric = {c: all(_cell(c, r.get(c))[1] or r.get(c) is None for r in rows) for c in columns}
-    out = ['<div class="table-wrap"><table>', "<thead><tr>"]
+    out = [f'<div class="table-wrap{" fit" if fit else ""}"><table>', "<thead><tr>"]
     for c in columns:
         cls = ' class="num"' if numeric[c] else ""
         out.append(f'<th scope="col"{cls}>{_header(c, samples[c])}</th>')
@@ -886,8 +907,22 @@ def _table(rows: list[dict[str, Any]], *, row_class: Any = None, drop_empty_segm
     return "".join(out)
 
 
+def _canary_buckets(report: Report) -> tuple[float, float]:
+    """First and last bucket start (epoch seconds) of the canary series, every router and side together.
+
+    The sparklines span the buckets with probes, not the whole range, so probes over part of the
+    range are drawn across the sparkline, and every side's sparkline has the same time axis.
+    """
+    times = [w.timestamp() for w in (_parse_minute(r.get("bucket")) for r in _rows(report, "canary_series")) if w is not None]
+    return (min(times), max(times)) if times else (report.since.timestamp(), report.until.timestamp())
+
+
 def _sparkline(report: Report, router: str, side: str) -> str:
-    """Pass rate per bucket of one router and side, over the report's range (0% at the bottom, 100% at the top)."""
+    """Pass rate per bucket of one router and side (0% at the bottom, 100% at the top), with the latest value.
+
+    Buckets are the report's canary step (:meth:`Report.step`). Several points are joined by a line;
+    a single point is drawn as a large dot in the middle, its value written beside it.
+    """
     points = []
     for row in _rows(report, "canary_series"):
         if str(row.get("router_id") or "") != router or str(row.get("side") or "") != side:
@@ -898,8 +933,9 @@ def _sparkline(report: Report, router: str, side: str) -> str:
     if not points:
         return '<span class="note">-</span>'
     points.sort()
-    width, height, pad = 160, 34, 3
-    t0, t1 = report.since.timestamp(), report.until.timestamp()
+    width, height, pad = 160, 34, 4
+    t0, t1 = _canary_buckets(report)
+    bucket = _bucket_name(report.step("canary_series"))
 
     def x_of(when: datetime) -> float:
         span = t1 - t0
@@ -908,13 +944,13 @@ def _sparkline(report: Report, router: str, side: str) -> str:
     def y_of(rate: float) -> float:
         return height - pad - rate * (height - 2 * pad)
 
-    label = f"pass rate over time, {side or 'no side'}" + (f" ({router})" if router else "")
+    label = f"pass rate per {bucket}, {side or 'no side'}" + (f" ({router})" if router else "")
     coords = " L".join(f"{x_of(w):.1f},{y_of(r):.1f}" for w, r in points)
     parts = [
         f'<svg class="sparkline" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
         f'data-router="{_esc(router)}" data-side="{_esc(side)}" '
         f'data-buckets="{_esc(" ".join(_minute_key(w) for w, _ in points))}" '
-        f'data-rates="{" ".join(_data_num(r) for _, r in points)}">',
+        f'data-rates="{" ".join(_data_num(r) for _, r in points)}" data-step-minutes="{report.step("canary_series")}">',
         f"<title>{_esc(label)}: {_esc(', '.join(f'{_minute_key(w)} {_pct(r)}' for w, r in points[-6:]))}</title>",
         f'<line x1="{pad}" y1="{y_of(1.0):.1f}" x2="{width - pad}" y2="{y_of(1.0):.1f}" stroke="#d5dae1" stroke-dasharray="3 2"/>',
         f'<line x1="{pad}" y1="{y_of(0.0):.1f}" x2="{width - pad}" y2="{y_of(0.0):.1f}" stroke="#d5dae1"/>',
@@ -922,10 +958,17 @@ def _sparkline(report: Report, router: str, side: str) -> str:
     if len(points) > 1:
         # A path, not a polyline: polylines on this page are the escalation-series lines.
         parts.append(f'<path class="spark" fill="none" stroke="#0072B2" stroke-width="1.6" stroke-linejoin="round" d="M{coords}"/>')
-    last_when, last_rate = points[-1]
-    parts.append(f'<circle cx="{x_of(last_when):.1f}" cy="{y_of(last_rate):.1f}" r="2.4" fill="#0072B2"/>')
+        last_when, last_rate = points[-1]
+        parts.append(f'<circle cx="{x_of(last_when):.1f}" cy="{y_of(last_rate):.1f}" r="2.4" fill="#0072B2"/>')
+        value = f"latest {_pct(last_rate)}"
+    else:
+        # One bucket with probes: a point, not a line; large enough to read as a mark, with its value.
+        ((when, rate),) = points
+        parts.append(f'<circle class="spark-point" cx="{x_of(when):.1f}" cy="{y_of(rate):.1f}" r="4" fill="#0072B2" '
+                     'stroke="#ffffff" stroke-width="1"/>')
+        value = f"{_pct(rate)} (one {bucket})"
     parts.append("</svg>")
-    return "".join(parts)
+    return "".join(parts) + f'<span class="spark-value">{_esc(value)}</span>'
 
 
 def _observed_tiers(value: Any) -> str:
@@ -962,16 +1005,23 @@ def _canary_section(report: Report) -> str:
     for optional in ("last_error", "last_check_detail"):
         if not any(r.get(optional) for r in rows):
             drop.add(optional)
-    table_rows = [{c: (_observed_tiers(r.get(c)) if c == "observed_tiers" else r.get(c))
-                   for c in CANARY_COLUMNS if c not in drop} for r in rows]
+
+    def cell(row: dict[str, Any], column: str) -> Any:
+        if column == "observed_tiers":
+            return _observed_tiers(row.get(column))
+        if column == "latency_ms":
+            return [row.get("latency_p50_ms"), row.get("latency_p95_ms")]
+        return row.get(column)
+
+    table_rows = [{c: cell(r, c) for c in CANARY_COLUMNS if c not in drop} for r in rows]
 
     def flagged(row: dict[str, Any]) -> str:
-        bad = (_num(row.get("no_answer")) or 0) > 0 or (_num(row.get("tier_flips")) or 0) > 0
+        bad = (_num(row.get("no_answer")) or 0) > 0 or (_num(row.get("tier_flip_rate")) or 0) > 0
         rate = _num(row.get("pass_rate"))
         return "flag" if bad or (rate is not None and rate < 1) else ""
 
     out.append('<p class="note">Per canary (highlighted: failed checks, tier flips or probes without an answer)</p>')
-    out.append(_table(table_rows, row_class=flagged))
+    out.append(_table(table_rows, row_class=flagged, fit=True))
     return "".join(out)
 
 

@@ -53,11 +53,15 @@ TEXT_SECTIONS = (
     "escalation_series", "tenants", "dead_letters", "canaries", "canary_series",
 )
 NO_CANARIES = "no canary probes in this range"
-# Bucket widths (minutes) of the canary pass-rate series; the report picks the first giving <= 48 buckets.
-CANARY_STEPS = (1, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 10080)
-# The escalation series is per minute up to a day; longer ranges take the first of these whole-hour
-# widths giving <= 720 buckets, so the hourly rollup does the work and the plot keeps ~1 point a pixel.
-SERIES_STEPS = (60, 120, 180, 360, 720, 1440, 10080)
+# Bucket widths (minutes) of every over-time figure: the report's escalation chart and canary
+# sparklines and the console's charts (:func:`chart_step`). The first giving at most CHART_BUCKETS
+# buckets: enough points to read a trend, about one a pixel or more on a page-wide plot.
+CHART_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440)
+CHART_BUCKETS = 360
+# The over-time sections: key -> (bucket column, view taking since, until and step_minutes).
+SERIES_VIEWS = {"escalation_series": ("minute", "escalation_series_step"), "canary_series": ("bucket", "canary_series")}
+# Per section, the counts whose sum a re-bucketed series must keep (see _fit_series).
+SERIES_COUNTS = {"escalation_series": ("escalated", "accepted"), "canary_series": ("probes",)}
 
 
 # Sections read from views with a `by` parameter: with several routers and no --by (or --by
@@ -77,6 +81,16 @@ class Report:
     routers: list[str] = field(default_factory=list)
     # Section key -> the routers it pools; empty unless more than one router sent traffic.
     pooled: dict[str, list[str]] = field(default_factory=dict)
+    # Over-time section key -> its bucket width in minutes (see :meth:`step`).
+    steps: dict[str, int] = field(default_factory=dict)
+
+    def step(self, key: str) -> int:
+        """Bucket width in minutes of the over-time section ``key`` (``escalation_series``, ``canary_series``).
+
+        :func:`build` records the width it queried; a report made by hand has the range's
+        :func:`chart_step`.
+        """
+        return self.steps.get(key) or chart_step(self.since, self.until)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -124,6 +138,8 @@ def build(reader: Any, since: datetime, until: datetime, by: str = "", target_er
             continue
         rows[key] = reader.query(sql, parameters).as_dicts()
     rows.update(split_graded(rows.pop("graded")))
+    for key in SERIES_VIEWS:
+        rows[key], report.steps[key] = _fit_series(reader, key, rows[key], since, until)
     if split:
         for key in BY_SECTIONS:
             rows[key] = [_segment_as_router(r) for r in rows[key]]
@@ -217,12 +233,12 @@ def queries(since: datetime, until: datetime, by: str = "", split_by_router: boo
     start, end = _minute_range(since, until)
     args = f"since = '{_fmt_time(start)}', until = '{_fmt_time(end)}'"
     by_arg = ", by = '{}'".format("router" if split_by_router else "" if by == "tenant" else by)
-    step_arg = f", step_minutes = {series_step(since, until)}"
+    step = chart_step(since, until)
     out: list[tuple[str, str, dict[str, Any] | None]] = [
-        (key, f"SELECT * FROM {view}({args}{by_arg if takes_by else ''}{step_arg if view == 'escalation_series_step' else ''})", None)
+        (key, _series_sql(key, since, until, step) if key in SERIES_VIEWS else f"SELECT * FROM {view}({args}{by_arg if takes_by else ''})", None)
         for key, _, view, takes_by in SECTIONS if key not in GRADED_SECTIONS
     ]
-    out.append(("canary_series", f"SELECT * FROM canary_series({args}, step_minutes = {canary_step(start, end)})", None))
+    out.append(("canary_series", _series_sql("canary_series", since, until, step), None))
     # quality, gate_calibration and the gate-threshold scores share one scan of the graded attempts.
     out.append(("graded", f"SELECT * FROM graded_summary({args}{by_arg})", None))
     return out
@@ -235,19 +251,70 @@ def _minute_range(since: datetime, until: datetime) -> tuple[datetime, datetime]
     return start, end
 
 
+def chart_step(since: datetime, until: datetime) -> int:
+    """Bucket width in minutes of an over-time chart of [since, until): one rule for every such chart.
+
+    The first of CHART_STEPS giving at most CHART_BUCKETS buckets: 1 minute up to six hours, 2 up
+    to twelve, 5 up to a day; beyond a day whole hours only, which the hourly rollup answers.
+    """
+    minutes = (until - since).total_seconds() / 60
+    steps = CHART_STEPS if minutes <= 1440 else [s for s in CHART_STEPS if s % 60 == 0]
+    return next((step for step in steps if minutes / step <= CHART_BUCKETS), steps[-1])
+
+
 def series_step(since: datetime, until: datetime) -> int:
-    """Bucket width in minutes of the escalation series over [since, until): 1 up to a day, then whole hours."""
-    start, end = _minute_range(since, until)
-    minutes = (end - start).total_seconds() / 60
-    if minutes <= 1440:
-        return 1
-    return next((step for step in SERIES_STEPS if minutes / step <= 720), SERIES_STEPS[-1])
+    """Bucket width in minutes of the escalation series over [since, until): :func:`chart_step`."""
+    return chart_step(since, until)
 
 
 def canary_step(since: datetime, until: datetime) -> int:
-    """Bucket width in minutes for the canary series over [since, until): at most 48 buckets."""
-    minutes = (until - since).total_seconds() / 60
-    return next((step for step in CANARY_STEPS if minutes / step <= 48), CANARY_STEPS[-1])
+    """Bucket width in minutes of the canary series over [since, until): :func:`chart_step`."""
+    return chart_step(since, until)
+
+
+def _series_sql(key: str, since: datetime, until: datetime, step: int) -> str:
+    """The query of the over-time section ``key`` over [since, until) in buckets of ``step`` minutes."""
+    start, end = _minute_range(since, until)
+    view = SERIES_VIEWS[key][1]
+    return f"SELECT * FROM {view}(since = '{_fmt_time(start)}', until = '{_fmt_time(end)}', step_minutes = {step})"
+
+
+def _as_utc(value: Any) -> datetime | None:
+    """A bucket's start as an aware UTC datetime (the store answers naive UTC datetimes or strings)."""
+    if not isinstance(value, datetime):
+        try:
+            value = datetime.fromisoformat(str(value).replace("Z", "+00:00").replace(" ", "T"))
+        except ValueError:
+            return None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _fit_series(reader: Any, key: str, rows: list[dict[str, Any]], since: datetime,
+                until: datetime) -> tuple[list[dict[str, Any]], int]:
+    """The rows of the over-time section ``key`` and their bucket width in minutes.
+
+    ``rows`` are the section at the range's :func:`chart_step`. When the data covers only part of
+    the range (an hour of traffic in a 24-hour report), a handful of wide buckets would be all the
+    chart has: the section is read again over the part with data, at that part's chart_step. The
+    finer rows are kept only when they count what the wide ones did (the minute rollup may no
+    longer hold what the hourly one does).
+    """
+    step = chart_step(since, until)
+    column = SERIES_VIEWS[key][0]
+    times = [t for t in (_as_utc(r.get(column)) for r in rows) if t is not None]
+    if not times:
+        return rows, step
+    start = max(since, min(times))
+    end = min(until, max(times) + timedelta(minutes=step))
+    finer = chart_step(start, end) if start < end else step
+    if finer >= step:
+        return rows, step
+    refined = reader.query(_series_sql(key, start, end, finer), None).as_dicts()
+
+    def total(some: list[dict[str, Any]]) -> int:
+        return sum(int(r.get(c) or 0) for r in some for c in SERIES_COUNTS[key])
+
+    return (refined, finer) if total(refined) == total(rows) else (rows, step)
 
 
 def canary_sides(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -448,7 +515,7 @@ def _series_text(report: Report, rows: list[dict[str, Any]], width: int) -> list
     """Per (router and) tier: the range's rate and the lowest, highest and latest bucket rates."""
     if not rows:
         return ["  (no data)"]
-    step = series_step(report.since, report.until)
+    step = report.step("escalation_series")
     per: dict[tuple[str, ...], dict[str, list[int]]] = {}
     has_router = any("router_id" in r for r in rows)
     for row in rows:
