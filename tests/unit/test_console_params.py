@@ -116,7 +116,7 @@ def test_a_long_answer_is_cut_and_says_so(monkeypatch):
     class Store:
         def query(self, sql, parameters=None, readonly=False):
             assert readonly
-            n = 5 if "escalation_series_step" in sql else 0
+            n = 5 if "FROM attempt_series(" in sql and "escalation_rate" in sql else 0
             return SimpleNamespace(as_dicts=lambda: [{"minute": NOW, "rate": float("nan")}] * n)
 
     monkeypatch.setattr(routes, "ROW_CAP", 3)
@@ -139,11 +139,30 @@ def test_the_chart_tier_and_router_filter_the_series_as_parameters():
     original = routes.escalation_baselines
     try:
         routes.escalation_baselines = lambda reader, router: [{"tier": "small"}, {"tier": "large"}]
-        answer = routes.escalation(routes.Reader(Store()), {"since": "1h", "router": "r'1", "tier": "small"})
+        answer = routes.escalation(routes.Reader(Store()), {"since": "1h", "router": "r'1", "tier": "small",
+                                                            "environment": "prod"})
     finally:
         routes.escalation_baselines = original
-    sql, parameters = seen[-1]
-    assert sql.endswith("WHERE router_id = {router_id:String} AND tier = {tier:String}")
-    assert parameters == {"router_id": "r'1", "tier": "small"}
-    assert answer["series_sql"].endswith("WHERE router_id = 'r\\'1' AND tier = 'small'")
+    (sql, parameters), = [(q, p) for q, p in seen if "escalation_rate" in q]
+    assert "WHERE outcome IN ('accepted', 'escalated') AND router_id = {router_id:String} AND environment = {environment:String} " \
+           "AND tier = {tier:String} GROUP BY" in sql
+    assert parameters == {"router_id": "r'1", "environment": "prod", "tier": "small"}
+    assert "router_id = 'r\\'1' AND environment = 'prod' AND tier = 'small' GROUP BY" in answer["series_sql"]
+    (reasons_sql, reasons_parameters), = [(q, p) for q, p in seen if "escalation_reason" in q]
+    assert "outcome = 'escalated' AND router_id = {router_id:String}" in reasons_sql and reasons_parameters == parameters
     assert answer["baselines"] == [{"tier": "small"}]
+    # The tables read the figure view split by router (a router filter wins over the environment).
+    assert any("tier_scoreboard(" in q and "by = 'router'" in q for q, _ in seen) and answer["tables_by"] == "router"
+
+
+def test_an_environment_filter_alone_reads_the_tables_by_environment():
+    from types import SimpleNamespace
+
+    class Store:
+        def query(self, sql, parameters=None, readonly=False):
+            rows = [{"segment": "prod", "tier": "small"}, {"segment": "staging", "tier": "small"}] if "by = 'environment'" in sql else []
+            return SimpleNamespace(as_dicts=lambda: rows)
+
+    answer = routes.latency_cost(routes.Reader(Store()), {"since": "1h", "environment": "prod"})
+    assert answer["tables_by"] == "environment"
+    assert answer["cost"] == [{"segment": "prod", "tier": "small"}]

@@ -15,6 +15,7 @@ with ``#token=...``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 from datetime import datetime, timedelta, timezone
@@ -132,31 +133,77 @@ def _window(since: datetime, until: datetime) -> dict[str, str]:
 
 
 def routers(reader: Reader, query: Any) -> dict[str, Any]:
+    """The routers and environments that sent traffic in the range (the filters' choices)."""
     since, until = parse_window(query)
-    return {**_window(since, until), "routers": scoreboard.routers_in_range(reader, since, until)}
+    environments = reader.rows(f"SELECT segment FROM cost_summary({_args(since, until)}, by = 'environment') ORDER BY segment")
+    return {**_window(since, until), "routers": scoreboard.routers_in_range(reader, since, until),
+            "environments": [r["segment"] for r in environments]}
+
+
+def filters(query: Any, *names: str) -> dict[str, str]:
+    """The filters given among ``router``, ``environment`` and ``tier``, keyed by their column."""
+    columns = {"router": "router_id", "environment": "environment", "tier": "tier"}
+    out = {}
+    for name in names:
+        value = parse_id(query, name, MAX_ROUTER_ID, required=False)
+        if value:
+            out[columns[name]] = value
+    return out
+
+
+def where(conditions: dict[str, str], extra: str = "") -> str:
+    """A WHERE clause binding each filter as a query parameter (``{router_id:String}`` ...)."""
+    parts = [extra] if extra else []
+    parts += [f"{column} = {{{column}:String}}" for column in conditions]
+    return (" WHERE " + " AND ".join(parts)) if parts else ""
+
+
+def shown(sql: str, conditions: dict[str, str]) -> str:
+    """``sql`` with its filter parameters inlined, for the page to show (and a reader to paste)."""
+    for column, value in conditions.items():
+        sql = sql.replace(f"{{{column}:String}}", _quote(value))
+    return sql
+
+
+def table_scope(reader: Reader, view: str, args: str, conditions: dict[str, str], order: str = "") -> tuple[list[dict[str, Any]], str]:
+    """Rows of a figure view (``by`` segments) for the filters: the figure views split by one `by`, so
+    a router filter reads ``by = 'router'`` and keeps that router, an environment filter alone reads
+    ``by = 'environment'``; with both, the router's (every environment: said on the page)."""
+    by, keep = ("router", conditions.get("router_id")) if "router_id" in conditions or "environment" not in conditions \
+        else ("environment", conditions["environment"])
+    rows = reader.rows(f"SELECT * FROM {view}({args}, by = '{by}'){order}")
+    return [r for r in rows if not keep or r.get("segment") == keep], by
 
 
 def escalation(reader: Reader, query: Any) -> dict[str, Any]:
-    """Per tier (and router) in the range, and per tier x category over time."""
+    """Per tier (and router) in the range; per tier x category over time; escalation reasons over time."""
     since, until = parse_window(query)
-    router = parse_id(query, "router", MAX_ROUTER_ID, required=False)
+    conditions = filters(query, "router", "environment")
     tier = parse_id(query, "tier", MAX_ROUTER_ID, required=False)  # the chart's tier only (the table has every tier)
     step = console_step(since, until)
     args = _args(since, until)
-    tiers = reader.rows(f"SELECT * FROM tier_scoreboard({args}, by = 'router') ORDER BY segment, tier_rank")
-    if router:
-        tiers = [t for t in tiers if t.get("segment") == router]
-    filters = {name: value for name, value in (("router_id", router), ("tier", tier)) if value}
-    series_sql = f"SELECT * FROM escalation_series_step({args}, step_minutes = {step})"
-    if filters:
-        series_sql += " WHERE " + " AND ".join(f"{name} = {{{name}:String}}" for name in filters)
-    series, truncated = reader.capped(series_sql, filters or None)
-    shown_sql = series_sql
-    for name, value in filters.items():
-        shown_sql = shown_sql.replace(f"{{{name}:String}}", _quote(value))
-    baselines = [b for b in escalation_baselines(reader, router) if not tier or b["tier"] == tier]
-    return {**_window(since, until), "router": router, "tier": tier, "step_minutes": step, "tiers": tiers,
-            "series": series, "truncated": truncated, "series_sql": shown_sql, "baselines": baselines}
+    tiers, by = table_scope(reader, "tier_scoreboard", args, conditions, " ORDER BY segment, tier_rank")
+    chart = {**conditions, **({"tier": tier} if tier else {})}
+    series_sql = (
+        "SELECT bucket AS minute, router_id, tier, category, sumIf(attempts, outcome = 'escalated') AS escalated, "
+        "sumIf(attempts, outcome = 'accepted') AS accepted, escalated / nullIf(escalated + accepted, 0) AS escalation_rate "
+        f"FROM attempt_series({args}, step_minutes = {step})"
+        + where(chart, "outcome IN ('accepted', 'escalated')")
+        + " GROUP BY minute, router_id, tier, category ORDER BY minute, router_id, tier, category"
+    )
+    series, truncated = reader.capped(series_sql, chart or None)
+    reasons_sql = (
+        "SELECT bucket AS minute, escalation_reason, sum(attempts) AS escalations "
+        f"FROM attempt_series({args}, step_minutes = {step})"
+        + where(chart, "outcome = 'escalated'")
+        + " GROUP BY minute, escalation_reason ORDER BY minute, escalation_reason"
+    )
+    reasons, reasons_truncated = reader.capped(reasons_sql, chart or None)
+    baselines = [b for b in escalation_baselines(reader, conditions.get("router_id")) if not tier or b["tier"] == tier]
+    return {**_window(since, until), "router": conditions.get("router_id"), "environment": conditions.get("environment"),
+            "tier": tier, "step_minutes": step, "tables_by": by, "tiers": tiers,
+            "series": series, "truncated": truncated or reasons_truncated, "series_sql": shown(series_sql, chart),
+            "reasons": reasons, "reasons_sql": shown(reasons_sql, chart), "baselines": baselines}
 
 
 def escalation_baselines(reader: Reader, router: str | None) -> list[dict[str, Any]]:
@@ -176,28 +223,57 @@ def escalation_baselines(reader: Reader, router: str | None) -> list[dict[str, A
     return sorted(out, key=lambda b: (str(b["router_id"]), str(b["tier"]), str(b["category"])))[:ROW_CAP]
 
 
-def latency_cost(reader: Reader, query: Any) -> dict[str, Any]:
-    """Kept vs escalated latency per tier, spend vs the flagship counterfactual, the routing mix."""
+def latency_cost(reader: Reader, query: Any, slo: dict[str, float] | None = None) -> dict[str, Any]:
+    """Kept vs escalated latency per tier, spend vs the flagship counterfactual, the routing mix: for
+    the range (the figure views) and over time (the bucketed series views), with the SLO targets."""
     since, until = parse_window(query)
-    router = parse_id(query, "router", MAX_ROUTER_ID, required=False)
+    conditions = filters(query, "router", "environment")
+    step = console_step(since, until)
     args = _args(since, until)
-    out: dict[str, Any] = {**_window(since, until), "router": router}
+    out: dict[str, Any] = {**_window(since, until), "router": conditions.get("router_id"),
+                           "environment": conditions.get("environment"), "step_minutes": step, "slo": slo or {}}
     for key, view in (("latency", "request_latency"), ("cost", "cost_summary"), ("mix", "routing_mix")):
-        rows = reader.rows(f"SELECT * FROM {view}({args}, by = 'router')")
-        out[key] = [r for r in rows if not router or r.get("segment") == router]
+        out[key], out["tables_by"] = table_scope(reader, view, args, conditions)
+    series = f"step_minutes = {step}"
+    # Every series is per router (tiers of the same name on two routers are two cascades, never pooled).
+    # Terminal (kept at the tier) vs passthrough (escalated from it) attempt latency per tier.
+    out["tier_latency_series"] = reader.rows(
+        "SELECT bucket, router_id, tier, min(tier_rank) AS tier_rank, outcome, sum(attempts) AS attempts, "
+        "quantilesTDigestMerge(0.5, 0.95, 0.99)(latency_q) AS latency_ms "
+        f"FROM attempt_latency_series({args}, {series})" + where(conditions)
+        + " GROUP BY bucket, router_id, tier, outcome ORDER BY bucket, router_id, tier_rank, outcome", conditions or None)
+    # Request latency by path (the SLOs are on requests: kept and escalated apart), spend, routing mix.
+    out["request_series"] = reader.rows(
+        "SELECT bucket, router_id, path, sum(requests) AS requests, quantilesTDigestMerge(0.5, 0.95, 0.99)(latency_q) AS latency_ms "
+        f"FROM request_series({args}, {series})" + where(conditions, "path IN ('kept', 'escalated')")
+        + " GROUP BY bucket, router_id, path ORDER BY bucket, router_id, path", conditions or None)
+    out["spend_series"] = reader.rows(
+        "SELECT bucket, router_id, sum(requests) AS requests, sum(cost_usd) AS actual_cost_usd, "
+        "sum(counterfactual_cost_usd) AS counterfactual_cost_usd "
+        f"FROM request_series({args}, {series})" + where(conditions) + " GROUP BY bucket, router_id ORDER BY bucket, router_id",
+        conditions or None)
+    out["mix_series"] = reader.rows(
+        "SELECT bucket, router_id, if(served, final_tier, '(not served)') AS final_tier, min(final_tier_rank) AS final_tier_rank, "
+        "sum(r.requests) AS requests, requests / sum(sum(r.requests)) OVER (PARTITION BY bucket, router_id) AS share "
+        f"FROM request_series({args}, {series}) AS r" + where(conditions)
+        + " GROUP BY bucket, router_id, final_tier ORDER BY bucket, router_id, final_tier_rank, final_tier", conditions or None)
     return out
 
 
 def canaries(reader: Reader, query: Any) -> dict[str, Any]:
+    """Per router, side and canary: the scoreboard, the history per router and side (``canary_series``)
+    and per canary (``canary_history``)."""
     since, until = parse_window(query)
-    router = parse_id(query, "router", MAX_ROUTER_ID, required=False)
+    conditions = filters(query, "router")  # probes have no environment: the router's canaries
     args = _args(since, until)
-    board = reader.rows(f"SELECT * FROM canary_scoreboard({args})")
-    series = reader.rows(f"SELECT * FROM canary_series({args}, step_minutes = {scoreboard.canary_step(since, until)})") if board else []
-    if router:
-        board = [r for r in board if r.get("router_id") == router]
-        series = [r for r in series if r.get("router_id") == router]
-    return {**_window(since, until), "router": router, "canaries": board, "series": series}
+    board = reader.rows(f"SELECT * FROM canary_scoreboard({args})" + where(conditions), conditions or None)
+    step = f"step_minutes = {scoreboard.canary_step(since, until)}"
+    series = history = []
+    if board:
+        series = reader.rows(f"SELECT * FROM canary_series({args}, {step})" + where(conditions), conditions or None)
+        history = reader.rows(f"SELECT * FROM canary_history({args}, {step})" + where(conditions), conditions or None)
+    return {**_window(since, until), "router": conditions.get("router_id"), "canaries": board, "series": series,
+            "history": history}
 
 
 def request_trace(reader: Reader, query: Any) -> dict[str, Any]:
@@ -254,8 +330,11 @@ ENDPOINTS = {"routers": routers, "escalation": escalation, "latency_cost": laten
              "request": request_trace}
 
 
-def register(app: Any, store: Any, scheduler: Any = None) -> None:
-    """Add ``/`` (the page), its assets and the ``/console/api/*`` endpoints to serve's faust app."""
+def register(app: Any, store: Any, scheduler: Any = None, settings: Any = None) -> None:
+    """Add ``/`` (the page), its assets and the ``/console/api/*`` endpoints to serve's faust app.
+
+    ``settings`` (serve's): the latency SLO targets drawn on the latency chart come from its
+    scheduler section, the ones the burn-rate detector pages on."""
     from routerwatch.storage.errors import QueryError, QueryLimitExceeded, StoreUnavailable, UnsafeQuery
 
     reader = Reader(store)
@@ -291,7 +370,11 @@ def register(app: Any, store: Any, scheduler: Any = None) -> None:
         view.__name__ = f"console_api_{key}"
         app.page(API_PREFIX + key, name=view.__name__)(view)
 
-    for key, handler in ENDPOINTS.items():
+    handlers = dict(ENDPOINTS)
+    if settings is not None:
+        slo = {"kept_p95_ms": settings.scheduler.kept_p95_ms, "escalated_p95_ms": settings.scheduler.escalated_p95_ms}
+        handlers["latency_cost"] = functools.partial(latency_cost, slo=slo)
+    for key, handler in handlers.items():
         add_api(key, handler)
 
     base_url = getattr(getattr(scheduler, "cfg", None), "runbook_base_url", None)

@@ -287,7 +287,7 @@ def build_app(
     store.set_query_limits(settings.query)  # the limits of /query (ROUTERWATCH_QUERY__*)
     from routerwatch.console.routes import register as register_console
 
-    register_console(app, store, scheduler)  # the on-call console: / and /console/api/* (routerwatch.console)
+    register_console(app, store, scheduler, settings)  # the on-call console: / and /console/api/* (routerwatch.console)
     _add_web_views(app, store, processors, consumer, kafka, ingest.stall_limit_s)
     return app, processors
 

@@ -20,6 +20,7 @@
     return {
       range: params.get("range") || "6h",
       router: params.get("router") || "",
+      env: params.get("env") || "",
       id: params.get("id") || "",
       refresh: params.get("refresh") === "1",
       tier: params.get("tier") || "",
@@ -30,6 +31,7 @@
     const params = new URLSearchParams();
     params.set("range", state.range);
     if (state.router) params.set("router", state.router);
+    if (state.env) params.set("env", state.env);
     if (state.id) params.set("id", state.id);
     if (state.refresh) params.set("refresh", "1");
     if (state.tier) params.set("tier", state.tier);
@@ -63,6 +65,8 @@
   function pct(v) { return v === null || v === undefined ? "\u2013" : (100 * v).toFixed(1) + "%"; }
   function ms(v) { return v === null || v === undefined ? "\u2013" : Math.round(v).toLocaleString("en-US"); }
   function usd(v) { return v === null || v === undefined ? "\u2013" : "$" + Number(v).toFixed(4); }
+  function msAxis(v) { return Math.round(v).toLocaleString("en-US") + " ms"; }
+  function usdAxis(v) { return "$" + (v >= 1 ? v.toFixed(2) : Number(v).toPrecision(2)); }
   function shortTime(iso) { return new Date(iso).toISOString().slice(0, 16).replace("T", " "); }
   function q(arr, i) { return Array.isArray(arr) ? arr[i] : null; }
 
@@ -112,9 +116,46 @@
       const sql = el("td", undefined, "query");
       if (a.query) sql.appendChild(el("code", a.query));
       tr.appendChild(sql);
+      tr.appendChild(el("td", splitText(alert.kitagawa), "split"));
       body.appendChild(tr);
     }
     table.hidden = now.firing.length === 0;
+    renderSuppressed(now.silenced);
+    renderResolved(now.resolved || []);
+  }
+
+  // The Kitagawa split of a pooled rate change: how much is the category mix, how much within categories.
+  function splitText(k) {
+    if (!k || k.total === null || k.total === undefined) return "";
+    const pp = (v) => (v >= 0 ? "+" : "") + (100 * v).toFixed(1) + " pp";
+    return pp(k.total) + " = mix " + pp(k.mix) + " + within " + pp(k.within);
+  }
+
+  function labelCells(l) {
+    return [[l.alertname], [l.router], [l.tier], [l.category || l.canary || l.side || l.tenant]];
+  }
+
+  // Alerts Alertmanager holds back (silenced or inhibited): still firing here, nobody is paged.
+  function renderSuppressed(silenced) {
+    const status = document.getElementById("silenced-status");
+    const table = document.getElementById("silenced-table");
+    if (!silenced || silenced.available === false) {
+      status.textContent = silenced && silenced.error ? "Alertmanager could not be asked: " + silenced.error
+        : "No Alertmanager is configured: nothing is silenced here.";
+      table.hidden = true;
+      return;
+    }
+    const alerts = silenced.alerts || [];
+    status.textContent = alerts.length ? alerts.length + " silenced or inhibited." : "Nothing is silenced or inhibited.";
+    fill(table, alerts, (x) => [...labelCells(x.labels || {}), [x.state], [(x.silenced_by || []).concat(x.inhibited_by || []).join(", ")],
+                                [x.starts_at ? shortTime(x.starts_at) : ""]]);
+  }
+
+  function renderResolved(resolved) {
+    const status = document.getElementById("resolved-status");
+    status.textContent = resolved.length ? resolved.length + " resolved in the last 24 hours." : "Nothing resolved in the last 24 hours.";
+    fill(document.getElementById("resolved-table"), resolved, (x) => [...labelCells(x.labels || {}),
+      [x.starts_at ? shortTime(x.starts_at) : ""], [x.ends_at ? shortTime(x.ends_at) : ""]]);
   }
 
   function renderEscalation(data, tier) {
@@ -129,7 +170,8 @@
       [num(r.failed), "num"],
       [pct(r.escalation_rate), "num", "rate-" + r.segment + "-" + r.tier],
     ]);
-    document.getElementById("escalation-sql").textContent = data.series_sql;
+    document.getElementById("escalation-sql").textContent = data.series_sql + ";\n\n" + data.reasons_sql + ";";
+    document.getElementById("tiers-scope").textContent = scopeText(data);
     // The chart's tier (in the URL as tier=): fewer lines to read on a busy router.
     const select = document.getElementById("chart-tier");
     const tiers = [...new Set(data.tiers.map((r) => r.tier))].sort();
@@ -143,6 +185,44 @@
     }
     select.value = tier;
     drawSeries(document.getElementById("escalation-chart"), data, tier);
+    lineChart(document.getElementById("reasons-chart"), data.since, data.until,
+              toLines(data.reasons, "minute", (r) => r.escalation_reason || "(none)", (r) => r.escalations), new Map(),
+              "escalations by reason over time", "No escalation in this range.", { fmt: num, rate: false });
+    drawStatistics(data.statistics, tier);
+  }
+
+  // Which rows the tables hold: the figure views split by one dimension (router, else environment).
+  function scopeText(data) {
+    if (data.tables_by === "environment") return "Tables: environment " + data.environment + ", every router.";
+    if (data.router && data.environment) return "Tables: router " + data.router + ", every environment (charts: environment " + data.environment + " only).";
+    return data.router ? "Tables: router " + data.router + "." : "Tables: per router.";
+  }
+
+  // The escalation-drift CUSUM: its statistic per series against the threshold it pages at.
+  function drawStatistics(stats, tier) {
+    const box = document.getElementById("statistic-chart");
+    const sql = document.getElementById("statistic-sql");
+    if (!stats) {
+      box.replaceChildren(el("p", "The detectors' statistics are not recorded in this store.", "muted"));
+      sql.textContent = "";
+      return;
+    }
+    sql.textContent = stats.sql || "";
+    const rows = stats.rows.filter((r) => !tier || r.tier === tier);
+    const key = (r) => r.router_id + " / " + r.tier + " / " + r.category + (r.signal && r.signal !== "escalation_drift" ? " (" + r.signal + ")" : "");
+    // The statistic as a share of its threshold: 100% is where the detector pages, whatever each series' h.
+    const lines = toLines(rows, "minute", key, (r) => (r.threshold ? r.statistic / r.threshold : null));
+    const last = new Map();
+    for (const r of rows) last.set(key(r), r);
+    lineChart(box, stats.since, stats.until, lines, new Map([["threshold (pages)", 1]]),
+              "CUSUM statistic over its threshold", "The escalation-drift detector judged no series in this range.",
+              { fmt: pct, rate: false, refColors: { "threshold (pages)": "#d62728" } });
+    const legend = box.querySelector(".legend");
+    if (legend) {
+      for (const [k, r] of last) {
+        legend.appendChild(el("span", k + ": statistic " + Number(r.statistic).toFixed(2) + " of threshold " + Number(r.threshold).toFixed(2), "muted"));
+      }
+    }
   }
 
   // One line per router x tier x category: escalation rate per bucket.
@@ -164,19 +244,21 @@
               "No accepted or escalated attempts in this range.");
   }
 
-  // A rate chart: lines (key -> [[ms, rate]]), and refs (key -> rate) drawn dashed in the line's colour.
-  function lineChart(box, since, until, lines, baselines, label, empty) {
+  // A chart over time: lines (key -> [[ms, value]]) and refs (key -> value, drawn dashed: a baseline
+  // in the line's colour, or, with refColors, a target in its own). fmt formats the axis (pct, ms, usd).
+  function lineChart(box, since, until, lines, baselines, label, empty, opts) {
+    const o = Object.assign({ fmt: pct, rate: true, refColors: null, refLabel: "baseline" }, opts || {});
     box.replaceChildren();
     if (lines.size === 0) {
       box.appendChild(el("p", empty, "muted"));
       return;
     }
-    const W = 900, H = lines.size > 4 ? 260 : 160, L = 48, R = 12, T = 10, B = 28;
+    const W = 900, H = lines.size > 4 ? 260 : 180, L = 64, R = 12, T = 10, B = 28;
     const t0 = Date.parse(since), t1 = Date.parse(until);
     let top = 0;
     for (const pts of lines.values()) for (const p of pts) top = Math.max(top, p[1]);
-    for (const p0 of baselines.values()) top = Math.max(top, p0);
-    top = Math.min(1, Math.max(0.05, Math.ceil(top * 10 + 0.0001) / 10));
+    for (const v of baselines.values()) top = Math.max(top, v);
+    top = o.rate ? Math.min(1, Math.max(0.05, Math.ceil(top * 10 + 0.0001) / 10)) : niceTop(top);
     const x = (t) => L + ((t - t0) / Math.max(1, t1 - t0)) * (W - L - R);
     const y = (v) => T + (1 - v / top) * (H - T - B);
     const NS = "http://www.w3.org/2000/svg";
@@ -195,7 +277,7 @@
     };
     add("line", { x1: L, y1: y(0), x2: W - R, y2: y(0), class: "axis" });
     add("line", { x1: L, y1: T, x2: L, y2: y(0), class: "axis" });
-    for (const v of [0, top / 2, top]) add("text", { x: L - 4, y: y(v) + 4, "text-anchor": "end" }, pct(v));
+    for (const v of [0, top / 2, top]) add("text", { x: L - 4, y: y(v) + 4, "text-anchor": "end" }, o.fmt(v));
     for (const [t, anchor] of [[t0, "start"], [(t0 + t1) / 2, "middle"], [t1, "end"]]) {
       add("text", { x: x(t), y: H - 8, "text-anchor": anchor }, new Date(t).toISOString().slice(5, 16).replace("T", " ") + " UTC");
     }
@@ -207,22 +289,58 @@
       const d = pts.map((p, j) => (j ? "L" : "M") + x(p[0]).toFixed(1) + "," + y(p[1]).toFixed(1)).join(" ");
       const path = add("path", { d, fill: "none", stroke: color, "stroke-width": 1.5 });
       path.dataset.series = key;
+      path.dataset.points = String(pts.length);
       if (pts.length === 1) add("circle", { cx: x(pts[0][0]), cy: y(pts[0][1]), r: 2.5, fill: color });
-      const hasBaseline = baselines.has(key);
-      if (hasBaseline) {
-        const p0 = baselines.get(key);
-        const line = add("line", { x1: L, x2: W - R, y1: y(p0), y2: y(p0), stroke: color, "stroke-width": 1, "stroke-dasharray": "5 4" });
-        line.dataset.baseline = key;
-        line.appendChild(document.createElementNS(NS, "title")).textContent = key + ": baseline " + pct(p0);
-      }
-      const item = el("span", key + (hasBaseline ? " (baseline " + pct(baselines.get(key)) + ", dashed)" : ""));
+      const item = el("span", key);
       const swatch = el("i");
       swatch.style.background = color;
       item.prepend(swatch);
+      if (!o.refColors && baselines.has(key)) {
+        const v = baselines.get(key);
+        const line = add("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), stroke: color, "stroke-width": 1, "stroke-dasharray": "5 4" });
+        line.dataset.baseline = key;
+        line.appendChild(document.createElementNS(NS, "title")).textContent = key + ": " + o.refLabel + " " + o.fmt(v);
+        item.append(" (" + o.refLabel + " " + o.fmt(v) + ", dashed)");
+      }
       legend.appendChild(item);
+    }
+    if (o.refColors) {
+      // Targets (SLOs, thresholds) of their own colour, named in the legend.
+      for (const [key, v] of baselines) {
+        const color = o.refColors[key] || "#555";
+        const line = add("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), stroke: color, "stroke-width": 1, "stroke-dasharray": "2 3" });
+        line.dataset.target = key;
+        line.appendChild(document.createElementNS(NS, "title")).textContent = key + " " + o.fmt(v);
+        const item = el("span", key + " " + o.fmt(v) + " (dotted)");
+        const swatch = el("i");
+        swatch.style.background = color;
+        item.prepend(swatch);
+        legend.appendChild(item);
+      }
     }
     box.appendChild(svg);
     box.appendChild(legend);
+  }
+
+  // A round top for the y axis: 1, 2 or 5 times a power of ten, at or above the largest value.
+  function niceTop(v) {
+    if (!(v > 0)) return 1;
+    const p = Math.pow(10, Math.floor(Math.log10(v)));
+    for (const m of [1, 2, 5, 10]) if (m * p >= v) return m * p;
+    return 10 * p;
+  }
+
+  // Rows of a series into lines: key(row) -> [[time, value(row)]], skipping null values.
+  function toLines(rows, time, key, value) {
+    const lines = new Map();
+    for (const row of rows) {
+      const v = value(row);
+      if (v === null || v === undefined) continue;
+      const k = key(row);
+      if (!lines.has(k)) lines.set(k, []);
+      lines.get(k).push([Date.parse(row[time]), v]);
+    }
+    return lines;
   }
 
   function renderLatencyCost(data, tiers) {
@@ -245,6 +363,35 @@
     fill(document.getElementById("mix-table"), data.mix, (r) => [
       [r.segment], [r.final_tier], [num(r.requests), "num", "mix-" + r.segment + "-" + r.final_tier], [pct(r.share), "num"],
     ]);
+    const many = new Set(data.spend_series.map((r) => r.router_id)).size > 1 || !data.router;
+    const who = (r) => (many ? r.router_id + " / " : "");
+    const p95 = (r) => q(r.latency_ms, 1);
+    // Terminal (kept at the tier) and passthrough (escalated from it) p95 per tier.
+    lineChart(document.getElementById("tier-latency-chart"), data.since, data.until,
+              toLines(data.tier_latency_series, "bucket", (r) => who(r) + r.tier + (r.outcome === "accepted" ? " terminal" : " passthrough"), p95),
+              new Map(), "terminal and passthrough p95 latency per tier over time", "No accepted or escalated attempts in this range.",
+              { fmt: msAxis, rate: false });
+    const slo = new Map();
+    if (data.slo && data.slo.kept_p95_ms) slo.set("kept SLO p95", data.slo.kept_p95_ms);
+    if (data.slo && data.slo.escalated_p95_ms) slo.set("escalated SLO p95", data.slo.escalated_p95_ms);
+    lineChart(document.getElementById("request-latency-chart"), data.since, data.until,
+              toLines(data.request_series, "bucket", (r) => who(r) + r.path + " requests", p95), slo,
+              "request p95 latency, kept and escalated, against the SLO targets", "No request in this range.",
+              { fmt: msAxis, rate: false, refColors: { "kept SLO p95": "#2ca02c", "escalated SLO p95": "#d62728" } });
+    const spend = new Map();
+    for (const r of data.spend_series) {
+      for (const [name, v] of [["spend", r.actual_cost_usd], ["flagship counterfactual", r.counterfactual_cost_usd]]) {
+        const k = who(r) + name;
+        if (!spend.has(k)) spend.set(k, []);
+        spend.get(k).push([Date.parse(r.bucket), v]);
+      }
+    }
+    lineChart(document.getElementById("spend-chart"), data.since, data.until, spend, new Map(),
+              "spend against the flagship counterfactual per bucket", "No request in this range.", { fmt: usdAxis, rate: false });
+    lineChart(document.getElementById("mix-chart"), data.since, data.until,
+              toLines(data.mix_series, "bucket", (r) => who(r) + r.final_tier, (r) => r.share), new Map(),
+              "routing mix over time: share of requests by final tier", "No request in this range.");
+    document.getElementById("latency-note").textContent = data.step_minutes + "-minute steps. " + scopeText(data);
   }
 
   function renderCanaries(data) {
@@ -269,6 +416,13 @@
       }
       const box = document.getElementById(id);
       lineChart(box, data.since, data.until, lines, new Map(), label, "No answered probe in this range.");
+    }
+    // Per canary: which canary fails or flips, with its last error in the legend's tooltip.
+    const key = (r) => r.router_id + " / " + r.side + " / " + r.canary_id;
+    for (const [id, column, label] of [["canary-each-pass-chart", "pass_rate", "pass rate per canary over time"],
+                                       ["canary-each-flip-chart", "tier_flip_rate", "tier-flip rate per canary over time"]]) {
+      lineChart(document.getElementById(id), data.since, data.until, toLines(data.history || [], "bucket", key, (r) => r[column]),
+                new Map(), label, "No answered probe in this range.");
     }
   }
 
@@ -324,19 +478,23 @@
     grades.textContent = g.length ? "Grades: " + g.map((x) => x[0] + " " + (x[1] ? "passed" : "failed") + (x[2] === null ? "" : " (" + x[2] + ")")).join("; ") : "No grades.";
   }
 
-  async function fillRouters(state, range) {
-    const select = document.getElementById("router");
-    const data = await api("routers", range);
-    const names = new Set(data.routers);
-    if (state.router) names.add(state.router);
-    select.replaceChildren(el("option", "all routers"));
+  function fillChoices(select, names, chosen, all) {
+    names = new Set(names);
+    if (chosen) names.add(chosen);
+    select.replaceChildren(el("option", all));
     select.firstChild.value = "";
     for (const name of [...names].sort()) {
       const option = el("option", name);
       option.value = name;
       select.appendChild(option);
     }
-    select.value = state.router;
+    select.value = chosen;
+  }
+
+  async function fillRouters(state, range) {
+    const data = await api("routers", range);
+    fillChoices(document.getElementById("environment"), data.environments || [], state.env, "all environments");
+    fillChoices(document.getElementById("router"), data.routers, state.router, "all routers");
   }
 
   async function render() {
@@ -344,12 +502,15 @@
     document.getElementById("range").value = state.range;
     document.getElementById("refresh").checked = state.refresh;
     const range = { since: state.range };
-    const filter = state.router ? { ...range, router: state.router } : range;
+    const filter = { ...range };
+    if (state.router) filter.router = state.router;
+    if (state.env) filter.environment = state.env;
+    const canaryFilter = state.router ? { ...range, router: state.router } : range; // probes have no environment
     const error = document.getElementById("error");
     document.body.dataset.loading = "1";
     try {
       const [now, esc, lc, can] = await Promise.all([
-        api("now", {}), api("escalation", state.tier ? { ...filter, tier: state.tier } : filter), api("latency_cost", filter), api("canaries", filter), fillRouters(state, range),
+        api("now", {}), api("escalation", state.tier ? { ...filter, tier: state.tier } : filter), api("latency_cost", filter), api("canaries", canaryFilter), fillRouters(state, range),
       ]);
       renderNow(now);
       renderEscalation(esc, state.tier);
@@ -375,11 +536,51 @@
 
   document.getElementById("range").addEventListener("change", (e) => writeHash({ ...current(), range: e.target.value }));
   document.getElementById("router").addEventListener("change", (e) => writeHash({ ...current(), router: e.target.value }));
+  document.getElementById("environment").addEventListener("change", (e) => writeHash({ ...current(), env: e.target.value }));
   document.getElementById("chart-tier").addEventListener("change", (e) => writeHash({ ...current(), tier: e.target.value }));
   document.getElementById("refresh").addEventListener("change", (e) => writeHash({ ...current(), refresh: e.target.checked }));
   document.getElementById("request-form").addEventListener("submit", (e) => {
     e.preventDefault();
     writeHash({ ...current(), id: document.getElementById("request-id").value.trim() });
+  });
+  // The read-only SQL box: the same /query endpoint `routerwatch sql` uses (sqlguard, readonly, limits).
+  const SQL_ROWS_SHOWN = 500;
+  document.getElementById("sql-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const status = document.getElementById("sql-status");
+    const table = document.getElementById("sql-table");
+    const text = document.getElementById("sql-text").value.trim();
+    table.hidden = true;
+    if (!text) {
+      status.textContent = "Type a query that reads, e.g. SELECT * FROM tier_scoreboard(since = '2026-12-01', until = '2026-12-02', by = 'router')";
+      return;
+    }
+    status.textContent = "running";
+    const headers = { "Content-Type": "application/json" };
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    if (token) headers["Authorization"] = "Bearer " + token;
+    try {
+      const response = await fetch("/query", { method: "POST", headers, body: JSON.stringify({ sql: text }) });
+      let body;
+      try { body = await response.json(); } catch (err) { body = { error: "HTTP " + response.status }; }
+      if (!response.ok) {
+        status.textContent = "Refused: " + (body.error || "HTTP " + response.status);
+        status.className = "error";
+        return;
+      }
+      status.className = "muted";
+      const rows = body.rows || [];
+      status.textContent = rows.length + " row(s)" + (rows.length > SQL_ROWS_SHOWN ? ", the first " + SQL_ROWS_SHOWN + " shown" : "") + ".";
+      const head = table.querySelector("thead");
+      head.replaceChildren();
+      const tr = document.createElement("tr");
+      for (const c of body.columns || []) tr.appendChild(el("th", c));
+      head.appendChild(tr);
+      fill(table, rows.slice(0, SQL_ROWS_SHOWN), (row) => row.map((v) => [v === null ? "NULL" : (typeof v === "object" ? JSON.stringify(v) : v)]));
+    } catch (err) {
+      status.textContent = "Refused: " + String(err.message || err);
+      status.className = "error";
+    }
   });
   window.addEventListener("hashchange", render);
   render();
