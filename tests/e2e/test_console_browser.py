@@ -196,6 +196,20 @@ def test_console_shows_the_stores_figures_filters_and_finds_a_request(console, t
                 assert page.locator(f'td[data-testid="flip-{key}"]').inner_text() == f"{100 * flips / answered:.1f}%"
             assert page.locator("#canary-pass-chart svg path[data-series]").count() == 2  # console-alpha's two sides
             assert page.locator("#canary-flip-chart svg path[data-series]").count() == 2
+            # Per canary (c-math on the cheap side, c-law on the strong one), and the charts over time.
+            assert sorted(page.locator("#canary-each-pass-chart svg path[data-series]").evaluate_all(
+                "ps => ps.map(p => p.dataset.series)")) == ["console-alpha / cheap / c-math", "console-alpha / strong / c-law"]
+            assert page.locator("#request-latency-chart svg line[data-target]").count() == 2  # the kept and escalated SLOs
+            for chart in ("reasons-chart", "tier-latency-chart", "request-latency-chart", "spend-chart", "mix-chart"):
+                assert page.locator(f"#{chart} svg path[data-series]").count() > 0, chart
+            # Each escalation line has a point per minute its series had accepted or escalated attempts.
+            points = {k: int(n) for k, n in page.locator("#escalation-chart svg path[data-series]").evaluate_all(
+                "ps => ps.map(p => [p.dataset.series, p.dataset.points])")}
+            minutes = {f"{r} / {t} / {c}": n for r, t, c, n in serve.query(
+                "SELECT router_id, tier, category, uniqExact(toStartOfMinute(occurred_at)) FROM attempts FINAL "
+                "WHERE outcome IN ('accepted', 'escalated') AND occurred_at >= now() - INTERVAL 6 HOUR AND canary_id = '' "
+                "GROUP BY router_id, tier, category")}
+            assert points == minutes
 
             # The chart's tier chooser keeps to one tier's lines, in the URL too; auto-refresh is in the URL.
             every = page.locator("#escalation-chart svg path[data-series]").count()
@@ -271,6 +285,18 @@ def test_console_shows_the_stores_figures_filters_and_finds_a_request(console, t
             page.click("#request-form button")
             page.wait_for_function("document.getElementById('request-status').textContent.startsWith('No request')", timeout=60000)
             assert page.locator("#run-table").is_hidden()
+
+            # The SQL box answers through serve's /query with the token, and refuses a write.
+            page.fill("#sql-text", "SELECT count() AS n FROM requests")
+            page.click("#sql-form button")
+            page.wait_for_function("document.getElementById('sql-status').textContent.includes('row')", timeout=60000)
+            assert page.locator("#sql-table thead th").all_inner_texts() == ["n"]
+            assert page.locator("#sql-table tbody td").first.inner_text() == str(serve.query("SELECT count() FROM requests")[0][0])
+            page.fill("#sql-text", "INSERT INTO decisions SELECT * FROM decisions")
+            page.click("#sql-form button")
+            page.wait_for_function("document.getElementById('sql-status').textContent.startsWith('Refused')", timeout=60000)
+            assert page.locator("#sql-table").is_hidden()
+            problems[:] = [m for m in problems if "status of 400" not in m]  # the refusal's own 400, logged by the browser
         finally:
             browser.close()
     print(f"console screenshots: {shots}")

@@ -36,9 +36,6 @@ MAX_RANGE = timedelta(days=31)
 MAX_REQUEST_ID = 200
 MAX_ROUTER_ID = 200
 ROW_CAP = 50000  # rows of one table in an answer; a longer one is cut and the answer says so ("truncated")
-# Bucket widths (minutes) of the escalation chart: the first giving <= 360 buckets; sub-hour up to a
-# day (1-5 minutes on recent ranges), whole hours beyond, where the hourly rollup does the work.
-CONSOLE_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440)
 _ID = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII without spaces
 
 
@@ -79,7 +76,7 @@ def parse_id(query: Any, name: str, limit: int, required: bool) -> str | None:
 
 
 def console_step(since: datetime, until: datetime) -> int:
-    """Bucket width (minutes) of the escalation chart: the rule of every over-time chart,
+    """Bucket width (minutes) of the console's charts: the rule of every over-time chart,
     :func:`routerwatch.report.scoreboard.chart_step` (<= 360 buckets, whole hours beyond a day)."""
     return scoreboard.chart_step(since, until)
 
