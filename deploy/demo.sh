@@ -127,6 +127,14 @@ if [[ "$probed" -lt "$canaries" ]] || [[ "$canary_bad" != 0 ]]; then
   echo "demo check FAILED: the healthy example router should pass every canary (log: $RUN/serve.log)" >&2
   exit 1
 fi
+# The console's URL and a request of this run to search for in it (one that escalated: several attempts).
+demo_request="$($BIN/routerwatch sql "SELECT request_id FROM attempts FINAL WHERE router_id = '$router' GROUP BY request_id ORDER BY countIf(outcome = 'escalated') = 0, request_id LIMIT 1")"
+console_url="http://127.0.0.1:$ROUTERWATCH_HTTP__PORT/"
+console_open="$console_url"
+if [[ -n "${ROUTERWATCH_HTTP__TOKEN:-}" ]]; then
+  # The token is not printed: the page takes it once from the fragment and keeps it out of the address bar.
+  console_open="${console_url}#token=<ROUTERWATCH_HTTP__TOKEN's value>"
+fi
 cat <<MSG
 
 The services keep running. Explore with, for example:
@@ -146,4 +154,9 @@ Break the example router and watch its canaries page in the local Alertmanager:
   (other switches: .venv/bin/routerwatch example-router switch --url http://127.0.0.1:$ROUTER_PORT verifier=reject_all | down=true)
 Inject an escalation incident and watch it page in the local Alertmanager: make incident
 Stop them with: make stop
+
+The on-call console: what fires now (make incident's page shows there within a detector tick,
+${ROUTERWATCH_SCHEDULER__INTERVAL_S} s; reload the page), escalation, latency and cost, canaries, a request's attempts.
+A demo request to search for in it: $demo_request (or open ${console_url}#id=$demo_request)
+Console: $console_open
 MSG
