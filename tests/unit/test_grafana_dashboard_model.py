@@ -134,6 +134,77 @@ def test_the_overview_has_router_and_environment_variables() -> None:
     assert by_name["environment"]["includeAll"] and by_name["environment"]["allValue"] == "__all"
 
 
+def _overview_panels() -> dict[str, dict]:
+    return {p["title"]: p for p in panels(load(GRAFANA / "dashboards" / "routerwatch-overview.json"))}
+
+
+# The console's charts over time (console/routes.py: escalation(), latency_cost(), canaries()) and
+# the series view each panel reads, as the console does.
+CONSOLE_CHARTS = {
+    "Escalation rate per tier x category": "attempt_series",
+    "Escalations by reason": "attempt_series",
+    "Terminal and passthrough attempt p95 per tier": "attempt_latency_series",
+    "Request p95, kept and escalated, against the SLO targets": "request_series",
+    "Spend against the flagship counterfactual": "request_series",
+    "Routing mix over time: share of requests by final tier": "request_series",
+    "Routing mix: requests by final tier": "request_series",
+    "Canary pass rate per canary": "canary_history",
+    "Canary tier-flip rate per canary": "canary_history",
+}
+
+
+def test_the_overview_has_the_consoles_charts_at_the_panels_interval() -> None:
+    by_title = _overview_panels()
+    for title, view in CONSOLE_CHARTS.items():
+        p = by_title[title]
+        assert p["type"] == "timeseries" and p["datasource"]["type"] == CLICKHOUSE, title
+        (target,) = p["targets"]
+        sql = target["rawSql"]
+        assert f"FROM {view}(since = formatDateTime($__fromTime, '%F %T', 'UTC'), until = formatDateTime($__toTime, " \
+               f"'%F %T', 'UTC'), step_minutes = greatest(intDiv($__interval_s, 60), 1))" in sql, title
+        assert "router_id = ${router:sqlstring}" in sql, title
+        environment = "(${environment:sqlstring} = '__all' OR environment = ${environment:sqlstring})"
+        # canary_history has no environment column (probes have none); the others do.
+        assert (environment in sql) == (view != "canary_history"), title
+
+
+def test_the_request_p95_panel_draws_the_slo_settings_as_thresholds() -> None:
+    from routerwatch.config import SchedulerSettings
+
+    board = load(GRAFANA / "dashboards" / "routerwatch-overview.json")
+    constants = {v["name"]: float(v["query"]) for v in board["templating"]["list"] if v["type"] == "constant"}
+    defaults = SchedulerSettings()
+    assert constants == {"kept_slo_ms": defaults.kept_p95_ms, "escalated_slo_ms": defaults.escalated_p95_ms}
+    p = _overview_panels()["Request p95, kept and escalated, against the SLO targets"]
+    field = p["fieldConfig"]["defaults"]
+    steps = field["thresholds"]["steps"]
+    assert field["thresholds"]["mode"] == "absolute" and steps[0]["value"] is None
+    assert [s["value"] for s in steps[1:]] == [defaults.kept_p95_ms, defaults.escalated_p95_ms]
+    assert field["custom"]["thresholdsStyle"]["mode"] in ("line", "dashed", "line+area", "dashed+area")
+    assert field["unit"] == "ms"
+    for name in ("ROUTERWATCH_SCHEDULER__KEPT_P95_MS", "ROUTERWATCH_SCHEDULER__ESCALATED_P95_MS", "5000 ms", "13000 ms"):
+        assert name in p["description"], name
+
+
+def test_the_cusum_panels_read_the_detector_metrics() -> None:
+    from routerwatch import metrics
+
+    statistic, threshold = metrics.DETECTOR_STATISTIC._name, metrics.DETECTOR_THRESHOLD._name
+    by_title = _overview_panels()
+    ratio = by_title["Escalation-drift CUSUM statistic over its threshold"]
+    raw = by_title["Escalation-drift CUSUM statistic and threshold"]
+    for p in (ratio, raw):
+        assert p["type"] == "timeseries" and p["datasource"]["type"] == PROMETHEUS
+        for t in p["targets"]:
+            assert 'signal="escalation_drift", router="$router"' in t["expr"], t["expr"]
+    (a,) = ratio["targets"]
+    assert a["expr"].index(statistic) < a["expr"].index("/") < a["expr"].index(threshold)
+    steps = ratio["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert [s["value"] for s in steps] == [None, 1] and ratio["fieldConfig"]["defaults"]["unit"] == "percentunit"
+    assert [(t["refId"], statistic in t["expr"], threshold in t["expr"]) for t in raw["targets"]] == [
+        ("A", True, False), ("B", False, True)]
+
+
 def test_the_trace_panel_is_the_cookbook_query() -> None:
     """One definition: the request dashboard runs sql/queries/what_did_this_request_do.sql."""
     board = load(GRAFANA / "dashboards" / "routerwatch-request.json")
