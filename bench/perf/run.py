@@ -1,6 +1,6 @@
 """`make bench`: every performance benchmark, one after the other, then bench/RESULTS.md.
 
-    python -m bench.perf.run                 # full suite (about 22 minutes on 2 cores)
+    python -m bench.perf.run                 # full suite (about 22 minutes on 2 cores, and perf/console.py about 14 more)
     python -m bench.perf.run --quick         # smoke run (a minute or two), writes bench/out/RESULTS.quick.md
     python -m bench.perf.run --only sdk,query --kafka 127.0.0.1:9092
 
@@ -28,8 +28,8 @@ if __package__ in (None, ""):
 
 from bench.perf.common import OUT, REPO, Comparison, Section, fmt, local_broker, machine  # noqa: E402
 
-#: Run order: the cheap, CPU-light ones first; the soak last but one (it is the longest).
-SECTIONS = ("sdk", "ingest", "dlq", "query", "soak")
+#: Run order: the cheap, CPU-light ones first; the soak last (it is the longest).
+SECTIONS = ("sdk", "ingest", "dlq", "query", "console", "soak")
 
 
 def render(sections: list[Section], facts: dict[str, str], total_s: float, quick: bool, load: str = "") -> str:
