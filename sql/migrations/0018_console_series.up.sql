@@ -11,9 +11,11 @@
 -- cost_summary compute them (a test holds each chart's sums to those views over the same range).
 --
 -- `bucket` is the start of a step of `step_minutes` minutes (aligned to the Unix epoch, like
--- escalation_series_step). A whole-hour step reads the whole hours of the range from the hourly
--- rollup and the rest from the minute rollup; any other step reads minutes. The range is the minutes
--- of [since, until) as in attempt_rollup.
+-- escalation_series_step). A whole-day step reads the whole days of the range from the daily rollup,
+-- a whole-hour step the whole hours from the hourly rollup, and the rest comes from the minute
+-- rollup: a 30-day chart at daily steps merges ~30 rows per key, not ~43,000 minutes (t-digest
+-- merges are what a long range costs). The range is the minutes of [since, until) as in
+-- attempt_rollup.
 
 CREATE VIEW IF NOT EXISTS attempt_series AS
 SELECT bucket, router_id, environment, tier, min(tier_rank) AS tier_rank, category, outcome, escalation_reason,
@@ -22,11 +24,21 @@ FROM
 (
     WITH toStartOfMinute(parseDateTimeBestEffort({since:String}, 'UTC') + 59) AS s,
          toStartOfMinute(parseDateTimeBestEffort({until:String}, 'UTC') + 59) AS u,
-         toStartOfHour(s + 3540) AS h0, toStartOfHour(u) AS h1, greatest({step_minutes:UInt32}, 1) * 60 AS step
+         toStartOfHour(s + 3540) AS h0, toStartOfHour(u) AS h1, toStartOfDay(h0 + 82800) AS d0, toStartOfDay(h1) AS d1,
+         greatest({step_minutes:UInt32}, 1) * 60 AS step
+    SELECT toDateTime(intDiv(toUnixTimestamp(day), step) * step, 'UTC') AS bucket, router_id, environment, tier, tier_rank,
+           category, outcome, escalation_reason, failure_mode, attempts AS n, cost_usd AS cost
+    FROM attempt_day
+    WHERE step % 86400 = 0 AND day >= d0 AND day < d1
+    UNION ALL
+    WITH toStartOfMinute(parseDateTimeBestEffort({since:String}, 'UTC') + 59) AS s,
+         toStartOfMinute(parseDateTimeBestEffort({until:String}, 'UTC') + 59) AS u,
+         toStartOfHour(s + 3540) AS h0, toStartOfHour(u) AS h1, toStartOfDay(h0 + 82800) AS d0, toStartOfDay(h1) AS d1,
+         greatest({step_minutes:UInt32}, 1) * 60 AS step
     SELECT toDateTime(intDiv(toUnixTimestamp(hour), step) * step, 'UTC') AS bucket, router_id, environment, tier, tier_rank,
            category, outcome, escalation_reason, failure_mode, attempts AS n, cost_usd AS cost
     FROM attempt_hour
-    WHERE step % 3600 = 0 AND hour >= h0 AND hour < h1
+    WHERE step % 3600 = 0 AND hour >= h0 AND hour < h1 AND NOT (step % 86400 = 0 AND hour >= d0 AND hour < d1)
     UNION ALL
     WITH toStartOfMinute(parseDateTimeBestEffort({since:String}, 'UTC') + 59) AS s,
          toStartOfMinute(parseDateTimeBestEffort({until:String}, 'UTC') + 59) AS u,
@@ -46,11 +58,21 @@ FROM
 (
     WITH toStartOfMinute(parseDateTimeBestEffort({since:String}, 'UTC') + 59) AS s,
          toStartOfMinute(parseDateTimeBestEffort({until:String}, 'UTC') + 59) AS u,
-         toStartOfHour(s + 3540) AS h0, toStartOfHour(u) AS h1, greatest({step_minutes:UInt32}, 1) * 60 AS step
+         toStartOfHour(s + 3540) AS h0, toStartOfHour(u) AS h1, toStartOfDay(h0 + 82800) AS d0, toStartOfDay(h1) AS d1,
+         greatest({step_minutes:UInt32}, 1) * 60 AS step
+    SELECT toDateTime(intDiv(toUnixTimestamp(day), step) * step, 'UTC') AS bucket, router_id, environment, tier, tier_rank,
+           outcome, attempts AS n, latency_q AS q
+    FROM attempt_day
+    WHERE step % 86400 = 0 AND day >= d0 AND day < d1 AND outcome IN ('accepted', 'escalated')
+    UNION ALL
+    WITH toStartOfMinute(parseDateTimeBestEffort({since:String}, 'UTC') + 59) AS s,
+         toStartOfMinute(parseDateTimeBestEffort({until:String}, 'UTC') + 59) AS u,
+         toStartOfHour(s + 3540) AS h0, toStartOfHour(u) AS h1, toStartOfDay(h0 + 82800) AS d0, toStartOfDay(h1) AS d1,
+         greatest({step_minutes:UInt32}, 1) * 60 AS step
     SELECT toDateTime(intDiv(toUnixTimestamp(hour), step) * step, 'UTC') AS bucket, router_id, environment, tier, tier_rank,
            outcome, attempts AS n, latency_q AS q
     FROM attempt_hour
-    WHERE step % 3600 = 0 AND hour >= h0 AND hour < h1 AND outcome IN ('accepted', 'escalated')
+    WHERE step % 3600 = 0 AND hour >= h0 AND hour < h1 AND NOT (step % 86400 = 0 AND hour >= d0 AND hour < d1) AND outcome IN ('accepted', 'escalated')
     UNION ALL
     WITH toStartOfMinute(parseDateTimeBestEffort({since:String}, 'UTC') + 59) AS s,
          toStartOfMinute(parseDateTimeBestEffort({until:String}, 'UTC') + 59) AS u,
@@ -73,11 +95,21 @@ FROM
 (
     WITH toStartOfMinute(parseDateTimeBestEffort({since:String}, 'UTC') + 59) AS s,
          toStartOfMinute(parseDateTimeBestEffort({until:String}, 'UTC') + 59) AS u,
-         toStartOfHour(s + 3540) AS h0, toStartOfHour(u) AS h1, greatest({step_minutes:UInt32}, 1) * 60 AS step
+         toStartOfHour(s + 3540) AS h0, toStartOfHour(u) AS h1, toStartOfDay(h0 + 82800) AS d0, toStartOfDay(h1) AS d1,
+         greatest({step_minutes:UInt32}, 1) * 60 AS step
+    SELECT toDateTime(intDiv(toUnixTimestamp(day), step) * step, 'UTC') AS bucket, router_id, environment, path, final_tier,
+           final_tier_rank, served, requests AS n, cost_usd AS cost, counterfactual_cost_usd AS counterfactual, latency_q AS q
+    FROM request_day
+    WHERE step % 86400 = 0 AND day >= d0 AND day < d1
+    UNION ALL
+    WITH toStartOfMinute(parseDateTimeBestEffort({since:String}, 'UTC') + 59) AS s,
+         toStartOfMinute(parseDateTimeBestEffort({until:String}, 'UTC') + 59) AS u,
+         toStartOfHour(s + 3540) AS h0, toStartOfHour(u) AS h1, toStartOfDay(h0 + 82800) AS d0, toStartOfDay(h1) AS d1,
+         greatest({step_minutes:UInt32}, 1) * 60 AS step
     SELECT toDateTime(intDiv(toUnixTimestamp(hour), step) * step, 'UTC') AS bucket, router_id, environment, path, final_tier,
            final_tier_rank, served, requests AS n, cost_usd AS cost, counterfactual_cost_usd AS counterfactual, latency_q AS q
     FROM request_hour
-    WHERE step % 3600 = 0 AND hour >= h0 AND hour < h1
+    WHERE step % 3600 = 0 AND hour >= h0 AND hour < h1 AND NOT (step % 86400 = 0 AND hour >= d0 AND hour < d1)
     UNION ALL
     WITH toStartOfMinute(parseDateTimeBestEffort({since:String}, 'UTC') + 59) AS s,
          toStartOfMinute(parseDateTimeBestEffort({until:String}, 'UTC') + 59) AS u,

@@ -153,11 +153,9 @@ def test_console_shows_the_stores_figures_filters_and_finds_a_request(console, t
                 assert page.locator("#now-table tbody tr").count() == len(firing), status
             else:
                 assert status.startswith("Nothing is firing"), status
-            # The chart has a line per router x tier x category that escalated or accepted, and the
-            # frozen baseline of every series that has one, dashed.
+            # The chart has a line per router x tier that escalated or accepted (categories come with a
+            # chosen tier, below).
             assert page.locator("#escalation-chart svg path[data-series]").count() > 0
-            learned = serve.query("SELECT uniqExact(series_key) FROM baselines FINAL WHERE signal = 'escalation_drift'")[0][0]
-            assert page.locator("#escalation-chart svg line[data-baseline]").count() == learned > 0
             # Spend per router equals the SQL answer through the view the report uses.
             spend = {r["segment"]: r["actual_cost_usd"] for r in serve.query_dicts(
                 "SELECT segment, actual_cost_usd FROM cost_summary(since = toString(toStartOfMinute(now() - INTERVAL 6 HOUR)), "
@@ -202,13 +200,14 @@ def test_console_shows_the_stores_figures_filters_and_finds_a_request(console, t
             assert page.locator("#request-latency-chart svg line[data-target]").count() == 2  # the kept and escalated SLOs
             for chart in ("reasons-chart", "tier-latency-chart", "request-latency-chart", "spend-chart", "mix-chart"):
                 assert page.locator(f"#{chart} svg path[data-series]").count() > 0, chart
-            # Each escalation line has a point per minute its series had accepted or escalated attempts.
+            # Each escalation line has a point per bucket its series had accepted or escalated attempts.
             points = {k: int(n) for k, n in page.locator("#escalation-chart svg path[data-series]").evaluate_all(
                 "ps => ps.map(p => [p.dataset.series, p.dataset.points])")}
-            minutes = {f"{r} / {t} / {c}": n for r, t, c, n in serve.query(
-                "SELECT router_id, tier, category, uniqExact(toStartOfMinute(occurred_at)) FROM attempts FINAL "
+            step = int(page.locator("#escalation-note").inner_text().split("-minute steps")[0].rsplit(" ", 1)[1])
+            minutes = {f"{r} / {t}": n for r, t, n in serve.query(
+                f"SELECT router_id, tier, uniqExact(intDiv(toUnixTimestamp(occurred_at), {step * 60})) FROM attempts FINAL "
                 "WHERE outcome IN ('accepted', 'escalated') AND occurred_at >= now() - INTERVAL 6 HOUR AND canary_id = '' "
-                "GROUP BY router_id, tier, category")}
+                "GROUP BY router_id, tier")}
             assert points == minutes
 
             # The chart's tier chooser keeps to one tier's lines, in the URL too; auto-refresh is in the URL.
@@ -218,7 +217,11 @@ def test_console_shows_the_stores_figures_filters_and_finds_a_request(console, t
             wait_rendered(page, 2)
             keys = [page.locator("#escalation-chart svg path[data-series]").nth(i).get_attribute("data-series")
                     for i in range(page.locator("#escalation-chart svg path[data-series]").count())]
-            assert keys and all(" / small / " in k for k in keys) and len(keys) < every, keys
+            assert keys and all(" / small / " in k for k in keys), keys
+            # With a tier: its categories, and the frozen baseline of every series of it that has one, dashed.
+            learned = serve.query("SELECT uniqExact(series_key) FROM baselines FINAL WHERE signal = 'escalation_drift' "
+                                  "AND match(series_key, '(^|,)tier=small(,|$)')")[0][0]
+            assert page.locator("#escalation-chart svg line[data-baseline]").count() == learned > 0
             page.check("#refresh")
             page.wait_for_function("location.hash.includes('refresh=1')", timeout=30000)
             wait_rendered(page, 3)

@@ -164,3 +164,32 @@ def test_a_p95_over_the_whole_range_is_the_figure_views(store, traffic):
 def test_the_filters_choices_list_the_routers_and_environments(store, traffic):
     answer = routes.routers(routes.Reader(store), window(traffic))
     assert answer["routers"] == list(ROUTERS) and answer["environments"] == list(ENVIRONMENTS)
+
+
+def test_day_steps_read_the_daily_rollup_with_the_same_totals(store):
+    """A page over more than a week draws whole days from the daily rollup: its buckets hold the same
+    counts, spend and requests as the hourly ones summed to days (and escalation_series_step's)."""
+    now = float(int(time.time()) // 60 * 60)
+    evs = events(Profile(router_id="series-days", minutes=3 * 1440), 900, seed=47, now=now)
+    store_events(store, evs)
+    reader = routes.Reader(store)
+    since, until = routes.parse_window({"since": "8d"})
+    assert routes.console_step(since, until) == 1440
+    args = routes._args(since, until)
+
+    def by_day(view: str, columns: str, step: int) -> list[dict]:
+        return reader.rows(f"SELECT toStartOfDay(bucket) AS day, {columns} FROM {view}({args}, step_minutes = {step}) "
+                           "GROUP BY day ORDER BY day")
+
+    for view, columns in (("attempt_series", "sum(attempts) AS n, round(sum(cost_usd), 9) AS c"),
+                          ("request_series", "sum(requests) AS n, round(sum(counterfactual_cost_usd), 9) AS c"),
+                          ("attempt_latency_series", "sum(attempts) AS n, 0 AS c")):
+        days, hours = by_day(view, columns, 1440), by_day(view, columns, 60)
+        assert days == hours and len(days) >= 3, view
+    assert sum(r["n"] for r in by_day("request_series", "sum(requests) AS n", 1440)) == len(evs)
+    ours = reader.rows(f"SELECT bucket, router_id, tier, category, sumIf(attempts, outcome = 'escalated') AS e, "
+                       f"sumIf(attempts, outcome = 'accepted') AS a FROM attempt_series({args}, step_minutes = 1440) "
+                       "GROUP BY bucket, router_id, tier, category HAVING e + a > 0 ORDER BY bucket, router_id, tier, category")
+    theirs = reader.rows(f"SELECT minute AS bucket, router_id, tier, category, escalated AS e, accepted AS a "
+                         f"FROM escalation_series_step({args}, step_minutes = 1440) ORDER BY minute, router_id, tier, category")
+    assert ours == theirs

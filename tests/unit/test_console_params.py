@@ -63,11 +63,17 @@ def test_router_ids_are_checked():
 
 def test_the_chart_step_fits_the_range():
     hours = lambda h: (NOW - timedelta(hours=h), NOW)  # noqa: E731
+    # At most CONSOLE_BUCKETS (120) buckets: 1-5 minutes on recent ranges, whole hours beyond a day,
+    # whole days beyond a week (the daily rollup answers a 30-day page).
     assert routes.console_step(*hours(1)) == 1
-    assert routes.console_step(*hours(6)) == 1
-    assert routes.console_step(*hours(24)) == 5
-    assert routes.console_step(*hours(24 * 7)) == 60
-    assert routes.console_step(*hours(24 * 30)) == 120
+    assert routes.console_step(*hours(2)) == 1
+    assert routes.console_step(*hours(6)) == 5
+    assert routes.console_step(*hours(24)) == 15
+    assert routes.console_step(*hours(24 * 7)) == 120
+    assert routes.console_step(*hours(24 * 30)) == 1440
+    assert routes.console_step(*hours(24 * 31)) == 1440
+    for h in (1, 3, 6, 12, 24, 24 * 7, 24 * 31):
+        assert h * 60 / routes.console_step(*hours(h)) <= routes.CONSOLE_BUCKETS
 
 
 def test_the_static_files_ship_with_the_package():

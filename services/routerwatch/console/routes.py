@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import math
 import re
 from datetime import datetime, timedelta, timezone
 from importlib import resources
@@ -35,6 +36,7 @@ API_PREFIX = "/console/api/"
 MAX_RANGE = timedelta(days=31)
 MAX_REQUEST_ID = 200
 MAX_ROUTER_ID = 200
+CONSOLE_BUCKETS = 120  # buckets of a chart at most (console_step)
 ROW_CAP = 50000  # rows of one table in an answer; a longer one is cut and the answer says so ("truncated")
 _ID = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII without spaces
 
@@ -76,9 +78,15 @@ def parse_id(query: Any, name: str, limit: int, required: bool) -> str | None:
 
 
 def console_step(since: datetime, until: datetime) -> int:
-    """Bucket width (minutes) of the console's charts: the rule of every over-time chart,
-    :func:`routerwatch.report.scoreboard.chart_step` (<= 360 buckets, whole hours beyond a day)."""
-    return scoreboard.chart_step(since, until)
+    """Bucket width (minutes) of the console's charts: the report's rule
+    (:func:`routerwatch.report.scoreboard.chart_step`) with at most CONSOLE_BUCKETS buckets, and whole
+    days beyond a week. A page draws every chart at once on a screen ~900 points wide, so it needs
+    fewer buckets than the report's 360; whole days let a 30-day page merge the daily rollup (~30
+    rows per key) instead of ~720 hours of t-digest states (bench/RESULTS-console.md)."""
+    minutes = (until - since).total_seconds() / 60
+    if minutes > 7 * 1440:
+        return 1440 * max(1, math.ceil(minutes / 1440 / CONSOLE_BUCKETS))
+    return scoreboard.chart_step(since, until, max_buckets=CONSOLE_BUCKETS)
 
 
 def _args(since: datetime, until: datetime) -> str:
@@ -181,12 +189,17 @@ def escalation(reader: Reader, query: Any) -> dict[str, Any]:
     args = _args(since, until)
     tiers, by = table_scope(reader, "tier_scoreboard", args, conditions, " ORDER BY segment, tier_rank")
     chart = {**conditions, **({"tier": tier} if tier else {})}
+    # A line per router and tier; with a tier chosen, per category of that tier (the drift detector's
+    # series, whose frozen baselines are drawn): every tier x category at once is too many lines to
+    # read and, over 30 days of a busy fleet, megabytes for the page.
+    category = "category" if tier else "'' AS category"
+    group = "minute, router_id, tier, category" if tier else "minute, router_id, tier"
     series_sql = (
-        "SELECT bucket AS minute, router_id, tier, category, sumIf(attempts, outcome = 'escalated') AS escalated, "
+        f"SELECT bucket AS minute, router_id, tier, {category}, sumIf(attempts, outcome = 'escalated') AS escalated, "
         "sumIf(attempts, outcome = 'accepted') AS accepted, escalated / nullIf(escalated + accepted, 0) AS escalation_rate "
         f"FROM attempt_series({args}, step_minutes = {step})"
         + where(chart, "outcome IN ('accepted', 'escalated')")
-        + " GROUP BY minute, router_id, tier, category ORDER BY minute, router_id, tier, category"
+        + f" GROUP BY {group} ORDER BY {group}"
     )
     series, truncated = reader.capped(series_sql, chart or None)
     reasons_sql = (
@@ -196,7 +209,7 @@ def escalation(reader: Reader, query: Any) -> dict[str, Any]:
         + " GROUP BY minute, escalation_reason ORDER BY minute, escalation_reason"
     )
     reasons, reasons_truncated = reader.capped(reasons_sql, chart or None)
-    baselines = [b for b in escalation_baselines(reader, conditions.get("router_id")) if not tier or b["tier"] == tier]
+    baselines = [b for b in escalation_baselines(reader, conditions.get("router_id")) if tier and b["tier"] == tier]
     return {**_window(since, until), "router": conditions.get("router_id"), "environment": conditions.get("environment"),
             "tier": tier, "step_minutes": step, "tables_by": by, "tiers": tiers,
             "series": series, "truncated": truncated or reasons_truncated, "series_sql": shown(series_sql, chart),
@@ -264,7 +277,7 @@ def canaries(reader: Reader, query: Any) -> dict[str, Any]:
     conditions = filters(query, "router")  # probes have no environment: the router's canaries
     args = _args(since, until)
     board = reader.rows(f"SELECT * FROM canary_scoreboard({args})" + where(conditions), conditions or None)
-    step = f"step_minutes = {scoreboard.canary_step(since, until)}"
+    step = f"step_minutes = {console_step(since, until)}"
     series = history = []
     if board:
         series = reader.rows(f"SELECT * FROM canary_series({args}, {step})" + where(conditions), conditions or None)
@@ -352,10 +365,15 @@ def register(app: Any, store: Any, scheduler: Any = None, settings: Any = None) 
     def answer(web: Any, body: Any, status: int = 200) -> Any:
         return web.bytes(json.dumps(body).encode(), content_type="application/json", status=status)
 
+    # One console answer at a time: the page asks for five at once, and on one store they only slow
+    # each other down (bench/RESULTS-console.md: 9.2 s for the five together, 4.3 s one after another).
+    gate = asyncio.Semaphore(1)
+
     def add_api(key: str, handler: Any) -> None:
         async def view(web: Any, request: Any) -> Any:
             try:
-                body = await asyncio.to_thread(handler, reader, request.query)
+                async with gate:
+                    body = await asyncio.to_thread(handler, reader, request.query)
             except BadRequest as exc:
                 return answer(web, {"error": str(exc)}, 400)
             except (UnsafeQuery, QueryLimitExceeded, QueryError) as exc:

@@ -251,15 +251,16 @@ def _minute_range(since: datetime, until: datetime) -> tuple[datetime, datetime]
     return start, end
 
 
-def chart_step(since: datetime, until: datetime) -> int:
+def chart_step(since: datetime, until: datetime, max_buckets: int = CHART_BUCKETS) -> int:
     """Bucket width in minutes of an over-time chart of [since, until): one rule for every such chart.
 
-    The first of CHART_STEPS giving at most CHART_BUCKETS buckets: 1 minute up to six hours, 2 up
-    to twelve, 5 up to a day; beyond a day whole hours only, which the hourly rollup answers.
+    The first of CHART_STEPS giving at most ``max_buckets`` buckets (CHART_BUCKETS: 1 minute up to
+    six hours, 2 up to twelve, 5 up to a day); beyond a day whole hours only, which the hourly
+    rollup answers.
     """
     minutes = (until - since).total_seconds() / 60
     steps = CHART_STEPS if minutes <= 1440 else [s for s in CHART_STEPS if s % 60 == 0]
-    return next((step for step in steps if minutes / step <= CHART_BUCKETS), steps[-1])
+    return next((step for step in steps if minutes / step <= max_buckets), steps[-1])
 
 
 def series_step(since: datetime, until: datetime) -> int:

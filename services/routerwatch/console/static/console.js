@@ -230,7 +230,7 @@
     const lines = new Map();
     for (const row of data.series) {
       if (row.escalation_rate === null || (tier && row.tier !== tier)) continue;
-      const key = (data.router ? "" : row.router_id + " / ") + row.tier + " / " + row.category;
+      const key = (data.router ? "" : row.router_id + " / ") + row.tier + (row.category ? " / " + row.category : "");
       if (!lines.has(key)) lines.set(key, []);
       lines.get(key).push([Date.parse(row.minute), row.escalation_rate]);
     }
@@ -242,6 +242,7 @@
     }
     lineChart(box, data.since, data.until, lines, baselines, "escalation rate over time",
               "No accepted or escalated attempts in this range.");
+    if (!tier && lines.size) box.appendChild(el("p", "A line per router and tier: choose a tier for its categories and their frozen baselines.", "muted"));
   }
 
   // A chart over time: lines (key -> [[ms, value]]) and refs (key -> value, drawn dashed: a baseline
