@@ -196,6 +196,12 @@ DETECTOR_SERIES_ERRORS = Counter(
     "scheduler status); the run judged every other series.",
     ["signal"],
 )
+DETECTOR_HISTORY_WRITE_ERRORS = Counter(
+    "routerwatch_detector_history_write_errors_total",
+    "Failed writes (and reads) of the live scheduler's history in ClickHouse, by table (alert_events, "
+    "detector_statistics); logged, and the run went on: its alerts were still sent.",
+    ["table"],
+)
 
 # -- the OTLP traces receiver (routerwatch.otlp) ----------------------------------------------
 

@@ -2,10 +2,11 @@
 
 Every ``interval_s`` it runs :func:`routerwatch.scheduler.evaluate.evaluate` for
 the last complete minute in a worker thread (the store is synchronous), saves
-newly learned baselines, exports each detector's statistic to Prometheus, and
+newly learned baselines, exports each detector's statistic to Prometheus,
 hands the firing verdicts to the Alertmanager client, which re-sends them with
-``endsAt`` ahead and resolves the ones that stopped. ``start()`` / ``stop()``
-follow the component contract: stop is safe without start and twice.
+``endsAt`` ahead and resolves the ones that stopped, and records the alert
+transitions and the CUSUM statistics in ClickHouse (:mod:`routerwatch.scheduler.history`).
+``start()`` / ``stop()`` follow the component contract: stop is safe without start and twice.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from routerwatch.scheduler import baselines as baseline_store
 from routerwatch.scheduler import series
 from routerwatch.scheduler.alerts import to_alert
 from routerwatch.scheduler.evaluate import Evaluation, SeriesError, evaluate
+from routerwatch.scheduler.history import History
 
 log = logging.getLogger("routerwatch.scheduler")
 
@@ -69,6 +71,8 @@ class DriftScheduler:
                 runbook_base_url=self.cfg.runbook_base_url,
             )
         self.last: Evaluation | None = None
+        # alert_events and detector_statistics (migration 0017): written by live runs only.
+        self.history = History(store, getattr(self.cfg, "runbook_base_url", None))
         self._designs_saved = self._load_designs()
         self._scheduler: Any = None
         self._lock = threading.Lock()  # one evaluation at a time (scheduled or on demand)
@@ -161,8 +165,9 @@ class DriftScheduler:
         delay the page.
 
         ``dry_run``: only return the evaluation (a replay of a past minute): no baseline is
-        saved, Alertmanager is not synced, the exported statistics and :meth:`status` keep
-        the last live run. A replay must never resolve or raise a live page.
+        saved, Alertmanager is not synced, nothing is written to ``alert_events`` or
+        ``detector_statistics`` (:mod:`routerwatch.scheduler.history`), the exported statistics
+        and :meth:`status` keep the last live run. A replay must never resolve or raise a live page.
         """
         with self._lock:
             unreadable: list[tuple[str, str, str]] = []
@@ -188,6 +193,8 @@ class DriftScheduler:
                 # Alertmanager times are wall-clock: a replayed minute still fires (and expires) from now.
                 self.client.sync(alerts, datetime.now(timezone.utc))
             self._export(evaluation)
+            # The transitions and CUSUM statistics into the store; a failed write is logged and counted.
+            self.history.record(evaluation.verdicts, alerts, evaluation.now)
             self.last = evaluation
             return evaluation
 

@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS detector_statistics;
+DROP TABLE IF EXISTS alert_events;
