@@ -26,12 +26,12 @@ ANSWERS = {
                         "query": "SELECT * FROM escalation_series(since = '2026-12-07 10:10:00', until = '2026-12-07 12:00:00')"},
         "starts_at": "2026-12-07T11:10:00+00:00", "kitagawa": {"total": 0.43, "mix": 0.03, "within": 0.40}}],
         "silenced": {"available": True, "alerts": [{
-            "labels": {"alertname": "RouterwatchCanaryTierFlip", "router": "r1", "canary": EVIL}, "state": "suppressed",
+            "labels": {"alertname": "RouterwatchCanaryTierFlip", "router": "r1", "canary": EVIL},
             "silenced_by": ["silence-1"], "inhibited_by": [], "starts_at": "2026-12-07T10:00:00+00:00"}]},
-        "resolved": [{"labels": {"alertname": "RouterwatchFailureShift", "router": "r1", "tier": EVIL},
-                      "starts_at": "2026-12-07T08:00:00+00:00", "ends_at": "2026-12-07T09:00:00+00:00"}]},
+        "resolved": {"available": True, "alerts": [{"labels": {"alertname": "RouterwatchFailureShift", "router": "r1", "tier": EVIL},
+                     "starts_at": "2026-12-07T08:00:00+00:00", "ends_at": "2026-12-07T09:00:00+00:00"}]}},
     "routers": {"since": SINCE, "until": UNTIL, "routers": ["r1"], "environments": ["prod", EVIL]},
-    "escalation": {"since": SINCE, "until": UNTIL, "router": None, "step_minutes": 1, "series_sql": "SELECT 1", "baselines": [
+    "escalation": {"since": SINCE, "until": UNTIL, "router": None, "step_minutes": 1, "tier": "small", "series_sql": "SELECT 1", "baselines": [
         {"router_id": "r1", "tier": "small", "category": EVIL, "p0": 0.16, "version": "b1"}],
         "tiers": [{"segment": "r1", "tier": EVIL, "attempts": 10, "accepted": 6, "escalated": 4, "failed": 0, "escalation_rate": 0.4,
                    "terminal_latency_ms": [100, 200, 300], "passthrough_latency_ms": [110, 220, 330]}],
@@ -98,7 +98,7 @@ def test_a_firing_alert_is_shown_and_store_text_stays_text(tmp_path):
             page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)
             page.on("pageerror", lambda e: problems.append(str(e)))
             page.route("**/*", answer)
-            page.goto(BASE + "#range=6h")
+            page.goto(BASE + "#range=6h&tier=small")
             page.wait_for_function("document.body.dataset.rendered === '1'", timeout=30000)
             assert page.locator("#error").is_hidden(), page.locator("#error").inner_text()
             assert page.locator("#now-status").inner_text().startswith("1 firing")
@@ -116,7 +116,7 @@ def test_a_firing_alert_is_shown_and_store_text_stays_text(tmp_path):
             assert cells.nth(10).inner_text() == "+43.0 pp = mix +3.0 pp + within +40.0 pp"
             silenced = page.locator("#silenced-table tbody tr td")
             assert [silenced.nth(i).inner_text() for i in range(6)] == [
-                "RouterwatchCanaryTierFlip", "r1", "", EVIL, "suppressed", "silence-1"]
+                "RouterwatchCanaryTierFlip", "r1", "", EVIL, "silenced", "silence-1"]
             resolved = page.locator("#resolved-table tbody tr td")
             assert [resolved.nth(i).inner_text() for i in range(3)] == ["RouterwatchFailureShift", "r1", EVIL]
             assert page.locator("#resolved-status").inner_text() == "1 resolved in the last 24 hours."

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from routerwatch.console import now as now_panel
 from routerwatch.console import routes
 from routerwatch.console.routes import BadRequest
 
@@ -88,8 +89,23 @@ def test_the_static_files_ship_with_the_package():
             assert f'"{path}"' in index, path
 
 
+class NoHistory:
+    """A reader whose store cannot answer: Now still answers, saying the history is unavailable."""
+
+    def rows(self, sql, parameters=None):
+        raise RuntimeError("store down")
+
+    def query(self, sql, parameters=None):
+        raise RuntimeError("store down")
+
+    def capped(self, sql, parameters=None):
+        raise RuntimeError("store down")
+
+
 def test_without_detectors_now_says_so():
-    assert routes.now(None) == {"detectors": False, "evaluated_at": None, "firing": []}
+    answer = now_panel.now(None, NoHistory())
+    assert answer["detectors"] is False and answer["evaluated_at"] is None and answer["firing"] == []
+    assert answer["silenced"]["available"] is False and answer["resolved"]["available"] is False
 
 
 def test_now_lists_the_firing_alerts_with_figures_runbook_and_query():
@@ -103,10 +119,11 @@ def test_now_lists_the_firing_alerts_with_figures_runbook_and_query():
         magnitude=0.43, change_start=datetime(2026, 12, 7, 11, 10, tzinfo=timezone.utc), evaluated_at=NOW,
         summary="escalation rate rose", description="CUSUM crossed",
     )
-    scheduler = SimpleNamespace(last=SimpleNamespace(firing=[firing]),
-                                status=lambda: {"evaluated_at": NOW.isoformat(), "series_evaluated": 12, "firing": [{}]})
-    answer = routes.now(scheduler, "https://runbooks.example/README.md")
-    assert answer["detectors"] is True and answer["evaluated_at"] == NOW.isoformat() and answer["series_evaluated"] == 12
+    quiet = firing.model_copy(update={"firing": False, "labels": {**firing.labels, "category": "refunds"}})
+    scheduler = SimpleNamespace(last=SimpleNamespace(firing=[firing], verdicts=[firing, quiet], now=NOW), client=None,
+                                cfg=SimpleNamespace(runbook_base_url=None))
+    answer = now_panel.now(scheduler, NoHistory(), "https://runbooks.example/README.md")
+    assert answer["detectors"] is True and answer["evaluated_at"] == NOW.isoformat() and answer["series_evaluated"] == 2
     (alert,) = answer["firing"]
     assert alert["labels"]["alertname"] == "RouterwatchEscalationDrift" and alert["labels"]["router"] == "r1"
     notes = alert["annotations"]

@@ -253,22 +253,29 @@ STATISTICS_COLUMNS = ("minute", "signal", "router_id", "tier", "category", "dire
 
 
 def statistics_sql(since: datetime, until: datetime, router: str | None = None, tier: str | None = None,
-                   limit: int = STATISTICS_ROW_CAP + 1) -> tuple[str, dict[str, str]]:
+                   limit: int = STATISTICS_ROW_CAP + 1, step_minutes: int = 1,
+                   signal: str | None = None) -> tuple[str, dict[str, str]]:
     """The query over ``detector_statistics`` (one row per minute and series: FINAL keeps the newest
-    of a minute written twice) and its parameters."""
-    params = {name: value for name, value in (("router_id", router), ("tier", tier)) if value}
+    of a minute written twice) and its parameters. ``step_minutes`` > 1 buckets the minutes: each
+    bucket holds the series' largest statistic in it (the one that decides whether it paged) with
+    that minute's threshold; ``firing`` is whether any minute of the bucket fired."""
+    params = {name: value for name, value in (("router_id", router), ("tier", tier), ("signal", signal)) if value}
     where = [f"evaluated_at >= {_literal_time(since)}", f"evaluated_at < {_literal_time(until)}"]
     where += [f"{name} = {{{name}:String}}" for name in params]
+    step = max(1, int(step_minutes)) * 60
     sql = (
-        "SELECT evaluated_at AS minute, signal, router_id, tier, category, direction, series_key, statistic, threshold, "
-        "baseline_value, observed_value, firing FROM detector_statistics FINAL WHERE " + " AND ".join(where)
+        f"SELECT toDateTime(intDiv(toUnixTimestamp(evaluated_at), {step}) * {step}, 'UTC') AS minute, signal, router_id, tier, "
+        "category, direction, series_key, max(statistic) AS top, argMax(threshold, statistic) AS threshold_at_top, "
+        "argMax(baseline_value, evaluated_at) AS baseline, argMax(observed_value, evaluated_at) AS observed, "
+        "max(firing) AS fired FROM detector_statistics FINAL WHERE " + " AND ".join(where)
+        + " GROUP BY minute, signal, router_id, tier, category, direction, series_key"
         + f" ORDER BY router_id, tier, signal, series_key, minute LIMIT {int(limit)}"
     )
     return sql, params
 
 
 def statistics(reader: Any, since: datetime, until: datetime, router: str | None = None,
-               tier: str | None = None) -> dict[str, Any]:
+               tier: str | None = None, step_minutes: int = 1, signal: str | None = None) -> dict[str, Any]:
     """The CUSUM statistic and threshold per series in [since, until), from ``detector_statistics``.
 
     Rows (ordered by router, tier, signal, series, minute): ``minute`` (ISO), ``signal``,
@@ -278,7 +285,7 @@ def statistics(reader: Any, since: datetime, until: datetime, router: str | None
     with its values written in, to run as it is (``routerwatch sql``). Store errors are raised
     (the caller answers them as the other endpoints do).
     """
-    sql, params = statistics_sql(since, until, router, tier)
+    sql, params = statistics_sql(since, until, router, tier, step_minutes=step_minutes, signal=signal)
     rows, truncated = _rows(reader, sql, params or None, STATISTICS_ROW_CAP)
     shown = sql
     for name, value in params.items():
@@ -293,11 +300,11 @@ def statistics(reader: Any, since: datetime, until: datetime, router: str | None
             "category": row.get("category"),
             "direction": row.get("direction"),
             "series_key": row.get("series_key"),
-            "statistic": _number(row.get("statistic")),
-            "threshold": _number(row.get("threshold")),
-            "baseline_value": _number(row.get("baseline_value")),
-            "observed_value": _number(row.get("observed_value")),
-            "firing": bool(row.get("firing")),
+            "statistic": _number(row.get("top")),
+            "threshold": _number(row.get("threshold_at_top")),
+            "baseline_value": _number(row.get("baseline")),
+            "observed_value": _number(row.get("observed")),
+            "firing": bool(row.get("fired")),
         })
-    return {"since": _iso(since), "until": _iso(until), "router": router, "tier": tier, "rows": out_rows,
+    return {"since": _iso(since), "until": _iso(until), "router": router, "tier": tier, "step_minutes": step_minutes, "rows": out_rows,
             "truncated": truncated, "row_cap": STATISTICS_ROW_CAP, "sql": shown}

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta, timezone
 from importlib import resources
 from typing import Any
 
+from routerwatch.console import now as now_panel
 from routerwatch.errors import UsageError
 from routerwatch.report import scoreboard
 
@@ -210,8 +211,11 @@ def escalation(reader: Reader, query: Any) -> dict[str, Any]:
     )
     reasons, reasons_truncated = reader.capped(reasons_sql, chart or None)
     baselines = [b for b in escalation_baselines(reader, conditions.get("router_id")) if tier and b["tier"] == tier]
+    # The escalation-drift CUSUM of the chosen tier's series (recorded by the scheduler each run).
+    stats = now_panel.statistics(reader, since, until, router=conditions.get("router_id"), tier=tier, step_minutes=step,
+                                 signal="escalation_drift") if tier else None
     return {**_window(since, until), "router": conditions.get("router_id"), "environment": conditions.get("environment"),
-            "tier": tier, "step_minutes": step, "tables_by": by, "tiers": tiers,
+            "tier": tier, "step_minutes": step, "tables_by": by, "tiers": tiers, "statistics": stats,
             "series": series, "truncated": truncated or reasons_truncated, "series_sql": shown(series_sql, chart),
             "reasons": reasons, "reasons_sql": shown(reasons_sql, chart), "baselines": baselines}
 
@@ -307,31 +311,6 @@ CANARY_RUN_SQL = (
 )
 
 
-def now(scheduler: Any, base_url: str | None = None) -> dict[str, Any]:
-    """What fires: each alert with baseline, observed, magnitude, change start, runbook and SQL."""
-    if scheduler is None:
-        return {"detectors": False, "evaluated_at": None, "firing": []}
-    from routerwatch.alerting.runbooks import runbook_url
-    from routerwatch.scheduler.alerts import to_alert
-
-    status = scheduler.status()
-    firing = []
-    last = getattr(scheduler, "last", None)
-    for verdict in (last.firing if last is not None else []):
-        alert = to_alert(verdict)
-        if alert is None:
-            continue
-        annotations = dict(alert.annotations)
-        try:
-            annotations.setdefault("runbook_url", runbook_url(alert.labels.get("alertname", verdict.alertname), base_url))
-        except ValueError:
-            pass
-        firing.append({"labels": dict(alert.labels), "annotations": annotations,
-                       "starts_at": alert.starts_at.isoformat() if alert.starts_at else None})
-    return {"detectors": True, "evaluated_at": status.get("evaluated_at"), "series_evaluated": status.get("series_evaluated"),
-            "firing": firing}
-
-
 def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
@@ -395,6 +374,9 @@ def register(app: Any, store: Any, scheduler: Any = None, settings: Any = None) 
     base_url = getattr(getattr(scheduler, "cfg", None), "runbook_base_url", None)
 
     async def now_view(web: Any, request: Any) -> Any:
-        return answer(web, now(scheduler, base_url))
+        # Never fails for an unreachable Alertmanager or an unreadable history (console.now says so inside).
+        async with gate:
+            body = await asyncio.to_thread(now_panel.now, scheduler, reader, base_url)
+        return answer(web, body)
 
     app.page(API_PREFIX + "now", name="console_api_now")(now_view)

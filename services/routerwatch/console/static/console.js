@@ -121,7 +121,7 @@
     }
     table.hidden = now.firing.length === 0;
     renderSuppressed(now.silenced);
-    renderResolved(now.resolved || []);
+    renderResolved(now.resolved || {});
   }
 
   // The Kitagawa split of a pooled rate change: how much is the category mix, how much within categories.
@@ -147,14 +147,21 @@
     }
     const alerts = silenced.alerts || [];
     status.textContent = alerts.length ? alerts.length + " silenced or inhibited." : "Nothing is silenced or inhibited.";
-    fill(table, alerts, (x) => [...labelCells(x.labels || {}), [x.state], [(x.silenced_by || []).concat(x.inhibited_by || []).join(", ")],
+    fill(table, alerts, (x) => [...labelCells(x.labels || {}), [(x.silenced_by || []).length ? "silenced" : "inhibited"],
+                                [(x.silenced_by || []).concat(x.inhibited_by || []).join(", ")],
                                 [x.starts_at ? shortTime(x.starts_at) : ""]]);
   }
 
+  // Resolved in the last 24 hours, from the scheduler's alert history in the store (alert_events).
   function renderResolved(resolved) {
     const status = document.getElementById("resolved-status");
-    status.textContent = resolved.length ? resolved.length + " resolved in the last 24 hours." : "Nothing resolved in the last 24 hours.";
-    fill(document.getElementById("resolved-table"), resolved, (x) => [...labelCells(x.labels || {}),
+    const alerts = resolved.alerts || [];
+    if (resolved.available === false) {
+      status.textContent = "The alert history could not be read: " + (resolved.error || "unknown error");
+    } else {
+      status.textContent = alerts.length ? alerts.length + " resolved in the last 24 hours." : "Nothing resolved in the last 24 hours.";
+    }
+    fill(document.getElementById("resolved-table"), alerts, (x) => [...labelCells(x.labels || {}),
       [x.starts_at ? shortTime(x.starts_at) : ""], [x.ends_at ? shortTime(x.ends_at) : ""]]);
   }
 
@@ -203,7 +210,7 @@
     const box = document.getElementById("statistic-chart");
     const sql = document.getElementById("statistic-sql");
     if (!stats) {
-      box.replaceChildren(el("p", "The detectors' statistics are not recorded in this store.", "muted"));
+      box.replaceChildren(el("p", "Choose a tier: the chart shows the CUSUM of each of its categories.", "muted"));
       sql.textContent = "";
       return;
     }
