@@ -22,8 +22,12 @@ incident's alert firing. From when the evidence is in, the console is reloaded (
 render is done) until the Now section has a ``firing`` row of that router; the test fails when that
 row is on screen later than one scheduler interval (the demo's ``ROUTERWATCH_SCHEDULER__INTERVAL_S``,
 read from the demo's closing message) after t0, render time included. It also fails when t0 is more
-than one interval plus a margin for the detectors' runs after the evidence is in. Screenshots are
-kept under the test's tmp folder.
+than one interval plus a margin for the detectors' runs after the evidence is in (when nothing pages,
+the message lists the incident router's escalation baselines: a scheduler tick that loaded the
+baselines before the script froze its own and saved its automatic first ones after them replaces
+them, since the newest version is in force, and the page is lost). Screenshots are
+kept under the test's tmp folder, next to the incident script's output (``incident.log``) and the
+demo's run folder (``run/``, its logs).
 """
 
 from __future__ import annotations
@@ -104,6 +108,24 @@ def incident_firing(serve_url: str, am_url: str) -> set[str]:
     except OSError:
         pass
     return where
+
+
+def serve_log_tail(env: dict[str, str], lines: int = 40) -> str:
+    log = Path(env["ROUTERWATCH_RUN_DIR"]) / "serve.log"
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else "(no serve.log)"
+
+
+def incident_baselines(env: dict[str, str]) -> str:
+    """The escalation baselines of the incident's router, oldest first: says whether a tick's automatic first
+    baselines (a week's window up to that tick) were saved after the ones the script froze (two hours, 6h to 4h
+    ago), and so replaced them."""
+    done = subprocess.run(
+        [sys.executable, "-m", "routerwatch.cli", "sql", "--header",
+         "SELECT series_key, created_at, window_start, window_end FROM baselines FINAL WHERE signal = 'escalation_drift' "
+         f"AND series_key LIKE '%router={INCIDENT_ROUTER},%' ORDER BY series_key, created_at"],
+        env=env, capture_output=True, text=True, timeout=120, cwd=REPO,
+    )
+    return done.stdout or done.stderr
 
 
 def wait_rendered(page, count: int = 1) -> None:
@@ -282,7 +304,9 @@ def test_demo_ends_with_the_console_which_shows_the_incident_within_a_tick_and_f
                     now = time.monotonic()
                     assert incident.proc.poll() in (None, 0), incident.output()[-3000:]
                     assert now < evidence_in + tick_s + DETECTOR_RUNS_MARGIN_S or watcher.t0 is not None, (
-                        f"no page {now - evidence_in:.0f} s after the evidence was in:\n{incident.output()[-3000:]}")
+                        f"no page {now - evidence_in:.0f} s after the evidence was in:\n{incident.output()[-3000:]}\n"
+                        f"serve's log:\n{serve_log_tail(env)}\nincident-router's escalation baselines (newest in force):\n"
+                        f"{incident_baselines(env)}")
                     assert watcher.t0 is None or now < watcher.t0 + tick_s, (
                         f"the console had no firing row of {INCIDENT_ROUTER} {now - watcher.t0:.1f} s after it fired in "
                         f"{sorted(watcher.where)}: {now_rows(page)} / {page.locator('#now-status').inner_text()}")
@@ -315,6 +339,7 @@ def test_demo_ends_with_the_console_which_shows_the_incident_within_a_tick_and_f
             watcher.stop()
         if incident is not None:
             incident.kill()
+            (tmp_path / "incident.log").write_text(incident.output() + "\n")  # kept with the screenshots
         stopped = subprocess.run([str(REPO / "deploy/demo-stop.sh")], env=env, capture_output=True, text=True, timeout=180, cwd=REPO)
     assert stopped.returncode == 0, stopped.stderr
     assert "stopped routerwatch serve" in stopped.stdout
