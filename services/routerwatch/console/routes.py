@@ -261,33 +261,58 @@ def latency_cost(reader: Reader, query: Any, slo: dict[str, float] | None = None
         "SELECT bucket, router_id, path, sum(requests) AS requests, quantilesTDigestMerge(0.5, 0.95, 0.99)(latency_q) AS latency_ms "
         f"FROM request_series({args}, {series})" + where(conditions, "path IN ('kept', 'escalated')")
         + " GROUP BY bucket, router_id, path ORDER BY bucket, router_id, path", conditions or None)
-    out["spend_series"] = reader.rows(
-        "SELECT bucket, router_id, sum(requests) AS requests, sum(cost_usd) AS actual_cost_usd, "
-        "sum(counterfactual_cost_usd) AS counterfactual_cost_usd "
-        f"FROM request_series({args}, {series})" + where(conditions) + " GROUP BY bucket, router_id ORDER BY bucket, router_id",
-        conditions or None)
-    out["mix_series"] = reader.rows(
+    # Spend and the routing mix from one read: requests, spend and counterfactual per final tier; a
+    # bucket's spend is their sum and a tier's share its requests over the bucket's (as routing_mix).
+    tiers = reader.rows(
         "SELECT bucket, router_id, if(served, final_tier, '(not served)') AS final_tier, min(final_tier_rank) AS final_tier_rank, "
-        "sum(r.requests) AS requests, requests / sum(sum(r.requests)) OVER (PARTITION BY bucket, router_id) AS share "
-        f"FROM request_series({args}, {series}) AS r" + where(conditions)
+        "sum(requests) AS requests, sum(cost_usd) AS actual_cost_usd, sum(counterfactual_cost_usd) AS counterfactual_cost_usd "
+        f"FROM request_series({args}, {series})" + where(conditions)
         + " GROUP BY bucket, router_id, final_tier ORDER BY bucket, router_id, final_tier_rank, final_tier", conditions or None)
+    spend: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in tiers:
+        total = spend.setdefault((row["bucket"], row["router_id"]), {
+            "bucket": row["bucket"], "router_id": row["router_id"], "requests": 0, "actual_cost_usd": 0.0,
+            "counterfactual_cost_usd": 0.0})
+        for column in ("requests", "actual_cost_usd", "counterfactual_cost_usd"):
+            total[column] += row[column]
+    out["spend_series"] = list(spend.values())
+    out["mix_series"] = [
+        {"bucket": row["bucket"], "router_id": row["router_id"], "final_tier": row["final_tier"],
+         "final_tier_rank": row["final_tier_rank"], "requests": row["requests"],
+         "share": row["requests"] / spend[(row["bucket"], row["router_id"])]["requests"]}
+        for row in tiers if row["requests"]
+    ]
     return out
 
 
 def canaries(reader: Reader, query: Any) -> dict[str, Any]:
-    """Per router, side and canary: the scoreboard, the history per router and side (``canary_series``)
-    and per canary (``canary_history``)."""
+    """Per router, side and canary: the scoreboard, the history per canary (``canary_history``) and per
+    router and side (its sums: :func:`per_side`)."""
     since, until = parse_window(query)
     conditions = filters(query, "router")  # probes have no environment: the router's canaries
     args = _args(since, until)
     board = reader.rows(f"SELECT * FROM canary_scoreboard({args})" + where(conditions), conditions or None)
     step = f"step_minutes = {console_step(since, until)}"
-    series = history = []
-    if board:
-        series = reader.rows(f"SELECT * FROM canary_series({args}, {step})" + where(conditions), conditions or None)
-        history = reader.rows(f"SELECT * FROM canary_history({args}, {step})" + where(conditions), conditions or None)
-    return {**_window(since, until), "router": conditions.get("router_id"), "canaries": board, "series": series,
-            "history": history}
+    history = reader.rows(f"SELECT * FROM canary_history({args}, {step})" + where(conditions), conditions or None) if board else []
+    return {**_window(since, until), "router": conditions.get("router_id"), "canaries": board,
+            "series": per_side(history), "history": history}
+
+
+def per_side(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``canary_series`` rows (per bucket, router and side) from ``canary_history``'s per canary: the
+    counts summed, the rates over answered probes (NULL when none), as canary_series computes them
+    (one read of the raw results instead of two)."""
+    sides: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for row in history:
+        side = sides.setdefault((row["bucket"], row["router_id"], row["side"]), {
+            "bucket": row["bucket"], "router_id": row["router_id"], "side": row["side"],
+            "probes": 0, "answered": 0, "no_answer": 0, "passed": 0, "tier_flips": 0})
+        for column in ("probes", "answered", "no_answer", "passed", "tier_flips"):
+            side[column] += row[column]
+    for side in sides.values():
+        side["pass_rate"] = side["passed"] / side["answered"] if side["answered"] else None
+        side["tier_flip_rate"] = side["tier_flips"] / side["answered"] if side["answered"] else None
+    return sorted(sides.values(), key=lambda r: (r["bucket"], r["router_id"], r["side"]))
 
 
 def request_trace(reader: Reader, query: Any) -> dict[str, Any]:

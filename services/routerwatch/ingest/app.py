@@ -199,8 +199,6 @@ def build_app(
             or the current minute, default now); returns counts per signal."""
 
             async def post(self, request: Any) -> Any:
-                from routerwatch.scheduler import baselines as store_baselines
-                from routerwatch.scheduler.evaluate import learn_all
                 from routerwatch.scheduler.service import floor_minute
 
                 try:
@@ -213,11 +211,8 @@ def build_app(
                     # A baseline from minutes yet to come would be learned from whatever arrives late.
                     return self.json({"error": f"until={given!r} is in the future"}, status=400)
 
-                def learn() -> dict[str, int]:
-                    found = learn_all(store, until - timedelta(hours=hours), until, settings.scheduler.baseline_min_trials)
-                    return {signal: store_baselines.save(store, signal, items) for signal, items in found.items()}
-
-                return self.json(await asyncio.to_thread(learn))
+                # Under the scheduler's lock: a tick must not replace these with baselines of its own.
+                return self.json(await asyncio.to_thread(scheduler.learn_baselines, until - timedelta(hours=hours), until))
 
         @app.page("/alerts/evaluate")
         class EvaluateView(faust.web.View):

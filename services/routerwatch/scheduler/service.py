@@ -198,6 +198,19 @@ class DriftScheduler:
             self.last = evaluation
             return evaluation
 
+    def learn_baselines(self, since: datetime, until: datetime) -> dict[str, int]:
+        """Learn and save new baseline versions from [since, until) (``POST /baselines/learn``, the
+        demo's incident script); returns how many per signal.
+
+        Holds the evaluation lock: a run that loaded the baselines before this call could otherwise
+        save the ones it learned on its own (auto-baseline) just after, newer, and so replace these
+        (a race `make incident` lost: its frozen baselines overwritten, nothing paged)."""
+        from routerwatch.scheduler.evaluate import learn_all
+
+        with self._lock:
+            found = learn_all(self.store, since, until, self.cfg.baseline_min_trials)
+            return {signal: baseline_store.save(self.store, signal, items) for signal, items in found.items()}
+
     def _canaries(self, until: datetime) -> list[Any]:
         since = until - timedelta(minutes=self.canary.lookback_minutes)
         return detect_canaries(series.canary_outcomes(self.store, since, until), now=until, config=self.canary_rule)
