@@ -193,3 +193,34 @@ def test_day_steps_read_the_daily_rollup_with_the_same_totals(store):
     theirs = reader.rows(f"SELECT minute AS bucket, router_id, tier, category, escalated AS e, accepted AS a "
                          f"FROM escalation_series_step({args}, step_minutes = 1440) ORDER BY minute, router_id, tier, category")
     assert ours == theirs
+
+
+def test_the_per_side_canary_history_is_canary_series(store):
+    """The console reads the raw canary results once (per canary) and sums them per side: the same
+    rows as the canary_series view, rates NULL where nothing was answered."""
+    import uuid
+
+    from routerwatch.events.models import CanaryResult
+    from routerwatch.ingest.sink import ClickHouseSink
+    from routerwatch.prices import default_prices_file, load_prices
+    from routerwatch.storage.rows import Located
+
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    results = []
+    for i in range(90):
+        error = "timeout" if i % 7 == 0 else None
+        results.append(CanaryResult.model_validate({
+            "event_id": str(uuid.uuid4()), "canary_id": f"c-{i % 3}", "run_id": f"run-{i // 3}",
+            "occurred_at": (now - timedelta(minutes=90 - i)).isoformat(), "router_id": ROUTERS[i % 2], "category": "coding",
+            "side": ("cheap", "strong")[i % 3 == 2], "expected_tier": "small", "observed_tier": None if error else ("small", "large")[i % 5 == 0],
+            "tier_source": None if error else "header", "check_kind": "regex", "answer_passed": None if error else i % 4 != 0,
+            "check_detail": None, "latency_ms": None if error else 100.0 + i, "error": error, "request_id": f"canary-{i}"}))
+    ClickHouseSink(store, load_prices(default_prices_file())).store_batch("canary", [Located(r, 0, i) for i, r in enumerate(results)])
+    reader = routes.Reader(store)
+    query = {"since": (now - timedelta(hours=2)).isoformat(), "until": (now + timedelta(minutes=1)).isoformat()}
+    answer = routes.canaries(reader, query)
+    since, until = routes.parse_window(query)
+    step = routes.console_step(since, until)
+    view = reader.rows(f"SELECT * FROM canary_series({routes._args(since, until)}, step_minutes = {step}) ORDER BY bucket, router_id, side")
+    assert len(view) > 10 and sum(r["probes"] for r in view) == len(results)
+    assert answer["series"] == [{k: r[k] for k in answer["series"][0]} for r in view]
