@@ -51,8 +51,8 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make ``bench`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.naive import NAIVE, naive_firing  # noqa: E402
-from bench.scenarios import (  # noqa: E402
+from bench.naive import NAIVE, naive_firing
+from bench.scenarios import (
     BASELINE_MINUTES,
     MIX_RATES,
     QUIET,
@@ -70,7 +70,7 @@ from bench.scenarios import (  # noqa: E402
     rate_stream,
     to_counts,
 )
-from routerwatch.drift import (  # noqa: E402
+from routerwatch.drift import (
     DEFAULT_BURN_RULES,
     MINUTES_PER_MONTH,
     Baseline,
@@ -89,8 +89,8 @@ from routerwatch.drift import (  # noqa: E402
     evaluate_burn_rate,
     learn_baseline,
 )
-from routerwatch.drift.cusum import fold  # noqa: E402
-from routerwatch.drift.verdict import Severity, Verdict  # noqa: E402
+from routerwatch.drift.cusum import fold
+from routerwatch.drift.verdict import Severity, Verdict
 
 # ------------------------------------------------------------------------------------------------
 # The fleet and its budget

@@ -53,7 +53,7 @@ from urllib.parse import urlsplit
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.perf.common import OUT, REPO, Comparison, Context, Measure, Section, fmt, machine, percentile  # noqa: E402
+from bench.perf.common import OUT, REPO, Comparison, Context, Measure, Section, fmt, machine, percentile
 
 FULL_ROWS = 8_000_000
 QUICK_ROWS = 200_000

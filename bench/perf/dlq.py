@@ -47,8 +47,8 @@ from typing import Any, Iterator
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.perf.common import Comparison, Context, Measure, Section  # noqa: E402
-from bench.perf.ingest import Serve, _free_port, _produce, distinct_decisions, query, serve_env, time_until_drained  # noqa: E402
+from bench.perf.common import Comparison, Context, Measure, Section
+from bench.perf.ingest import Serve, _free_port, _produce, distinct_decisions, query, serve_env, time_until_drained
 
 NAME = "dlq"
 TITLE = "Dead-letter throughput: invalid messages against valid ones, same serve"

@@ -47,7 +47,7 @@ from typing import Any, Iterator
 if __package__ in (None, ""):  # run as a file by the baseline's interpreter
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.perf.common import OUT, REPO, Comparison, Context, Measure, Section, cpu_seconds, rss_mb  # noqa: E402
+from bench.perf.common import OUT, REPO, Comparison, Context, Measure, Section, cpu_seconds, rss_mb
 
 NAME = "ingest"
 TITLE = "Ingest throughput: Kafka to ClickHouse, routerwatch against the Kafka table engine"

@@ -40,7 +40,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.perf.common import REPO, Comparison, Context, Measure, Section  # noqa: E402
+from bench.perf.common import REPO, Comparison, Context, Measure, Section
 
 # ---------------------------------------------------------------------------------------------
 # The traffic shape. Weights need not sum to one; they are normalised.

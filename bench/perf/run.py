@@ -26,7 +26,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.perf.common import OUT, REPO, Comparison, Section, fmt, local_broker, machine  # noqa: E402
+from bench.perf.common import OUT, REPO, Comparison, Section, fmt, local_broker, machine
 
 #: Run order: the cheap, CPU-light ones first; the soak last (it is the longest).
 SECTIONS = ("sdk", "ingest", "dlq", "query", "console", "soak")

@@ -44,8 +44,8 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.perf.common import Comparison, Context, Measure, Section, fmt, local_broker, percentile, rss_mb  # noqa: E402
-from routerwatch.sdk import RouterWatch, SdkConfig  # noqa: E402
+from bench.perf.common import Comparison, Context, Measure, Section, fmt, local_broker, percentile, rss_mb
+from routerwatch.sdk import RouterWatch, SdkConfig
 
 OTEL_NAME = "OpenTelemetry span (BatchSpanProcessor, in-memory exporter)"
 BARE_NAME = "bare aiokafka producer, send() per message, same bytes/batching/compression"

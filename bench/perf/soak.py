@@ -43,8 +43,8 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.perf.common import Comparison, Context, Measure, Section, anon_mb, percentile, rss_mb  # noqa: E402
-from bench.perf.ingest import Serve, _free_port, prefill, query, serve_env  # noqa: E402
+from bench.perf.common import Comparison, Context, Measure, Section, anon_mb, percentile, rss_mb
+from bench.perf.ingest import Serve, _free_port, prefill, query, serve_env
 
 NAME = "soak"
 TITLE = "Freshness and memory: serve fed by the SDK at fixed rates, and a backlog"

@@ -30,7 +30,6 @@ from typing import Any
 from routerwatch.errors import (
     ConfigError,
     MissingDependency,
-    PermanentError,
     RetryableError,
     RouterwatchError,
     UsageError,
@@ -391,7 +390,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    from routerwatch.report.scoreboard import _table
+    from routerwatch.report.scoreboard import text_table
     from routerwatch.scheduler import baselines as store_baselines
     from routerwatch.storage.reader import Reader
 
@@ -424,7 +423,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     finally:
         reader.close()
     rows = [{"signal": signal, **store_baselines.describe(b)} for (signal, _), b in sorted(current.items())]
-    print(_table(rows) if rows else "no baselines yet: detectors stay silent until one is learned")
+    print(text_table(rows) if rows else "no baselines yet: detectors stay silent until one is learned")
     return 0
 
 
@@ -811,7 +810,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("routerwatch: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - sorted by failure(); a bug is re-raised with its traceback
+    except Exception as exc:  # sorted by failure(); a bug is re-raised with its traceback
         found = failure(exc)
         if found is None or os.environ.get("ROUTERWATCH_DEBUG", "") not in ("", "0"):
             raise

@@ -211,7 +211,6 @@ def test_console_shows_the_stores_figures_filters_and_finds_a_request(console, t
             assert points == minutes
 
             # The chart's tier chooser keeps to one tier's lines, in the URL too; auto-refresh is in the URL.
-            every = page.locator("#escalation-chart svg path[data-series]").count()
             page.select_option("#chart-tier", "small")
             page.wait_for_function("location.hash.includes('tier=small')", timeout=30000)
             wait_rendered(page, 2)

@@ -5,7 +5,6 @@ under the embedded store. Exact accounting in each.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path

@@ -18,13 +18,11 @@ wedges and nothing is stored or counted twice.
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 import random
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import jsonschema

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import signal
 import time
-import uuid
 
 import pytest
 from faults.faultkit import (

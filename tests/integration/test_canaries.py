@@ -115,7 +115,7 @@ def router(kafka_bootstrap, names, tmp_path):
     r.stop()
 
 
-def test_canaries_page_on_flip_failure_and_silence_then_resolve(kafka_bootstrap, names, tmp_path, router, alertmanager):  # noqa: F811
+def test_canaries_page_on_flip_failure_and_silence_then_resolve(kafka_bootstrap, names, tmp_path, router, alertmanager):
     rid = router.router_id
     env = make_env(kafka_bootstrap, names, tmp_path, router, canary_file(tmp_path, rid), alertmanager.url)
     serve = Serve(env, tmp_path / "serve.log").start()

@@ -18,12 +18,12 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 from servicekit import REPO, Env
 
-from routerwatch.report.scoreboard import SECTIONS, _cell, _fmt, canary_step
+from routerwatch.report.scoreboard import SECTIONS, text_cell, fmt_value, canary_step
 from routerwatch.sdk import RouterWatch, SdkConfig
 from routerwatch.simulate import Profile, emit, events
 
@@ -332,7 +332,7 @@ def test_canary_figures_match_ground_truth_and_stay_out_of_production(env, serve
 
     def pct(value) -> list[str]:
         """A rate as the text report shows it (``90.0 %``, ``-``), split as the line is."""
-        return _cell("pass_rate", value)[0].split()
+        return text_cell("pass_rate", value)[0].split()
 
     section = text[text.index("Canary probes"):]
     lines = [line.split() for line in section.splitlines()]
@@ -343,7 +343,7 @@ def test_canary_figures_match_ground_truth_and_stay_out_of_production(env, serve
     for key, v in truth.items():
         router, side, canary_id, _, expected_tier = key
         row = [router, side, canary_id, str(v["probes"]), str(v["answered"]), str(v["no_answer"]), *pct(v["pass_rate"]),
-               *pct(v["tier_flip_rate"]), expected_tier, _fmt(v["most_common_observed_tier"])]
+               *pct(v["tier_flip_rate"]), expected_tier, fmt_value(v["most_common_observed_tier"])]
         assert any(line[: len(row)] == row for line in lines), (row, section)
     empty = env.cli("report", "--since", "2000-01-01T00:00:00", "--until", "2000-01-02T00:00:00").stdout
     assert "no canary probes in this range" in empty

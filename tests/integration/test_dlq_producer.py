@@ -11,7 +11,7 @@ from servicekit import Env, create_topics
 
 from routerwatch.ingest.dlq import read_dead_letters
 from routerwatch.ingest.dlq_producer import DeadLetterProducer
-from routerwatch.ingest.processor import BatchProcessor, DeadLetter, RawMessage
+from routerwatch.ingest.processor import BatchProcessor, RawMessage
 
 pytestmark = pytest.mark.integration
 

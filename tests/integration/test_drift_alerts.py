@@ -50,7 +50,7 @@ def active_alerts(am, router: str) -> list[dict]:
         return json.loads(r.read())
 
 
-def test_escalation_incident_pages_then_resolves(kafka_bootstrap, names, tmp_path, alertmanager, webhook):  # noqa: F811
+def test_escalation_incident_pages_then_resolves(kafka_bootstrap, names, tmp_path, alertmanager, webhook):
     router = f"drift-{names['group']}"
     env = Env(kafka=kafka_bootstrap, names=names, store_url=f"chdb://{tmp_path / 'store'}", extra={
         "ROUTERWATCH_SCHEDULER__ALERTMANAGER_URLS": json.dumps([alertmanager.url]),

@@ -20,7 +20,7 @@ import pytest
 from servicekit import REPO, Env
 
 from routerwatch.sdk import RouterWatch, SdkConfig
-from routerwatch.simulate import Profile, TierProfile, emit, events, plan
+from routerwatch.simulate import Profile, emit, events, plan
 
 pytestmark = pytest.mark.integration
 

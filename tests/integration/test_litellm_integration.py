@@ -19,10 +19,10 @@ from servicekit import Env
 
 from routerwatch.integrations.litellm import RouterWatchLogger  # sets LITELLM_LOCAL_MODEL_COST_MAP first
 
-import litellm  # noqa: E402  (after the integration, which makes its import offline-safe)
-from litellm.integrations.custom_logger import CustomLogger  # noqa: E402
+import litellm  # (after the integration, which makes its import offline-safe)
+from litellm.integrations.custom_logger import CustomLogger
 
-from routerwatch.sdk import RouterWatch, SdkConfig  # noqa: E402
+from routerwatch.sdk import RouterWatch, SdkConfig
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,6 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from servicekit import REPO, Env, Serve, free_port

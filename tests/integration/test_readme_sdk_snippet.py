@@ -49,7 +49,7 @@ def test_the_readme_sdk_snippet_runs_and_its_events_are_valid(kafka_bootstrap, n
         "tenant_id": "acme", "prompt": "How many days do I have to ask for a refund?",
         "call_small": lambda prompt: ("30 days", confidence), "call_large": lambda prompt: "30 days.",
     }
-    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - the README's own code
+    exec(compile(code, "README.md", "exec"), namespace)  # the README's own code
     (decision,) = [decode(RoutingDecision, v) for v in asyncio.run(read_all(kafka_bootstrap, names["decisions"], 1))]
     (grade,) = [decode(QualityFeedback, v) for v in asyncio.run(read_all(kafka_bootstrap, names["feedback"], 1))]
     assert decision.request_id == namespace["d"].request_id == grade.request_id

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from routerwatch.config import SchedulerSettings
-from routerwatch.drift.cusum import DriftConfig, detect_rate_drift
+from routerwatch.drift.rate_drift import DriftConfig, detect_rate_drift
 from routerwatch.events.models import RoutingDecision
 from routerwatch.ingest.sink import ClickHouseSink
 from routerwatch.prices import default_prices_file, load_prices

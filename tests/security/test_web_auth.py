@@ -80,7 +80,7 @@ def active_alerts(am, router: str) -> list[dict]:
 
 
 @pytest.fixture
-def guarded(kafka_bootstrap, names, tmp_path, alertmanager):  # noqa: F811
+def guarded(kafka_bootstrap, names, tmp_path, alertmanager):
     """A serve with a token, the detectors (alerts to a real Alertmanager) and the canary prober."""
     env = Env(kafka=kafka_bootstrap, names=names, store_url=f"chdb://{tmp_path / 'store'}", extra={
         "ROUTERWATCH_HTTP__TOKEN": TOKEN,
@@ -154,7 +154,7 @@ def test_every_endpoint_but_health_and_metrics_needs_the_token(guarded):
     assert TOKEN not in serve.log_text()
 
 
-def test_a_replayed_evaluation_never_resolves_a_live_page(guarded, alertmanager):  # noqa: F811
+def test_a_replayed_evaluation_never_resolves_a_live_page(guarded, alertmanager):
     env, serve = guarded
     port = env.port
     router = f"sec-{env.names['group']}"

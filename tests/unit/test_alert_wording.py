@@ -13,7 +13,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from routerwatch.drift import MinuteCount, learn_baseline
-from routerwatch.drift.cusum import FalseAlarmBudget, arl0_for_budget, pages_text, spacing_text, threshold_text
+from routerwatch.drift.cusum_design import arl0_for_budget
+from routerwatch.drift.rate_drift import FalseAlarmBudget, pages_text, spacing_text, threshold_text
 from routerwatch.drift.verdict import Signal, iso_minute, window_text
 from routerwatch.scheduler.alerts import to_alert
 from routerwatch.scheduler.baselines import series_key

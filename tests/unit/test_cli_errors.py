@@ -102,7 +102,7 @@ def test_a_long_message_stays_one_bounded_line() -> None:
 
 
 def _run_main(monkeypatch: pytest.MonkeyPatch, exc: BaseException, *argv: str) -> int:
-    def boom(args):  # noqa: ANN001, ANN202
+    def boom(args):
         raise exc
 
     # serve: main() sets no logger levels or filters for it, so nothing leaks into other tests.

@@ -28,10 +28,10 @@ import pytest
 from pydantic import BaseModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from docblocks import REPO, Block, all_blocks  # noqa: E402
+from docblocks import REPO, Block, all_blocks
 
-from routerwatch.cli import parser  # noqa: E402
-from routerwatch.config import ENV_PREFIX, Settings  # noqa: E402
+from routerwatch.cli import parser
+from routerwatch.config import ENV_PREFIX, Settings
 
 BLOCKS = all_blocks()
 TESTS = REPO / "tests"

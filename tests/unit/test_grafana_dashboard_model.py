@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from grafanakit import (  # noqa: E402
+from grafanakit import (
     BUILTIN_VARIABLES,
     CLICKHOUSE,
     DASHBOARDS,

@@ -7,9 +7,9 @@ import json
 
 from routerwatch.integrations.litellm import RouterWatchLogger  # before litellm: offline-safe
 
-import litellm  # noqa: E402
+import litellm
 
-from routerwatch.events.models import RoutingDecision  # noqa: E402
+from routerwatch.events.models import RoutingDecision
 
 PROMPT = (
     "Think step by step: first prove the theorem, then derive the algorithm complexity of this "

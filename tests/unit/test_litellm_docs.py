@@ -16,10 +16,10 @@ import pytest
 
 from routerwatch.integrations.litellm import RouterWatchLogger  # before litellm: offline-safe
 
-import litellm  # noqa: E402
+import litellm
 
-import routerwatch.sdk  # noqa: E402
-from routerwatch.events.models import RoutingDecision  # noqa: E402
+import routerwatch.sdk
+from routerwatch.events.models import RoutingDecision
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "litellm.md"
 

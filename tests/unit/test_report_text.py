@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 import pytest
 
 from routerwatch.report.scoreboard import (
-    ELLIPSIS, TEXT_SECTIONS, TEXT_TITLES, UNPRICED, Report, _cell, _fit_table, _width, render_json, render_text,
+    ELLIPSIS, TEXT_SECTIONS, TEXT_TITLES, UNPRICED, Report, text_cell, _fit_table, _width, render_json, render_text,
 )
 from test_report_html import sample_report
 
@@ -122,19 +122,19 @@ def test_every_json_section_is_in_the_text():
 
 
 def test_rates_are_percent_money_and_latency_rounded():
-    assert _cell("escalation_rate", 0.12345) == ("12.3 %", True)
-    assert _cell("share_of_spend", 1.0) == ("100.0 %", True)
-    assert _cell("rate", 0.00042) == ("0.042 %", True)
-    assert _cell("accuracy", 0.755) == ("75.5 %", True)
-    assert _cell("coverage", 0.61) == ("61.0 %", True)
-    assert _cell("model_cost_usd", 12345.678) == ("12,346", True)
-    assert _cell("actual_cost_usd", 9.771) == ("9.77", True)
-    assert _cell("cost_per_request_usd", 0.0019512) == ("0.00195", True)
-    assert _cell("latency_ms_p95", 7891.24) == ("7,891", True)
-    assert _cell("latency_p95_ms", 7.25) == ("7.2", True)
-    assert _cell("attempts", 123456) == ("123,456", True)
-    assert _cell("escalation_rate", None) == ("-", True)
-    assert _cell("escalation_rate", float("nan")) == ("-", True)
+    assert text_cell("escalation_rate", 0.12345) == ("12.3 %", True)
+    assert text_cell("share_of_spend", 1.0) == ("100.0 %", True)
+    assert text_cell("rate", 0.00042) == ("0.042 %", True)
+    assert text_cell("accuracy", 0.755) == ("75.5 %", True)
+    assert text_cell("coverage", 0.61) == ("61.0 %", True)
+    assert text_cell("model_cost_usd", 12345.678) == ("12,346", True)
+    assert text_cell("actual_cost_usd", 9.771) == ("9.77", True)
+    assert text_cell("cost_per_request_usd", 0.0019512) == ("0.00195", True)
+    assert text_cell("latency_ms_p95", 7891.24) == ("7,891", True)
+    assert text_cell("latency_p95_ms", 7.25) == ("7.2", True)
+    assert text_cell("attempts", 123456) == ("123,456", True)
+    assert text_cell("escalation_rate", None) == ("-", True)
+    assert text_cell("escalation_rate", float("nan")) == ("-", True)
     text = render_text(sample_report())
     assert re.search(r"^  small .* 22\.2 % +5\.3 %$", text, re.M), "the tiers' escalation and failure rates as percent"
     assert "0.2222" not in text and "0.0526" not in text

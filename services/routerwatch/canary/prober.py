@@ -285,7 +285,7 @@ class CanaryProber:
             log.info("canary %s: %s %s", target.key, kind, result.get("error") or result.get("check_detail") or result.get("observed_tier"))
         try:
             self._emit(result)
-        except Exception:  # noqa: BLE001 - one bad result must not stop the schedule
+        except Exception:  # one bad result must not stop the schedule
             log.exception("canary %s: could not emit its result", target.key)
         return result
 

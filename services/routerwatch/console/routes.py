@@ -91,8 +91,8 @@ def console_step(since: datetime, until: datetime) -> int:
 
 
 def _args(since: datetime, until: datetime) -> str:
-    start, end = scoreboard._minute_range(since, until)
-    return f"since = '{scoreboard._fmt_time(start)}', until = '{scoreboard._fmt_time(end)}'"
+    start, end = scoreboard.minute_range(since, until)
+    return f"since = '{scoreboard.fmt_time(start)}', until = '{scoreboard.fmt_time(end)}'"
 
 
 class Reader:

@@ -36,14 +36,6 @@ def floor_minute(at: datetime) -> datetime:
     return at.replace(second=0, microsecond=0)
 
 
-def in_window(counts: Iterable[MinuteCount], start: datetime | None, end: datetime | None) -> list[MinuteCount]:
-    """Counts whose minute lies in ``[start, end)`` (either bound may be None), sorted by minute."""
-    return sorted(
-        (c for c in counts if (start is None or c.minute >= start) and (end is None or c.minute < end)),
-        key=lambda c: c.minute,
-    )
-
-
 def totals(counts: Iterable[MinuteCount]) -> tuple[int, int]:
     """``(successes, trials)`` summed."""
     s = n = 0

@@ -306,15 +306,6 @@ class RoutingDecision(_Model):
                 raise ValueError("final tier and model must be null when the request was not served")
         return self
 
-    # Convenience views used by the storage row builder and the simulator.
-    @property
-    def entry_attempt(self) -> Attempt:
-        """The first non-shadow attempt: the tier the router chose first."""
-        for a in self.attempts:
-            if a.outcome is not _SHADOW:
-                return a
-        raise StopIteration  # unreachable for a validated decision: one non-shadow attempt is required
-
 
 class QualityFeedback(_Model):
     """A late grade of a served or shadow answer, joined to its decision by request_id."""

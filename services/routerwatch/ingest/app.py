@@ -157,7 +157,7 @@ def build_app(
             except asyncio.CancelledError:
                 await send_dead_letter.stop()
                 raise
-            except Exception:  # noqa: BLE001 - logged, counted, restarted
+            except Exception:  # logged, counted, restarted
                 log.exception("ingest consumer failed; starting it again in %.1fs from the committed offsets", delay)
                 metrics.INGEST_RESTARTS.inc()
             await asyncio.sleep(delay)

@@ -160,7 +160,7 @@ def observe_decisions(decisions: Sequence[RoutingDecision], *, categories: Label
         return
     try:
         _observe(decisions, CATEGORIES if categories is None else categories)
-    except Exception:  # noqa: BLE001 - see the docstring
+    except Exception:  # see the docstring
         log.exception("per-tier metrics: could not observe %d stored decisions", len(decisions))
 
 

@@ -369,7 +369,7 @@ class BatchProcessor:
         while True:
             try:
                 result = await action(*args)
-            except Exception as exc:  # noqa: BLE001 - sorted below
+            except Exception as exc:  # sorted below
                 if not (is_retryable(exc) or _is_retryable_kafka_error(exc)):
                     raise
                 self._note_failure(what, exc, delay)

@@ -29,15 +29,15 @@ import os
 # Before LiteLLM's import reads it: use the bundled cost map, never a download at import time.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-import logging  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Mapping, Sequence  # noqa: E402
-from typing import TYPE_CHECKING, Any  # noqa: E402
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from litellm.integrations.custom_logger import CustomLogger  # noqa: E402
+from litellm.integrations.custom_logger import CustomLogger
 
-from routerwatch.integrations.litellm_collect import Tracker  # noqa: E402
-from routerwatch.integrations.litellm_mapping import (  # noqa: E402
+from routerwatch.integrations.litellm_collect import Tracker
+from routerwatch.integrations.litellm_mapping import (
     EXCEPTION_FAILURE_MODES,
     RANK_KEY,
     TIER_KEY,

@@ -271,7 +271,7 @@ class Tracker:
             end = max(r.end for r in records)
             decision.finish(latency_ms=(end - begin) * 1000.0)
             self._count("requests_emitted")
-        except Exception:  # noqa: BLE001 - never break the router; counted
+        except Exception:  # never break the router; counted
             self._count("errors")
             log.exception("routerwatch: could not emit the request of LiteLLM trace %s", trace.trace_id)
 
@@ -342,7 +342,7 @@ class Tracker:
                 attempt.fields["index"] = index
             decision.attempts[:] = attempts
             self._count("requests_settled")
-        except Exception:  # noqa: BLE001 - never break the router; counted
+        except Exception:  # never break the router; counted
             self._count("errors")
             log.exception("routerwatch: could not add LiteLLM calls to request %s", decision.fields.get("request_id"))
 

@@ -37,7 +37,7 @@ from pydantic import ValidationError
 
 from routerwatch.events.models import RoutingDecision
 from routerwatch.events.validation import describe, json_validator
-from routerwatch.events.vocabulary import FailureMode, Outcome
+from routerwatch.events.vocabulary import FailureMode
 from routerwatch.otlp.errors import TraceRejected
 from routerwatch.otlp.spans import STATUS_ERROR, Span
 

@@ -342,7 +342,7 @@ class OtlpReceiver:
         while True:
             try:
                 chunk = await request.content.read(1 << 16)
-            except Exception as exc:  # noqa: BLE001 - aiohttp's ContentEncodingError and the like
+            except Exception as exc:  # aiohttp's ContentEncodingError and the like
                 raise _Refused(400, f"the body cannot be read as Content-Encoding {encoding or 'identity'}: {exc}") from exc
             if not chunk:
                 break

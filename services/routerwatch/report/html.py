@@ -24,7 +24,7 @@ from routerwatch.report.html_tables import MIX_WARNING, section_table
 from routerwatch.report.plots import (
     plot_cost, plot_escalation_series, plot_request_latency, plot_routing_mix, plot_tier_latency, series_bucket, tier_colours,
 )
-from routerwatch.report.scoreboard import SECTIONS, UNPRICED, UNPRICED_TITLE, Report, _fmt_time, unpriced_line
+from routerwatch.report.scoreboard import SECTIONS, UNPRICED, UNPRICED_TITLE, Report, fmt_time, unpriced_line
 from routerwatch.report.values import esc, num, pct, section_rows, usd
 
 __all__ = ["render_html"]
@@ -92,7 +92,7 @@ VOCABULARY = (
 def render_html(report: Report) -> str:
     """One self-contained HTML page (inline CSS and SVG, no scripts) for ``report``."""
     colours = tier_colours(report)
-    since, until = _fmt_time(report.since), _fmt_time(report.until)
+    since, until = fmt_time(report.since), fmt_time(report.until)
     by = report.by or "none"
     plots = [
         ("tier-latency", "Terminal vs passthrough latency per tier", plot_tier_latency(report, colours),

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from routerwatch.report.plots import sparkline
-from routerwatch.report.scoreboard import NO_CANARIES, POOL_REASON_BY, POOL_REASONS, Report, _clean, _fmt, canary_sides
+from routerwatch.report.scoreboard import NO_CANARIES, POOL_REASON_BY, POOL_REASONS, Report, clean, fmt_value, canary_sides
 from routerwatch.report.values import QUANTILES, esc, ms, num, pct, section_rows
 
 # Tenants shown (the top by spend); tables longer than COLLAPSE_ROWS are folded behind a <details>.
@@ -27,16 +27,16 @@ def _is_percent(column: str) -> bool:
     return column in PERCENT_COLUMNS or column.endswith("_rate") or column.endswith("_share") or column.startswith("share_")
 
 
-def _cell(column: str, value: Any) -> tuple[str, bool]:
+def text_cell(column: str, value: Any) -> tuple[str, bool]:
     """(escaped text, is numeric) of one cell."""
-    value = _clean(value)
+    value = clean(value)
     if isinstance(value, (list, tuple)):
         parts = [num(v) for v in value]
         if column.endswith("_ms"):
             return esc(" / ".join(ms(p) for p in parts)), True
-        return esc(_fmt(list(value))), True
+        return esc(fmt_value(list(value))), True
     if isinstance(value, bool):
-        return esc(_fmt(value)), False
+        return esc(fmt_value(value)), False
     if isinstance(value, datetime):
         return esc(value.isoformat()), False
     number = num(value) if isinstance(value, (int, float)) else None
@@ -45,8 +45,8 @@ def _cell(column: str, value: Any) -> tuple[str, bool]:
     if isinstance(value, int):
         return esc(f"{value:,}"), True
     if number is not None:
-        return esc(_fmt(number)), True
-    return esc(_fmt(value)), False
+        return esc(fmt_value(number)), True
+    return esc(fmt_value(value)), False
 
 
 def _header(column: str, sample: Any) -> str:
@@ -59,7 +59,7 @@ def _header(column: str, sample: Any) -> str:
     return label
 
 
-def _table(rows: list[dict[str, Any]], *, row_class: Any = None, drop_empty_segment: bool = True, fit: bool = False) -> str:
+def text_table(rows: list[dict[str, Any]], *, row_class: Any = None, drop_empty_segment: bool = True, fit: bool = False) -> str:
     """The rows as an HTML table in a horizontal scroll container; ``fit`` lets its text cells wrap
     so that a wide table fits the page instead of scrolling."""
     if not rows:
@@ -72,7 +72,7 @@ def _table(rows: list[dict[str, Any]], *, row_class: Any = None, drop_empty_segm
     if drop_empty_segment and "segment" in columns and all(r.get("segment") in (None, "") for r in rows):
         columns.remove("segment")
     samples = {c: next((r.get(c) for r in rows if r.get(c) is not None), None) for c in columns}
-    numeric = {c: all(_cell(c, r.get(c))[1] or r.get(c) is None for r in rows) for c in columns}
+    numeric = {c: all(text_cell(c, r.get(c))[1] or r.get(c) is None for r in rows) for c in columns}
     out = [f'<div class="table-wrap{" fit" if fit else ""}"><table>', "<thead><tr>"]
     for c in columns:
         cls = ' class="num"' if numeric[c] else ""
@@ -82,7 +82,7 @@ def _table(rows: list[dict[str, Any]], *, row_class: Any = None, drop_empty_segm
         cls = row_class(row) if row_class else ""
         out.append(f'<tr class="{cls}">' if cls else "<tr>")
         for c in columns:
-            text, _ = _cell(c, row.get(c))
+            text, _ = text_cell(c, row.get(c))
             out.append(f'<td class="num">{text}</td>' if numeric[c] else f"<td>{text}</td>")
         out.append("</tr>")
     out.append("</tbody></table></div>")
@@ -115,7 +115,7 @@ def _canary_section(report: Report) -> str:
     for side in sides:
         out.append(f'<tr data-router="{esc(side["router_id"])}" data-side="{esc(side["side"])}">')
         for c in side_columns:
-            text, numeric = _cell(c, side.get(c))
+            text, numeric = text_cell(c, side.get(c))
             out.append(f'<td class="num">{text}</td>' if numeric else f"<td>{text}</td>")
         out.append(f"<td>{sparkline(report, side['router_id'], side['side'])}</td></tr>")
     out.append("</tbody></table></div>")
@@ -139,7 +139,7 @@ def _canary_section(report: Report) -> str:
         return "flag" if bad or (rate is not None and rate < 1) else ""
 
     out.append('<p class="note">Per canary (highlighted: failed checks, tier flips or probes without an answer)</p>')
-    out.append(_table(table_rows, row_class=flagged, fit=True))
+    out.append(text_table(table_rows, row_class=flagged, fit=True))
     return "".join(out)
 
 
@@ -169,7 +169,7 @@ def section_table(report: Report, key: str) -> str:
         differing = [r for r in rows if r.get("mix_differs") is True]
         for r in differing:
             parts.append(f'<div class="warning" role="alert"><strong>&#9888; {esc(r.get("experiment_id"))}:</strong> {esc(MIX_WARNING)} '
-                         f"(p = {esc(_fmt(r.get('p_value')))}).</div>")
+                         f"(p = {esc(fmt_value(r.get('p_value')))}).</div>")
         rows = [{**r, "mix_differs": (f"yes \u2014 {MIX_WARNING}" if r.get("mix_differs") is True else r.get("mix_differs"))} for r in rows]
         row_class = lambda r: "warn" if str(r.get("mix_differs", "")).startswith("yes") else ""  # noqa: E731
     if key == "tenants" and len(rows) > TENANT_ROWS:
@@ -181,10 +181,10 @@ def section_table(report: Report, key: str) -> str:
         latency = [c for c in rows[0] if c.endswith("_ms") or c.endswith("_usd")]
         first = [{c: v for c, v in r.items() if c not in latency} for r in rows]
         second = [{c: r.get(c) for c in ident + latency if c in r} for r in rows]
-        parts.append('<p class="note">Outcomes and rates</p>' + _table(first))
-        parts.append('<p class="note">Latency (ms) and cost (USD)</p>' + _table(second))
+        parts.append('<p class="note">Outcomes and rates</p>' + text_table(first))
+        parts.append('<p class="note">Latency (ms) and cost (USD)</p>' + text_table(second))
         return "".join(parts)
-    table = _table(rows, row_class=row_class)
+    table = text_table(rows, row_class=row_class)
     if len(rows) > COLLAPSE_ROWS:
         table = f"<details><summary>show all {len(rows)} rows</summary>{table}</details>"
     parts.append(table)

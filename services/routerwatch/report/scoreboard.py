@@ -149,9 +149,9 @@ def build(reader: Any, since: datetime, until: datetime, by: str = "", target_er
     report.sections["gate_thresholds"] = gate_thresholds(rows["gate_scores"], target_error)
     # The unpriced flag (migration 0014): present only when some attempt of the range had no price,
     # so the report's keys change exactly when there is something to flag.
-    start, end = _minute_range(since, until)
+    start, end = minute_range(since, until)
     unpriced = reader.query(
-        f"SELECT deployment, attempts, requests FROM unpriced_models(since = '{_fmt_time(start)}', until = '{_fmt_time(end)}')",
+        f"SELECT deployment, attempts, requests FROM unpriced_models(since = '{fmt_time(start)}', until = '{fmt_time(end)}')",
         None,
     ).as_dicts()
     if unpriced:
@@ -164,9 +164,9 @@ def build(reader: Any, since: datetime, until: datetime, by: str = "", target_er
 
 def routers_in_range(reader: Any, since: datetime, until: datetime) -> list[str]:
     """The routers that sent traffic (canary probes excluded) in [since, until), sorted."""
-    start, end = _minute_range(since, until)
+    start, end = minute_range(since, until)
     rows = reader.query(
-        f"SELECT segment FROM cost_summary(since = '{_fmt_time(start)}', until = '{_fmt_time(end)}', by = 'router') "
+        f"SELECT segment FROM cost_summary(since = '{fmt_time(start)}', until = '{fmt_time(end)}', by = 'router') "
         "WHERE requests > 0",
         None,
     ).as_dicts()
@@ -230,8 +230,8 @@ def queries(since: datetime, until: datetime, by: str = "", split_by_router: boo
     """
     if by not in BY_CHOICES:
         raise ValueError(f"--by must be one of {', '.join(b or repr('') for b in BY_CHOICES)}")
-    start, end = _minute_range(since, until)
-    args = f"since = '{_fmt_time(start)}', until = '{_fmt_time(end)}'"
+    start, end = minute_range(since, until)
+    args = f"since = '{fmt_time(start)}', until = '{fmt_time(end)}'"
     by_arg = ", by = '{}'".format("router" if split_by_router else "" if by == "tenant" else by)
     step = chart_step(since, until)
     out: list[tuple[str, str, dict[str, Any] | None]] = [
@@ -244,7 +244,7 @@ def queries(since: datetime, until: datetime, by: str = "", split_by_router: boo
     return out
 
 
-def _minute_range(since: datetime, until: datetime) -> tuple[datetime, datetime]:
+def minute_range(since: datetime, until: datetime) -> tuple[datetime, datetime]:
     """Rollups are per minute: the range widens to whole minutes (since down, until up)."""
     start = since.replace(second=0, microsecond=0)
     end = until if until == until.replace(second=0, microsecond=0) else until.replace(second=0, microsecond=0) + timedelta(minutes=1)
@@ -275,9 +275,9 @@ def canary_step(since: datetime, until: datetime) -> int:
 
 def _series_sql(key: str, since: datetime, until: datetime, step: int) -> str:
     """The query of the over-time section ``key`` over [since, until) in buckets of ``step`` minutes."""
-    start, end = _minute_range(since, until)
+    start, end = minute_range(since, until)
     view = SERIES_VIEWS[key][1]
-    return f"SELECT * FROM {view}(since = '{_fmt_time(start)}', until = '{_fmt_time(end)}', step_minutes = {step})"
+    return f"SELECT * FROM {view}(since = '{fmt_time(start)}', until = '{fmt_time(end)}', step_minutes = {step})"
 
 
 def _as_utc(value: Any) -> datetime | None:
@@ -369,7 +369,7 @@ def gate_thresholds(rows: list[dict[str, Any]], target_error: float) -> list[dic
     return out
 
 
-def _fmt_time(value: datetime) -> str:
+def fmt_time(value: datetime) -> str:
     return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
@@ -447,7 +447,7 @@ def render_text(report: Report, width: int = TEXT_WIDTH) -> str:
     routers says which.
     """
     several = len(report.routers) > 1
-    out = [f"routerwatch report  {_fmt_time(report.since)} .. {_fmt_time(report.until)} UTC"
+    out = [f"routerwatch report  {fmt_time(report.since)} .. {fmt_time(report.until)} UTC"
            + (f"  by {report.by}" if report.by else "")]
     if report.routers:
         names = ", ".join(terminal_safe(r) for r in report.routers)
@@ -555,7 +555,7 @@ def _canary_series_text(rows: list[dict[str, Any]], width: int) -> list[str]:
     one_router = len({router for router, _ in per}) == 1
     for (router, side), points in sorted(per.items()):
         points.sort(key=lambda r: str(r.get("bucket")))
-        rated = [r for r in points if _clean(r.get("pass_rate")) is not None]
+        rated = [r for r in points if clean(r.get("pass_rate")) is not None]
         worst = min(rated, key=lambda r: r["pass_rate"], default=None)
         out_rows.append({
             **({} if one_router else {"router_id": router}), "side": side, "buckets": len(points), "probes": sum(int(r.get("probes") or 0) for r in points),
@@ -607,20 +607,20 @@ def _pick(row: dict[str, Any], keys: list[str]) -> dict[str, Any]:
     return {k: row[k] for k in keys if k in row}
 
 
-def _clean(value: Any) -> Any:
+def clean(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [clean(v) for v in value]
     return value
 
 
 def _clean_row(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: _clean(v) for k, v in row.items()}
+    return {k: clean(v) for k, v in row.items()}
 
 
-def _fmt(value: Any) -> str:
-    value = _clean(value)
+def fmt_value(value: Any) -> str:
+    value = clean(value)
     if value is None:
         return "-"
     if isinstance(value, bool):
@@ -630,7 +630,7 @@ def _fmt(value: Any) -> str:
             return f"{value:,.0f}"
         return f"{value:.4g}"
     if isinstance(value, list):
-        return "/".join(_fmt(v) for v in value)
+        return "/".join(fmt_value(v) for v in value)
     return terminal_safe(str(value))
 
 
@@ -664,9 +664,9 @@ def _when(value: Any) -> str:
     return text[:16].replace("T", " ") if len(text) >= 16 and text[4:5] == "-" and text[10:11] in ("T", " ") else text
 
 
-def _cell(column: str, value: Any) -> tuple[str, bool]:
+def text_cell(column: str, value: Any) -> tuple[str, bool]:
     """(text, is a number) of one cell of the text report."""
-    value = _clean(value)
+    value = clean(value)
     if value is None:
         return "-", True
     if isinstance(value, bool):
@@ -676,7 +676,7 @@ def _cell(column: str, value: Any) -> tuple[str, bool]:
     if isinstance(value, dict):
         return terminal_safe(", ".join(f"{k}: {v}" for k, v in value.items())), False
     if isinstance(value, (list, tuple)):
-        return "/".join(_cell(column, v)[0] for v in value), True
+        return "/".join(text_cell(column, v)[0] for v in value), True
     if isinstance(value, (int, float)):
         if _is_percent(column):
             return _pct(float(value)), True
@@ -686,7 +686,7 @@ def _cell(column: str, value: Any) -> tuple[str, bool]:
             return _latency(float(value)), True
         if isinstance(value, int):
             return f"{value:,}", True
-        return _fmt(value), True
+        return fmt_value(value), True
     if column in ("minute", "bucket", "last_received_at", "last_probe_at", "last_error_at", "lowest_at"):
         return _when(value), False
     return terminal_safe(str(value)), False
@@ -737,7 +737,7 @@ def _fit_table(rows: list[dict[str, Any]], width: int = TEXT_WIDTH, indent: str 
     columns: list[str] = []
     for row in rows:
         columns += [c for c in row if c not in columns]
-    cells = {c: [_cell(c, r.get(c)) for r in rows] for c in columns}
+    cells = {c: [text_cell(c, r.get(c)) for r in rows] for c in columns}
     numeric = {c: all(n for _, n in cells[c]) for c in columns}
     headers = {c: terminal_safe(HEADERS.get(c, str(c))) for c in columns}
     text = {c: [t for t, _ in cells[c]] for c in columns}
@@ -797,12 +797,12 @@ def _pad(text: str, width: int, right: bool) -> str:
     return gap + text if right else text + gap
 
 
-def _table(rows: list[dict[str, Any]]) -> str:
+def text_table(rows: list[dict[str, Any]]) -> str:
     """The rows as one aligned table, nothing cut (``baseline show``: a window or series is read whole)."""
     if not rows:
         return "  (no data)"
     columns = [terminal_safe(str(c)) for c in rows[0]]
-    cells = [columns] + [[_fmt(r.get(c)) for c in rows[0]] for r in rows]
+    cells = [columns] + [[fmt_value(r.get(c)) for c in rows[0]] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
     lines = []
     for n, row in enumerate(cells):

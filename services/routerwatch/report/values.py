@@ -7,7 +7,7 @@ import math
 from datetime import datetime, timezone
 from typing import Any
 
-from routerwatch.report.scoreboard import Report, _clean
+from routerwatch.report.scoreboard import Report, clean
 
 # The latency quantiles a [p50, p95, p99] cell holds, in that order.
 QUANTILES = ("p50", "p95", "p99")
@@ -68,7 +68,7 @@ def ms(value: float | None) -> str:
 
 def section_rows(report: Report, key: str) -> list[dict[str, Any]]:
     """The rows of section ``key`` (none if it is missing), each a new dict with its values cleaned for display."""
-    return [{k: _clean(v) for k, v in row.items()} for row in (report.sections.get(key) or [])]
+    return [{k: clean(v) for k, v in row.items()} for row in (report.sections.get(key) or [])]
 
 
 def parse_minute(value: Any) -> datetime | None:

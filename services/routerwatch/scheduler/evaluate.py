@@ -85,7 +85,7 @@ def _judge(
     """
     try:
         result = judge()
-    except Exception as exc:  # noqa: BLE001 - docs/design-notes.md section 9: no single series can stop the detectors
+    except Exception as exc:  # docs/design-notes.md section 9: no single series can stop the detectors
         key = series_key(labels)
         log.exception("%s detector failed on series %s; the other series are still judged", signal.value, key)
         metrics.DETECTOR_SERIES_ERRORS.labels(signal.value).inc()
@@ -275,7 +275,7 @@ def _tenant_reader(reader: Any, router: str, tier: str, categories: list[str] | 
             return _TENANT_READS[key]
         try:
             counts = series.tenant_breakdown(reader, router, tier, categories, since, until)
-        except Exception:  # noqa: BLE001 - any store error: judge without the breakdown
+        except Exception:  # any store error: judge without the breakdown
             log.warning("tenant breakdown of %s/%s failed; the crossing is judged without it", router, tier,
                         exc_info=True)
             return None

@@ -175,8 +175,8 @@ class History:
     def _load_firing(self) -> dict[str, _Firing]:
         """The alerts still firing by the table (their last transition is ``started``)."""
         found: dict[str, _Firing] = {}
-        for key, labels, annotations, starts_at in self.store.query(OPEN_SQL).rows:
-            found[str(key)] = _Firing(json.loads(labels), json.loads(annotations), _utc(starts_at))
+        for key, labels, notes, starts_at in self.store.query(OPEN_SQL).rows:
+            found[str(key)] = _Firing(json.loads(labels), json.loads(notes), _utc(starts_at))
         return found
 
     def started_at(self, key: str) -> datetime | None:

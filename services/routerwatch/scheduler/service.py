@@ -153,7 +153,7 @@ class DriftScheduler:
             # (the interpreter joins it at exit), so its baselines and alert sync still land.
             # Not re-raised: APScheduler would log a cancelled job as a crash with a traceback.
             log.info("drift run at %s interrupted by shutdown; it finishes in the background", wall.isoformat(timespec="seconds"))
-        except Exception:  # noqa: BLE001 - the schedule must survive a bad run
+        except Exception:  # the schedule must survive a bad run
             log.exception("drift detectors failed this run")
 
     def run_once(self, now: datetime, canary_until: datetime | None = None, *, dry_run: bool = False) -> Evaluation:
@@ -178,7 +178,7 @@ class DriftScheduler:
                 evaluation.errors.append(SeriesError(signal, key, error))
             try:
                 evaluation.verdicts += self._canaries(canary_until or now)
-            except Exception as exc:  # noqa: BLE001 - the rate detectors' verdicts and alerts still stand
+            except Exception as exc:  # the rate detectors' verdicts and alerts still stand
                 log.exception("canary detectors failed this run; the rate detectors' alerts are still sent")
                 metrics.DETECTOR_SERIES_ERRORS.labels("canary").inc()
                 evaluation.errors.append(SeriesError("canary", "*", f"{type(exc).__name__}: {exc}"))

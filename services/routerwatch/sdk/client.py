@@ -762,7 +762,7 @@ class _Sender:
                 # Linger: lets a batch fill up, and polling keeps the router's enqueue free of
                 # cross-thread wake-ups.
                 await asyncio.sleep(linger)
-        except Exception:  # noqa: BLE001 - the sender must never crash the router
+        except Exception:  # the sender must never crash the router
             log.exception("routerwatch SDK sender stopped; held events will be counted as dropped at close")
         finally:
             await producer.stop()

@@ -197,11 +197,6 @@ class AttemptRecorder:
         return self
 
 
-def locals_without_self(values: dict[str, Any]) -> dict[str, Any]:
-    values.pop("self", None)
-    return values
-
-
 class DecisionRecorder:
     """One request's routing decision; emitted once when the block ends.
 
@@ -300,7 +295,7 @@ class DecisionRecorder:
             try:
                 if collector.reject(self, reason, gate, extra):
                     return
-            except Exception:  # noqa: BLE001 - an integration's bug must not break the request
+            except Exception:  # an integration's bug must not break the request
                 log.exception("routerwatch: collector %r failed to place a rejection", collector)
                 return
         if not self.attempts or "outcome" in self.attempts[-1].fields:
@@ -321,7 +316,7 @@ class DecisionRecorder:
             for collector in collectors:
                 try:
                     collector.settle(self)
-                except Exception:  # noqa: BLE001 - an integration's bug must not break the request
+                except Exception:  # an integration's bug must not break the request
                     log.exception("routerwatch: collector %r failed to settle", collector)
         self.latency_ms = (time.perf_counter() - self._started) * 1000.0 if latency_ms is None else latency_ms
         if collectors:
@@ -405,7 +400,7 @@ class DecisionRecorder:
         for collector in self.collectors or ():
             try:
                 await collector.asettle(self)
-            except Exception:  # noqa: BLE001 - an integration's bug must not break the request
+            except Exception:  # an integration's bug must not break the request
                 log.exception("routerwatch: collector %r failed to settle", collector)
         return self.__exit__(exc_type, exc, tb)
 

@@ -243,7 +243,7 @@ class Store:
             try:
                 raw = self._raw_connection()
                 text = raw.query(sql, "TabSeparated", params=params).data()
-            except Exception as exc:  # noqa: BLE001 - chDB raises RuntimeError subclasses with the server's message
+            except Exception as exc:  # chDB raises RuntimeError subclasses with the server's message
                 raise QueryError(str(exc).strip()) from exc
         return text.split("\n")[:-1] if text else []
 
@@ -345,7 +345,7 @@ class Store:
         """
         quoted = ", ".join(f"`{n}`" for n in names)
         # chDB's Python() table function finds the table by this local variable's name.
-        _routerwatch_block = block  # noqa: F841 - read by the engine through the frame
+        _routerwatch_block = block  # read by the engine through the frame
         sql = (
             f"INSERT INTO `{self.database}`.`{table}` ({quoted}) "
             f"SELECT {quoted} FROM Python(_routerwatch_block) SETTINGS {_INSERT_SETTINGS_SQL}"
@@ -353,7 +353,7 @@ class Store:
         with self._lock:
             try:
                 result = self._raw_connection().query(sql, "TabSeparated")
-            except Exception as exc:  # noqa: BLE001 - chDB raises RuntimeError subclasses with the server's message
+            except Exception as exc:  # chDB raises RuntimeError subclasses with the server's message
                 self._arrow_types.pop(table, None)  # the table may have changed (migration): look it up again
                 raise QueryError(str(exc).strip()) from exc
         return int(result.rows_written())
@@ -441,8 +441,3 @@ def _arrow_type(pa: Any, ch_type: str) -> Any:
         "Int32": pa.int32(),
         "Int64": pa.int64(),
     }.get(inner)
-
-
-def open_store(settings: Any) -> Store:
-    """The process's store, from :class:`routerwatch.config.Settings`."""
-    return Store(settings.store_dsn(), settings.database, getattr(settings, "query", None)).start()

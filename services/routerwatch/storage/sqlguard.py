@@ -352,7 +352,7 @@ def _memory_runner() -> Iterator[ParseRunner]:
             params = {k: str(v) for k, v in (parameters or {}).items()}
             try:
                 return conn.query(statement, "TabSeparated", params=params).data()
-            except Exception as exc:  # noqa: BLE001 - chDB raises RuntimeError subclasses with the engine's message
+            except Exception as exc:  # chDB raises RuntimeError subclasses with the engine's message
                 raise QueryError(str(exc).strip()) from exc
 
         yield run
