@@ -57,9 +57,6 @@ __all__ = ["AlertManagerClient", "SyncResult", "TargetStats"]
 
 log = logging.getLogger("routerwatch.alerting")
 
-# The console imports the URL redaction under this name; new code uses api.redact_url.
-_redact = redact_url
-
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)

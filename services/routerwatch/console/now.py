@@ -135,7 +135,7 @@ def silenced(alertmanager: Any) -> dict[str, Any]:
     Asks each configured Alertmanager in turn until one answers. ``alertmanager`` is an
     :class:`~routerwatch.alerting.client.AlertManagerClient` (or None: not configured).
     """
-    from routerwatch.alerting.client import _redact
+    from routerwatch.alerting.api import redact_url
     from routerwatch.alerting.errors import AlertingError
 
     if alertmanager is None:
@@ -171,7 +171,7 @@ def silenced(alertmanager: Any) -> dict[str, Any]:
             })
         alerts.sort(key=lambda a: (str(a["alertname"]), json.dumps(a["labels"], sort_keys=True)))
         return {"configured": True, "available": True, "error": None,
-                "alertmanager": _redact(url) if url else None,
+                "alertmanager": redact_url(url) if url else None,
                 "alerts": alerts[:MAX_ALERTS], "truncated": len(alerts) > MAX_ALERTS}
     return {"configured": True, "available": False, "error": "; ".join(errors) or "Alertmanager did not answer",
             "alertmanager": None, "alerts": [], "truncated": False}
