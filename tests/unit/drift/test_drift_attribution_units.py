@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from routerwatch.drift.attribution import hold_check, tenant_hold
-from routerwatch.drift.cusum import fold
+from routerwatch.drift.cusum_run import fold
 
 T0 = datetime(2026, 3, 2, 10, tzinfo=timezone.utc)
 MIN = timedelta(minutes=1)

@@ -24,7 +24,7 @@ from routerwatch.drift import (
     simulate_run_lengths,
     threshold_for_arl,
 )
-from routerwatch.drift.cusum import alternative_rate
+from routerwatch.drift.cusum_design import alternative_rate, cached_threshold
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 MIN = timedelta(minutes=1)
@@ -197,9 +197,7 @@ def test_no_baseline_and_low_volume_are_silent_and_say_why():
 def test_threshold_is_cached_for_the_scheduler():
     p1 = alternative_rate(0.3, "up", 0.03)
     threshold_for_arl(0.3, 100, p1, 1e6)
-    from routerwatch.drift.cusum import _cached_threshold
-
-    hits = _cached_threshold.cache_info().hits
+    hits = cached_threshold.cache_info().hits
     # Inputs that round alike share one design.
     threshold_for_arl(0.30001, 100.2, p1, 1.0001e6)
-    assert _cached_threshold.cache_info().hits == hits + 1
+    assert cached_threshold.cache_info().hits == hits + 1

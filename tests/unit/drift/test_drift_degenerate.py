@@ -31,7 +31,7 @@ from routerwatch.drift import (
     evaluate_burn_rate,
     learn_baseline,
 )
-from routerwatch.drift.cusum import RATE_EPS, DesignSkip, alternative_rate, plan_cusum, threshold_for_mix
+from routerwatch.drift.cusum_design import RATE_EPS, DesignSkip, alternative_rate, plan_cusum, threshold_for_mix
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 MIN = timedelta(minutes=1)

@@ -24,13 +24,8 @@ import pytest
 
 from driftkit import frozen_baseline
 from routerwatch.drift import Baseline, MinuteCount, learn_baseline
-from routerwatch.drift.cusum import (
-    DriftConfig,
-    _firing_onsets,
-    _spans,
-    arl0_for_budget,
-    detect_rate_drift,
-)
+from routerwatch.drift.cusum_design import arl0_for_budget
+from routerwatch.drift.rate_drift import DriftConfig, alarm_spans, detect_rate_drift, firing_onsets
 from routerwatch.drift.hourly import (
     HourlyDesign,
     hour_sd,
@@ -340,19 +335,19 @@ def t(h: float) -> datetime:
     ([[(t(1), t(2))], [(t(2), t(3))]], [t(1)]),  # back to back: one CUSUM clears as the other fires, one page
 ])
 def test_firing_onsets(groups, onsets):
-    assert _firing_onsets(*groups) == onsets
+    assert firing_onsets(*groups) == onsets
 
 
 def test_firing_onsets_same_onset_one_open_one_cleared():
-    assert _firing_onsets([(t(1), None)], [(t(1), t(2))]) == [t(1)]
-    assert _firing_onsets([(t(1), t(2))], [(t(1), None)], [(t(5), t(6))]) == [t(1)]  # the open one swallows
+    assert firing_onsets([(t(1), None)], [(t(1), t(2))]) == [t(1)]
+    assert firing_onsets([(t(1), t(2))], [(t(1), None)], [(t(5), t(6))]) == [t(1)]  # the open one swallows
 
 
 def test_spans_pair_each_alarm_with_the_next_clear():
-    assert _spans([t(1), t(5)], [t(3)]) == [(t(1), t(3)), (t(5), None)]
-    assert _spans([t(5), t(1)], [t(7), t(3)]) == [(t(1), t(3)), (t(5), t(7))]
-    assert _spans([t(5)], [t(3)]) == [(t(5), None)]  # a clear of an earlier page is not this one's
-    assert _spans([], [t(3)]) == []
+    assert alarm_spans([t(1), t(5)], [t(3)]) == [(t(1), t(3)), (t(5), None)]
+    assert alarm_spans([t(5), t(1)], [t(7), t(3)]) == [(t(1), t(3)), (t(5), t(7))]
+    assert alarm_spans([t(5)], [t(3)]) == [(t(5), None)]  # a clear of an earlier page is not this one's
+    assert alarm_spans([], [t(3)]) == []
 
 
 # --- detect_rate_drift: when the hourly CUSUM runs ---------------------------------------------------

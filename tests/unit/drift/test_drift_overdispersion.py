@@ -20,14 +20,8 @@ import pytest
 
 from routerwatch.drift import MinuteCount, learn_baseline
 from routerwatch.drift.baseline import Baseline, hour_effect_sd
-from routerwatch.drift.cusum import (
-    CusumDesign,
-    DriftConfig,
-    arl0_for_budget,
-    detect_escalation_drift,
-    expected_interval,
-    plan_cusum,
-)
+from routerwatch.drift.cusum_design import CusumDesign, arl0_for_budget, plan_cusum
+from routerwatch.drift.rate_drift import DriftConfig, detect_escalation_drift, expected_interval
 
 P0 = 0.15
 TEST_ARL0 = 5_000.0  # minutes per false alarm per one-sided CUSUM in the false-alarm runs

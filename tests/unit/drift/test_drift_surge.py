@@ -6,7 +6,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 from routerwatch.drift import MinuteCount, SurgeConfig, arl0_for_budget, detect_surge, learn_baseline, run_cusum
-from routerwatch.drift.cusum import design_cusum
+from routerwatch.drift.cusum_design import design_cusum
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 MIN = timedelta(minutes=1)

@@ -39,7 +39,7 @@ from routerwatch.drift import (
     plan_cusum,
     run_cusum,
 )
-from routerwatch.drift.cusum import CusumState, fold
+from routerwatch.drift.cusum_run import CusumState, fold
 from routerwatch.drift.risk_adjusted import tier_hour_sd
 from routerwatch.drift.surge import plan_surge, surge_threshold, surge_tolerance_z
 
