@@ -51,25 +51,6 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make ``bench`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.naive import NAIVE, naive_firing
-from bench.scenarios import (
-    BASELINE_MINUTES,
-    MIX_RATES,
-    QUIET,
-    QUIET_BY_NAME,
-    SCENARIO_BY_NAME,
-    SCENARIOS,
-    VOLUME,
-    QuietSpec,
-    Scenario,
-    Target,
-    grid,
-    index,
-    minute,
-    mix_stream,
-    rate_stream,
-    to_counts,
-)
 from routerwatch.drift import (
     DEFAULT_BURN_RULES,
     MINUTES_PER_MONTH,
@@ -89,8 +70,28 @@ from routerwatch.drift import (
     evaluate_burn_rate,
     learn_baseline,
 )
-from routerwatch.drift.cusum import fold
+from routerwatch.drift.cusum_run import fold
 from routerwatch.drift.verdict import Severity, Verdict
+
+from bench.naive import NAIVE, naive_firing
+from bench.scenarios import (
+    BASELINE_MINUTES,
+    MIX_RATES,
+    QUIET,
+    QUIET_BY_NAME,
+    SCENARIO_BY_NAME,
+    SCENARIOS,
+    VOLUME,
+    QuietSpec,
+    Scenario,
+    Target,
+    grid,
+    index,
+    minute,
+    mix_stream,
+    rate_stream,
+    to_counts,
+)
 
 # ------------------------------------------------------------------------------------------------
 # The fleet and its budget
@@ -428,7 +429,7 @@ def _calibrate(q: Quiet, key: str, baseline_p0: float, trials: float, xs: list[i
                minutes: int) -> None:
     """Fold the three category CUSUMs designed for ``ARL0 / ACCEL`` and count their alarms vs the design.
 
-    Folds with :func:`routerwatch.drift.cusum.fold`, the core of ``run_cusum``
+    Folds with :func:`routerwatch.drift.cusum_run.fold`, the core of ``run_cusum``
     (which only adds merging and checking the rows: already done here).
     """
     for direction, delta in (("up", DRIFT.delta), ("down", DRIFT.delta), ("up", SURGE.delta)):

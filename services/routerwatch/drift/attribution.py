@@ -173,7 +173,7 @@ def hold_check(
     per_trial: Mapping[str, float] | Callable[[datetime], Mapping[str, float]],
     default_per_trial: float,
 ) -> Callable[[datetime, datetime], TenantHold | None] | None:
-    """The callback :func:`~routerwatch.drift.cusum.fold` calls at an alarm (``since``, alarm minute, second look).
+    """The callback :func:`~routerwatch.drift.cusum_run.fold` calls at an alarm (``since``, alarm minute, second look).
 
     ``breakdown`` reads the counts by tenant for ``[since, at + 1 minute)``;
     None (no breakdown available) gives None: every alarm stands.

@@ -22,8 +22,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from routerwatch.drift.counts import MINUTE, MinuteCount, check_counts, floor_minute, merge_by_minute
 from routerwatch.drift.clock import rate_profile
+from routerwatch.drift.counts import MINUTE, MinuteCount, check_counts, floor_minute, merge_by_minute
 from routerwatch.drift.robust import clock_hours, incident_hours
 
 

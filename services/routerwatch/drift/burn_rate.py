@@ -143,7 +143,7 @@ def evaluate_burn_rate(
         _, rule, effective, lg, lt = best
         firing = any(d["firing"] for d in details)
         bad_share = (lt - lg) / lt if lt else None
-        firing_rules = [d["rule"] for d in details if d["firing"]]
+        firing_rules = [str(d["rule"]) for d in details if d["firing"]]
         where = fmt_labels(lab)
         if firing:
             summary = f"latency error budget burning {effective:.1f}x over {rule.name} ({where})"

@@ -3,7 +3,7 @@
 Failure modes are judged per (tier x failure mode), never pooled into one error
 rate: a cheap tier that starts truncating and a strong tier hitting rate limits
 are different incidents with different owners (docs/design-notes.md section 2). Each series
-is a one-sided (upward) Bernoulli CUSUM from :mod:`routerwatch.drift.cusum`:
+is a one-sided (upward) Bernoulli CUSUM from :mod:`routerwatch.drift.cusum_run`:
 successes = attempts at the tier that failed with this mode, trials = all
 non-shadow attempts at the tier.
 
@@ -21,7 +21,9 @@ from typing import Any
 
 from routerwatch.drift.baseline import Baseline
 from routerwatch.drift.counts import MinuteCount
-from routerwatch.drift.cusum import CusumState, DriftConfig, arl0_for_budget, detect_rate_drift
+from routerwatch.drift.cusum_design import arl0_for_budget
+from routerwatch.drift.cusum_run import CusumState
+from routerwatch.drift.rate_drift import DriftConfig, detect_rate_drift
 from routerwatch.drift.verdict import Severity, Signal, Verdict
 
 #: Default: upward only, 2x or +1 point, one false ticket a month for one series.
@@ -47,7 +49,7 @@ def detect_failure_shift(
 
     Labels default to the baseline's (which should carry ``tier`` and
     ``failure_mode``). Pass ``config`` with ``arl0_minutes`` from
-    :func:`~routerwatch.drift.cusum.arl0_for_budget` over all tier x mode series.
+    :func:`~routerwatch.drift.cusum_design.arl0_for_budget` over all tier x mode series.
     """
     if config.directions != ("up",):
         config = replace(config, directions=("up",))

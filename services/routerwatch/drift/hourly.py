@@ -138,7 +138,7 @@ def run_hourly(
     """Fold complete hours through one side, with the alarm latch and tenant hold of ``cusum.fold``.
 
     ``hold(change start, last minute of the hour, second_look, charge)`` is asked
-    at a crossing, as in :func:`routerwatch.drift.cusum.fold` (``charge``: the
+    at a crossing, as in :func:`routerwatch.drift.cusum_run.fold` (``charge``: the
     run's expected successes per trial, signed by direction, what the tenant
     split charges each trial). ``profile`` (24 logit
     offsets by UTC hour of the day, a baseline's ``rate_profile``) moves the

@@ -48,20 +48,19 @@ hour-boundary chain is ``M = E_b[Q_b^60]``, the expectation over ``b`` taken on 
 fine grid of :data:`NODES` (tails to 6 sd, where the false alarms come from).
 The expected run length from ``S = 0`` at an hour boundary is
 ``e0' (I - M)^-1 E_b[sum_{k<60} Q_b^k 1]`` minutes. Steps are not shrunk for
-the grid's added variance (:func:`routerwatch.drift.cusum._chain_steps` does
+the grid's added variance (:func:`routerwatch.drift.cusum_design._chain_steps` does
 that): the chain then under-estimates the ARL by a few per cent, so ``h`` comes
 out slightly high, i.e. on the safe side of the budget.
 
-With ``tau = 0`` none of this runs: :func:`routerwatch.drift.cusum.plan_cusum`
+With ``tau = 0`` none of this runs: :func:`routerwatch.drift.cusum_design.plan_cusum`
 takes its iid path unchanged.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 import hashlib
-from dataclasses import astuple
+import math
+from dataclasses import astuple, dataclass
 from typing import Any
 
 import numpy as np
@@ -125,11 +124,11 @@ def shifted_rate(p: float, sds: float, tau: float) -> float:
 
 def _pmf(n: int, p: float) -> tuple[np.ndarray, np.ndarray]:
     """Support and probabilities of Bin(n, p): exact for moderate widths, a discretised normal beyond."""
-    from routerwatch.drift.cusum import _binomial_pmf
+    from routerwatch.drift.cusum_design import binomial_pmf
 
     var = n * p * (1 - p)
     if var <= 2.5e3:
-        lo, probs = _binomial_pmf(n, float(f"{p:.6g}"))
+        lo, probs = binomial_pmf(n, float(f"{p:.6g}"))
         return lo + np.arange(len(probs), dtype=float), np.asarray(probs)
     sd = math.sqrt(var)
     x = n * p + sd * np.linspace(-8.0, 8.0, 801)
@@ -326,7 +325,7 @@ def _compute_design(
     fast_delta: float, fast_minutes: float,
 ) -> ToleranceDesign | None:
     """The uncached :func:`tolerance_design`."""
-    from routerwatch.drift.cusum import alternative_rate
+    from routerwatch.drift.cusum_design import alternative_rate
 
     sign = 1.0 if direction == "up" else -1.0
     slow_rate = alternative_rate(p0, direction, delta, ratio)  # type: ignore[arg-type]

@@ -46,10 +46,12 @@ on the quiet side when nothing says how the categories move together. ``z``,
 rate and volume: the tier's escalations are a sum of category binomials whose
 variance is at most the pooled binomial's, so the pooled design's ARL is a lower
 bound. A minute's evidence is capped at the design volume as for the categories
-(:func:`~routerwatch.drift.cusum.fold`'s ``evidence_trials``).
+(:func:`~routerwatch.drift.cusum_run.fold`'s ``evidence_trials``).
 """
 
 from __future__ import annotations
+
+import functools
 
 import math
 from collections.abc import Mapping, Sequence
@@ -59,26 +61,26 @@ from typing import Any, NamedTuple
 from routerwatch.drift.attribution import TenantBreakdown, hold_check
 from routerwatch.drift.baseline import Baseline, baseline_problem
 from routerwatch.drift.counts import MINUTE, MinuteCount, check_counts, merge_by_minute
-from routerwatch.drift.cusum import (
+from routerwatch.drift.cusum_design import (
     MAX_DESIGN_TRIALS,
-    CusumState,
-    DriftConfig,
-    _coerce_state,
-    _design_rate,
-    _hour_sd,
-    _rounded_odds,
-    _sig,
-    _sig_rate,
     alternative_rate,
-    expected_interval,
-    fold,
-    held_text,
+    design_rate,
     odds_ratio,
-    spacing_text,
+    round_rate,
+    round_sig,
+    rounded_odds,
     threshold_for_mix,
+)
+from routerwatch.drift.cusum_run import CusumState, coerce_state, fold
+from routerwatch.drift.overdispersion import quantize_sd, shift_logit, tolerance_design
+from routerwatch.drift.rate_drift import (
+    DriftConfig,
+    expected_interval,
+    held_text,
+    series_hour_sd,
+    spacing_text,
     threshold_text,
 )
-from routerwatch.drift.overdispersion import quantize_sd, shift_logit, tolerance_design
 from routerwatch.drift.verdict import Signal, Status, Verdict, fmt_labels, silent, window_text
 
 
@@ -88,6 +90,12 @@ class KitagawaSplit(NamedTuple):
     total: float
     mix: float
     within: float
+
+
+def _per_trial_at(g: Mapping[str, float], g_hour: Mapping[str, Sequence[float]], at: datetime) -> dict[str, float]:
+    """Per category, the LLR compensator per trial at minute ``at``: its clock hour's where the
+    baseline has an hour profile, the flat one otherwise."""
+    return {c: g_hour[c][at.hour] if c in g_hour else v for c, v in g.items()}
 
 
 def kitagawa(
@@ -146,7 +154,7 @@ def tier_hour_sd(baselines: Mapping[str, Baseline], config: DriftConfig) -> floa
     total = sum(weights.values())
     if not total > 0:
         return 0.0
-    return sum(w * _hour_sd(baselines[c], config) for c, w in weights.items()) / total
+    return sum(w * series_hour_sd(baselines[c], config) for c, w in weights.items()) / total
 
 
 class _TierDesign(NamedTuple):
@@ -171,9 +179,9 @@ def _tier_design(
     tau = quantize_sd(tier_hour_sd(known, config))
     try:
         if tau > 0:
-            center = _sig_rate(pooled, 3)
-            n = max(1, round(_sig(min(volume, MAX_DESIGN_TRIALS), 2)))
-            d = tolerance_design(center, n, direction, _sig(config.arl0_minutes, 2), config.delta, config.ratio,
+            center = round_rate(pooled, 3)
+            n = max(1, round(round_sig(min(volume, MAX_DESIGN_TRIALS), 2)))
+            d = tolerance_design(center, n, direction, round_sig(config.arl0_minutes, 2), config.delta, config.ratio,
                                  tau)
             if d is None:
                 return f"skipped: pooled rate {pooled:.6g} with hour sd {tau} leaves no room for a shift {direction}"
@@ -181,8 +189,8 @@ def _tier_design(
             r_ref, r1 = odds_ratio(center, d.p_ref), odds_ratio(center, d.p1)
             design = _TierDesign(r_ref, r1, h, achieved, tau, d.z, float(n))
         else:
-            r = _rounded_odds(pooled, p1)
-            terms = {c: (b.volume, _design_rate(b.p0)) for c, b in known.items()}
+            r = rounded_odds(pooled, p1)
+            terms = {c: (b.volume, design_rate(b.p0)) for c, b in known.items()}
             h, achieved = threshold_for_mix(terms, r, config.arl0_minutes)
             design = _TierDesign(1.0, r, h, achieved, 0.0, None, None)
     except (ArithmeticError, ValueError, IndexError) as exc:
@@ -230,7 +238,7 @@ def detect_tier_drift(
     :func:`~routerwatch.drift.baseline.baseline_problem`) is treated as absent,
     its traffic judged at the pooled rate; ``extra["degenerate_baselines"]``
     names it and why. Rates within ``RATE_EPS`` of 0 or 1 are clamped as in
-    :func:`~routerwatch.drift.cusum.plan_cusum`. A threshold search that fails
+    :func:`~routerwatch.drift.cusum_design.plan_cusum`. A threshold search that fails
     (a last guard; never seen in tests) gives ``degenerate`` verdicts saying so.
     """
     degenerate = {c: why for c, b in baselines.items() if b is not None and (why := baseline_problem(b))}
@@ -252,7 +260,7 @@ def detect_tier_drift(
                    reason=f"tier baseline volume {volume:.2f} trials/min is below the floor {config.min_volume}")
             for d in config.directions
         ]
-    pooled = _design_rate(_tier_rate(known))
+    pooled = design_rate(_tier_rate(known))
     start = max(b.window_end for b in known.values())
     # The history the categories' baselines span: from the earliest start to the latest end.
     baseline_window = (min(b.window_start for b in known.values()), start)
@@ -266,8 +274,8 @@ def detect_tier_drift(
             if start <= c.minute < now and c.trials > 0:
                 per_minute.setdefault(c.minute, {})[cat] = (c.successes, c.trials)
     minutes = sorted(per_minute)
-    rate_of = {c: _design_rate(b.p0) for c, b in known.items()}
-    rate_at = {c: [_design_rate(shift_logit(rate_of[c], a)) for a in prof]
+    rate_of = {c: design_rate(b.p0) for c, b in known.items()}
+    rate_at = {c: [design_rate(shift_logit(rate_of[c], a)) for a in prof]
                for c, b in known.items() if (prof := getattr(b, "rate_profile", None)) and any(prof)}
     out = []
     for direction in config.directions:
@@ -296,13 +304,12 @@ def detect_tier_drift(
                 n += t
                 comp += t * (g_hour[cat][m.hour] if cat in g_hour else g.get(cat, g_pooled))
             steps.append((m, float(x), comp, n))
-        prior = _coerce_state((states or {}).get(direction))
+        prior = coerce_state((states or {}).get(direction))
         trace = fold(steps, log_odds=log_r, h=h, state=prior, min_trials=config.min_trials,
                      cap_factor=config.cap_factor, clear_factor=config.clear_factor,
                      evidence_trials=design.trials,
                      hold=hold_check(tenants, log_odds=log_r, default_per_trial=g_pooled,
-                                     per_trial=lambda at, g=g, g_hour=g_hour: {
-                                         c: g_hour[c][at.hour] if c in g_hour else v for c, v in g.items()}))
+                                     per_trial=functools.partial(_per_trial_at, g, g_hour)))
         st = trace.state
         firing = st.alarm_at is not None
         since = st.change_start if firing else None

@@ -22,7 +22,9 @@ from typing import Any
 
 from routerwatch.drift.baseline import Baseline
 from routerwatch.drift.counts import MinuteCount
-from routerwatch.drift.cusum import CusumState, DriftConfig, arl0_for_budget, detect_rate_drift
+from routerwatch.drift.cusum_design import arl0_for_budget
+from routerwatch.drift.cusum_run import CusumState
+from routerwatch.drift.rate_drift import DriftConfig, detect_rate_drift
 from routerwatch.drift.verdict import Severity, Signal, Verdict
 
 #: Default: downward only, -5 points, minutes pooled to 20 grades, one false ticket a month.

@@ -74,21 +74,10 @@ from typing import Any
 from routerwatch.drift.attribution import TenantBreakdown
 from routerwatch.drift.baseline import Baseline, baseline_problem
 from routerwatch.drift.counts import MINUTE, MinuteCount, merge_by_minute
-from routerwatch.drift.cusum import (
-    CusumDesign,
-    CusumState,
-    DesignSkip,
-    DriftConfig,
-    FalseAlarmBudget,
-    _coerce_state,
-    _design_rate,
-    _drift_verdict,
-    _hour_sd,
-    alternative_rate,
-    arl0_for_budget,
-    run_cusum,
-)
+from routerwatch.drift.cusum_design import CusumDesign, DesignSkip, alternative_rate, arl0_for_budget, design_rate
+from routerwatch.drift.cusum_run import CusumState, coerce_state, run_cusum
 from routerwatch.drift.overdispersion import quantize_sd, shifted_rate
+from routerwatch.drift.rate_drift import DriftConfig, FalseAlarmBudget, drift_verdict, series_hour_sd
 from routerwatch.drift.verdict import Severity, Signal, Status, Verdict, silent
 
 
@@ -150,7 +139,7 @@ def plan_surge(
 ) -> CusumDesign | DesignSkip:
     """The upward surge CUSUM for baseline ``p0``, or why there is none. Never raises.
 
-    The rates are handled as in :func:`~routerwatch.drift.cusum.plan_cusum`
+    The rates are handled as in :func:`~routerwatch.drift.cusum_design.plan_cusum`
     (clamped by ``RATE_EPS``; skipped when degenerate or when the rate has no
     room to rise); the threshold is :func:`surge_threshold`, so ``volume`` is
     only recorded (``design.trials``) and ``design.arl0`` is the guaranteed
@@ -165,10 +154,10 @@ def plan_surge(
         return DesignSkip(f"baseline volume {volume} trials/min is degenerate (not a positive number)")
     if not (isinstance(arl0, (int, float)) and math.isfinite(arl0) and arl0 > 1):
         return DesignSkip(f"target ARL0 {arl0} minutes is degenerate (not a finite number above 1)")
-    rate = _design_rate(p0)
+    rate = design_rate(p0)
     tau = quantize_sd(hour_sd)
     z = surge_tolerance_z(arl0) if tau > 0 else None
-    ref = _design_rate(shifted_rate(rate, z, tau)) if z is not None else rate
+    ref = design_rate(shifted_rate(rate, z, tau)) if z is not None else rate
     p1 = alternative_rate(ref, "up", delta, ratio)
     if p1 is None or not 0 < p1 < 1 or p1 == ref:
         return DesignSkip(f"baseline rate {p0:.6g} leaves no room for a shift up (delta {delta}, ratio {ratio}"
@@ -221,10 +210,10 @@ def detect_surge(
     start while firing, else the last ``config.reason_minutes``; it is in
     ``extra["dominant_reason"]`` and ``extra["reason_counts"]``.
 
-    Statuses as :func:`~routerwatch.drift.cusum.detect_rate_drift`'s (no
+    Statuses as :func:`~routerwatch.drift.rate_drift.detect_rate_drift`'s (no
     baseline, insufficient volume, degenerate); the threshold is
     :func:`surge_threshold` of ``config.arl0_minutes``, the same at every volume.
-    ``tenants``: as for :func:`~routerwatch.drift.cusum.detect_rate_drift` (a
+    ``tenants``: as for :func:`~routerwatch.drift.rate_drift.detect_rate_drift` (a
     surge carried by one tenant's batch is held, not paged).
     """
     verdict = _surge_verdict(baseline, counts, now=now, config=config, labels=labels, state=state, tenants=tenants)
@@ -282,15 +271,15 @@ def _surge_verdict(
                       reason=f"baseline volume {baseline.volume:.2f} trials/min is below the floor "
                       f"{config.min_volume}: not evaluated")
     design = plan_surge(baseline.p0, baseline.volume, arl0=config.arl0_minutes, delta=config.delta,
-                        ratio=config.ratio, hour_sd=_hour_sd(baseline, drift))
+                        ratio=config.ratio, hour_sd=series_hour_sd(baseline, drift))
     if isinstance(design, DesignSkip):
         return silent(signal, design.status, now=now, labels=lab, severity=config.severity,
                       baseline_version=baseline.version, reason=f"skipped: {design.reason}")
     rows = [c for c in merge_by_minute(counts) if baseline.window_end <= c.minute < now]
-    trace = run_cusum(design, rows, state=_coerce_state(state), min_trials=config.min_trials,
+    trace = run_cusum(design, rows, state=coerce_state(state), min_trials=config.min_trials,
                       cap_factor=config.cap_factor, clear_factor=config.clear_factor, tenants=tenants,
                       profile=getattr(baseline, "rate_profile", None))
-    verdict = _drift_verdict(signal, design, baseline, rows, trace, lab, now, drift)
+    verdict = drift_verdict(signal, design, baseline, rows, trace, lab, now, drift)
     sized = f" at {design.trials:.0f} trials/min."
     description = verdict.description
     if sized in description:

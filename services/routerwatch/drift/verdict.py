@@ -14,6 +14,7 @@ wire form, ``Verdict.model_validate(...)`` reads it back.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Any
@@ -172,6 +173,6 @@ def window_text(start: datetime, end: datetime) -> str:
     return f"{iso_minute(start)} to {iso_minute(end)}"
 
 
-def fmt_labels(labels: dict[str, str]) -> str:
+def fmt_labels(labels: Mapping[str, str]) -> str:
     """``k=v, ...`` in a stable order, for summaries."""
     return ", ".join(f"{k}={v}" for k, v in sorted(labels.items())) or "all"

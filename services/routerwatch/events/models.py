@@ -39,7 +39,7 @@ from routerwatch.events.vocabulary import (
     Strategy,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 
 # Names that become ClickHouse keys and Prometheus label values: short, no spaces.
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/@+-]*$", max_length=128)]

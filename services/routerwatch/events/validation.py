@@ -9,12 +9,12 @@ from __future__ import annotations
 from functools import partial
 from typing import Any, Callable
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from routerwatch.errors import PermanentError
 from routerwatch.events.models import CanaryResult, QualityFeedback, RoutingDecision
 
-EVENT_TYPES: dict[str, type] = {
+EVENT_TYPES: dict[str, type[BaseModel]] = {
     "RoutingDecision": RoutingDecision,
     "QualityFeedback": QualityFeedback,
     "CanaryResult": CanaryResult,

@@ -33,10 +33,10 @@ from typing import Any
 
 from routerwatch import metrics
 from routerwatch.drift.baseline import Baseline, learn_baseline
-from routerwatch.drift.cusum import DriftConfig, FalseAlarmBudget, detect_rate_drift
 from routerwatch.drift.burn_rate import evaluate_burn_rate
 from routerwatch.drift.confound import detect_experiment_confound
 from routerwatch.drift.pipeline import detect_silent_routers
+from routerwatch.drift.rate_drift import DriftConfig, FalseAlarmBudget, detect_rate_drift
 from routerwatch.drift.risk_adjusted import detect_tier_drift
 from routerwatch.drift.shadow import detect_shadow_quality
 from routerwatch.drift.surge import SurgeConfig, detect_surge
