@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -9,6 +11,7 @@ import pytest
 from routerwatch.console import now as now_panel
 from routerwatch.console import routes
 from routerwatch.console.routes import BadRequest
+from routerwatch.storage.client import QueryResult
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=timezone.utc)
 
@@ -89,6 +92,12 @@ def test_the_static_files_ship_with_the_package():
             assert f'"{path}"' in index, path
 
 
+def store_answer(rows: list[dict]) -> QueryResult:
+    """The store's answer holding these rows (columns from the first)."""
+    columns = list(rows[0]) if rows else ["segment"]
+    return QueryResult(columns, [tuple(r[c] for c in columns) for r in rows])
+
+
 class NoHistory:
     """A reader whose store cannot answer: Now still answers, saying the history is unavailable."""
 
@@ -134,13 +143,12 @@ def test_now_lists_the_firing_alerts_with_figures_runbook_and_query():
 
 
 def test_a_long_answer_is_cut_and_says_so(monkeypatch):
-    from types import SimpleNamespace
 
     class Store:
         def query(self, sql, parameters=None, readonly=False):
             assert readonly
             n = 5 if "FROM attempt_series(" in sql and "escalation_rate" in sql else 0
-            return SimpleNamespace(as_dicts=lambda: [{"minute": NOW, "rate": float("nan")}] * n)
+            return store_answer([{"minute": NOW, "rate": float("nan")}] * n)
 
     monkeypatch.setattr(routes, "ROW_CAP", 3)
     monkeypatch.setattr(routes, "escalation_baselines", lambda reader, router: [])
@@ -150,14 +158,13 @@ def test_a_long_answer_is_cut_and_says_so(monkeypatch):
 
 
 def test_the_chart_tier_and_router_filter_the_series_as_parameters():
-    from types import SimpleNamespace
 
     seen = []
 
     class Store:
         def query(self, sql, parameters=None, readonly=False):
             seen.append((sql, parameters))
-            return SimpleNamespace(as_dicts=lambda: [])
+            return store_answer([])
 
     original = routes.escalation_baselines
     try:
@@ -179,13 +186,26 @@ def test_the_chart_tier_and_router_filter_the_series_as_parameters():
 
 
 def test_an_environment_filter_alone_reads_the_tables_by_environment():
-    from types import SimpleNamespace
 
     class Store:
         def query(self, sql, parameters=None, readonly=False):
             rows = [{"segment": "prod", "tier": "small"}, {"segment": "staging", "tier": "small"}] if "by = 'environment'" in sql else []
-            return SimpleNamespace(as_dicts=lambda: rows)
+            return store_answer(rows)
 
     answer = routes.latency_cost(routes.Reader(Store()), {"since": "1h", "environment": "prod"})
     assert answer["tables_by"] == "environment"
     assert answer["cost"] == [{"segment": "prod", "tier": "small"}]
+
+
+def test_answers_are_json_plain_a_column_at_a_time():
+    naive = datetime(2026, 12, 7, 11, 0)
+    columns = routes.plain_columns([
+        ["a", None, "c"], [1, 2, None], [0.5, float("nan"), None], [naive, NOW, None],
+        [[1.0, float("nan")], None, [2.0, 3.0]], [{"k": float("nan")}, {}, None],
+    ])
+    assert columns == [
+        ["a", None, "c"], [1, 2, None], [0.5, None, None],
+        ["2026-12-07T11:00:00+00:00", NOW.isoformat(), None],  # times without a zone are UTC
+        [[1.0, None], None, [2.0, 3.0]], [{"k": None}, {}, None],
+    ]
+    json.dumps(columns, allow_nan=False)  # nothing JSON cannot hold
