@@ -34,7 +34,7 @@ from typing import Any
 from routerwatch import metrics
 from routerwatch.canary.config import Canary, CanaryConfigError, CanarySet, load_canary_set
 from routerwatch.canary.probe import ProbeSettings, probe
-from routerwatch.sdk.recorder import _iso_ms  # the contract's UTC millisecond text, as the SDK writes it
+from routerwatch.sdk.recorder import iso_ms  # the contract's UTC millisecond text, as the SDK writes it
 
 log = logging.getLogger("routerwatch.canary")
 
@@ -276,7 +276,7 @@ class CanaryProber:
                 lookup=self._lookup_decision if self.store is not None else None,
             )
         # occurred_at is when the probe was sent: the schedule and the N-of-M order use it.
-        result["occurred_at"] = _iso_ms(fired_at)
+        result["occurred_at"] = iso_ms(fired_at)
         kind = result_kind(result)
         metrics.CANARY_PROBES.labels(target.router_id, target.canary.id, kind).inc()
         metrics.CANARY_LAST_PROBE.labels(target.router_id, target.canary.id).set(fired_at)

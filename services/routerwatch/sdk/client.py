@@ -45,7 +45,7 @@ except ImportError:  # pragma: no cover - orjson is a dependency, but the SDK mu
     _fast_dumps = to_json
 
 from routerwatch.sdk.partition import choose_partition
-from routerwatch.sdk.recorder import DecisionRecorder, _iso_ms, new_id
+from routerwatch.sdk.recorder import DecisionRecorder, iso_ms, new_id
 
 log = logging.getLogger("routerwatch.sdk")
 
@@ -326,7 +326,7 @@ class RouterWatch:
             "event_id": event_id or new_id(),
             "schema_version": 1,
             "request_id": request_id,
-            "occurred_at": _iso_ms(time.time() if occurred_at is None else occurred_at),
+            "occurred_at": iso_ms(time.time() if occurred_at is None else occurred_at),
             "router_id": self.config.router_id,
             "target": target,
             "score": score,
@@ -350,7 +350,7 @@ class RouterWatch:
             "event_id": new_id(),
             "schema_version": 1,
             "router_id": self.config.router_id,
-            "occurred_at": _iso_ms(time.time()),
+            "occurred_at": iso_ms(time.time()),
             **{k: v for k, v in result.items() if v is not None},
         }
         if self.config.strict:

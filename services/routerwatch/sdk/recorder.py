@@ -338,7 +338,7 @@ class DecisionRecorder:
         if "request_id" not in fields:
             fields.setdefault("request_id", new_id())
         event = dict(fields)
-        event["occurred_at"] = _iso_ms(self.occurred_at)
+        event["occurred_at"] = iso_ms(self.occurred_at)
         attempts = [a.fields for a in self.attempts]
         event["attempts"] = attempts
         cost = 0.0
@@ -412,7 +412,9 @@ _iso_second: tuple[int, str] = (-1, "")
 _MS_SUFFIX = tuple(f".{ms:03d}Z" for ms in range(1000))
 
 
-def _iso_ms(epoch_seconds: float) -> str:
+def iso_ms(epoch_seconds: float) -> str:
+    """The contract's UTC time text at millisecond precision (``2026-12-07T10:00:00.123Z``), as the
+    SDK writes every event's times (the canary prober too)."""
     global _iso_second
     millis = int(epoch_seconds * 1000)
     seconds, ms = divmod(millis, 1000)
