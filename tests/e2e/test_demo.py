@@ -2,40 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from servicekit import REPO, free_port
+from servicekit import REPO
+from test_demo_console import demo_env  # the demo's environment with this test's ports, topics and store
 
 pytestmark = pytest.mark.integration
 
 
 def test_demo_runs_twice_with_exact_counts_and_stops(kafka_bootstrap, names, tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTERWATCH_")}
-    env.update(
-        ROUTERWATCH_BIN=str(Path(sys.executable).parent),
-        ROUTERWATCH_RUN_DIR=str(tmp_path / "run"),
-        ROUTERWATCH_KAFKA_BOOTSTRAP=kafka_bootstrap,
-        ROUTERWATCH_CLICKHOUSE_URL=f"chdb://{tmp_path / 'store'}",
-        ROUTERWATCH_HTTP__PORT=str(free_port()),
-        ROUTERWATCH_TOPICS__DECISIONS=names["decisions"],
-        ROUTERWATCH_TOPICS__FEEDBACK=names["feedback"],
-        ROUTERWATCH_TOPICS__CANARY=names["canary"],
-        ROUTERWATCH_TOPICS__DLQ=names["dlq"],
-        ROUTERWATCH_INGEST__APP_ID=names["group"],
-        ROUTERWATCH_INGEST__BATCH_SECONDS="0.3",
-        ALERTMANAGER_PORT=str(free_port()),
-        EXAMPLE_ROUTER_PORT=str(free_port()),
-        ROUTERWATCH_CANARY__LEASE_TOPIC=names["decisions"] + ".lease",
-        ROUTERWATCH_CANARY__LEASE_GROUP=names["group"] + "-lease",
-        DEMO_REQUESTS="1500",
-        DEMO_INVALID="12",
-        DEMO_DUPLICATES="40",
-    )
+    env = demo_env(kafka_bootstrap, names, tmp_path)
     try:
         for run in (1, 2):
             done = subprocess.run([str(REPO / "deploy/demo.sh")], env=env, capture_output=True, text=True, timeout=600, cwd=REPO)

@@ -22,9 +22,6 @@ from bench.perf.common import Context  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
-if not Path(console.CHROMIUM).exists():
-    pytest.skip(f"no Chromium at {console.CHROMIUM}", allow_module_level=True)
-
 
 @pytest.fixture(scope="module")
 def measured(kafka_bootstrap, tmp_path_factory):
